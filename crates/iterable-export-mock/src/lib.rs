@@ -1,0 +1,1 @@
+//! Mock server (work in progress).

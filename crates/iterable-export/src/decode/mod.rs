@@ -1,0 +1,1 @@
+//! Streaming decoders (being written).

@@ -1,0 +1,158 @@
+//! The one error type of this crate.
+
+use std::time::Duration;
+
+/// `Result` with this crate's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while configuring a client, sending a request or decoding a
+/// response. No variant ever contains the API key.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The client could not be configured (missing key, bad base URL, unknown region, …).
+    #[error("configuration error: {0}")]
+    Config(String),
+
+    /// The request was refused before anything was sent, because it could not be valid.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+
+    /// The server rejected the API key (HTTP 401), or the key is not allowed to call this
+    /// endpoint (HTTP 403).
+    #[error("{}", unauthorized_message(*.status, .code.as_deref(), .msg.as_deref()))]
+    Unauthorized {
+        /// 401 or 403.
+        status: u16,
+        /// Iterable's error code (e.g. `BadApiKey`), when the body was JSON.
+        code: Option<String>,
+        /// Iterable's message, when the body was JSON.
+        msg: Option<String>,
+    },
+
+    /// The server's rate limit was hit (HTTP 429).
+    #[error("rate limited by Iterable (HTTP 429){}{}", retry_after_text(.retry_after), msg_text(.msg.as_deref()))]
+    RateLimited {
+        /// The server's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+        /// Iterable's message, when the body was JSON.
+        msg: Option<String>,
+    },
+
+    /// The server answered with an error status.
+    #[error("Iterable API error: HTTP {status}{}{}{}", code_text(.code.as_deref()), msg_text(.msg.as_deref()), excerpt_text(.excerpt.as_deref()))]
+    Api {
+        /// HTTP status code.
+        status: u16,
+        /// Iterable's error code (`BadParams`, `GenericError`, …), when the body was JSON.
+        code: Option<String>,
+        /// Iterable's message, when the body was JSON.
+        msg: Option<String>,
+        /// Iterable's `params` object, when the body was JSON and had one.
+        params: Option<serde_json::Value>,
+        /// A short, printable excerpt of a body that was not JSON (an HTML proxy page, text).
+        excerpt: Option<String>,
+    },
+
+    /// The connection failed, or the server stopped sending before the body was complete.
+    #[error("transport error: {message}")]
+    Transport {
+        /// What failed, without any secret.
+        message: String,
+        /// The underlying error.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// Nothing arrived for longer than the configured read timeout.
+    #[error("timed out: no data for {0:?}; the server may have stalled (raise the read timeout if it is slow)")]
+    Timeout(Duration),
+
+    /// A record could not be decoded.
+    #[error("cannot decode line {line} (byte offset {offset}): {message}")]
+    Decode {
+        /// 1-based line number in the response body.
+        line: u64,
+        /// Byte offset of the start of that line in the response body.
+        offset: u64,
+        /// What was wrong.
+        message: String,
+    },
+
+    /// A line was longer than the configured maximum, so it was not buffered.
+    #[error("line {line} (byte offset {offset}) is longer than the maximum of {max} bytes; raise `max_line_length` if such records are expected")]
+    LineTooLong {
+        /// 1-based line number in the response body.
+        line: u64,
+        /// Byte offset of the start of that line in the response body.
+        offset: u64,
+        /// The configured maximum line length in bytes.
+        max: usize,
+    },
+
+    /// A local I/O operation failed (writing an output file, reading a state file).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn unauthorized_message(status: u16, code: Option<&str>, msg: Option<&str>) -> String {
+    let what = if status == 403 {
+        "the API key is not allowed to call this endpoint (HTTP 403); export endpoints need a server-side key"
+    } else {
+        "the API key was rejected (HTTP 401); check the key and that its project is in the region you chose (us or eu)"
+    };
+    format!("{what}{}{}", code_text(code), msg_text(msg))
+}
+
+fn code_text(code: Option<&str>) -> String {
+    code.map(|c| format!(" [{c}]")).unwrap_or_default()
+}
+
+fn msg_text(msg: Option<&str>) -> String {
+    msg.map(|m| format!(": {}", m.trim())).unwrap_or_default()
+}
+
+fn excerpt_text(excerpt: Option<&str>) -> String {
+    excerpt.map(|e| format!(" (body: {e})")).unwrap_or_default()
+}
+
+fn retry_after_text(retry_after: &Option<Duration>) -> String {
+    retry_after.map(|d| format!(", retry after {}s", d.as_secs())).unwrap_or_default()
+}
+
+impl Error {
+    /// Whether retrying the same request may succeed: rate limits, server errors (500
+    /// `GenericError`, 502, 503, 504), connection failures, timeouts and bodies cut short.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::RateLimited { .. } | Error::Transport { .. } | Error::Timeout(_) => true,
+            Error::Api { status, code, .. } => {
+                matches!(status, 502..=504) || (*status == 500 && code.as_deref().is_none_or(|c| c == "GenericError"))
+            }
+            _ => false,
+        }
+    }
+
+    /// The HTTP status of an error response, if this error is one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Unauthorized { status, .. } | Error::Api { status, .. } => Some(*status),
+            Error::RateLimited { .. } => Some(429),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn transport(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Transport { message: message.into(), source: Some(Box::new(source)) }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io { context: context.into(), source }
+    }
+}

@@ -1,0 +1,1 @@
+//! Typed Iterable events (being written).
