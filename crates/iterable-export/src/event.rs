@@ -1,1 +1,939 @@
-//! Typed Iterable events (being written).
+//! [`Event`]: one exported Iterable record, typed where it matters and complete everywhere else.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// One record of an Iterable export (`/export/data.json`, `/export/userEvents`): an event (emailSend, emailOpen,
+/// customEvent, purchase, …) or a user.
+///
+/// The fields most programs need are typed; **every** other field is kept, in order, with its JSON value as it
+/// arrived ([`RawValue`]). Serializing an `Event` with `serde_json` writes all fields back with their wire names,
+/// in their original positions, and the original text of values that were not in canonical form (a `createdAt`
+/// in RFC 3339, a `campaignId` sent as a string, …): a compact record round-trips byte for byte.
+///
+/// # Typed fields
+///
+/// | field | wire name | type |
+/// |---|---|---|
+/// | [`email`](Self::email) | `email` | string |
+/// | [`user_id`](Self::user_id) | `userId` | string |
+/// | [`created_at`](Self::created_at) | `createdAt` | time, see below |
+/// | [`campaign_id`](Self::campaign_id) | `campaignId` | integer |
+/// | [`template_id`](Self::template_id) | `templateId` | integer |
+/// | [`message_id`](Self::message_id) | `messageId` | string |
+/// | [`event_name`](Self::event_name) | `eventName` | string |
+/// | [`event_type`](Self::event_type) | `_type` | string (userEvents) |
+/// | [`content_id`](Self::content_id) | `contentId` | integer |
+/// | [`channel_id`](Self::channel_id) | `channelId` | integer |
+/// | [`message_type_id`](Self::message_type_id) | `messageTypeId` | integer |
+/// | [`workflow_id`](Self::workflow_id) | `workflowId` | integer |
+///
+/// `createdAt` is accepted as Iterable writes it (`2021-04-14 16:25:55 +00:00`, any offset, optional fraction of a
+/// second), as RFC 3339 (`2021-04-14T16:25:55Z`), without a zone (taken as UTC) and as epoch milliseconds (an
+/// integer). A time set in code is written in Iterable's form, in UTC.
+///
+/// # Values of the wrong type
+///
+/// A typed field whose value does not fit never makes the record fail; its original JSON is kept and written back:
+/// - an integer field sent as a string of digits (`"campaignId":"123"`) is parsed (`Some(123)`);
+/// - a string field sent as a number (`"userId":42`) becomes its decimal text (`Some("42")`);
+/// - `createdAt` that is not a recognised time, `null`, and any other mismatch leave the field `None`; the raw
+///   value is then available from [`get`](Self::get).
+///
+/// # Example
+///
+/// ```
+/// use iterable_export::Event;
+///
+/// let line = r#"{"email":"a@example.com","createdAt":"2021-04-14 16:25:55 +00:00","campaignId":123,"itblInternal":{"documentCreatedAt":"2021-04-14 16:25:55 +00:00"},"city":"Paris"}"#;
+/// let event: Event = serde_json::from_str(line)?;
+/// assert_eq!(event.email.as_deref(), Some("a@example.com"));
+/// assert_eq!(event.campaign_id, Some(123));
+/// assert_eq!(event.created_at.unwrap().to_rfc3339(), "2021-04-14T16:25:55+00:00");
+/// assert_eq!(event.get("city").unwrap().get(), r#""Paris""#);
+/// assert_eq!(serde_json::to_string(&event)?, line); // byte-faithful
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+///
+/// `Event` implements `Deserialize` for JSON (`serde_json::from_slice`, `from_str`, `from_reader`, `from_value`);
+/// its unknown fields are [`RawValue`]s, which other data formats do not support.
+#[derive(Clone, Debug, Default)]
+pub struct Event {
+    /// `email`.
+    pub email: Option<String>,
+    /// `userId`.
+    pub user_id: Option<String>,
+    /// `createdAt`: when the event happened (for users: when the profile was created).
+    pub created_at: Option<DateTime<Utc>>,
+    /// `campaignId`.
+    pub campaign_id: Option<i64>,
+    /// `templateId`.
+    pub template_id: Option<i64>,
+    /// `messageId`.
+    pub message_id: Option<String>,
+    /// `eventName` (custom events).
+    pub event_name: Option<String>,
+    /// `_type`: the event type (`emailSend`, `emailUnSubscribe`, …), sent by `/export/userEvents`.
+    pub event_type: Option<String>,
+    /// `contentId`.
+    pub content_id: Option<i64>,
+    /// `channelId`.
+    pub channel_id: Option<i64>,
+    /// `messageTypeId`.
+    pub message_type_id: Option<i64>,
+    /// `workflowId`.
+    pub workflow_id: Option<i64>,
+    /// All fields in wire order: positions of the typed ones, and the values of the others.
+    slots: Vec<Slot>,
+}
+
+/// The typed fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Known {
+    Email,
+    UserId,
+    CreatedAt,
+    CampaignId,
+    TemplateId,
+    MessageId,
+    EventName,
+    EventType,
+    ContentId,
+    ChannelId,
+    MessageTypeId,
+    WorkflowId,
+}
+
+const ALL_KNOWN: [Known; 12] = [
+    Known::Email,
+    Known::UserId,
+    Known::CreatedAt,
+    Known::CampaignId,
+    Known::TemplateId,
+    Known::MessageId,
+    Known::EventName,
+    Known::EventType,
+    Known::ContentId,
+    Known::ChannelId,
+    Known::MessageTypeId,
+    Known::WorkflowId,
+];
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Str,
+    Int,
+    Time,
+}
+
+impl Known {
+    fn wire_name(self) -> &'static str {
+        match self {
+            Known::Email => "email",
+            Known::UserId => "userId",
+            Known::CreatedAt => "createdAt",
+            Known::CampaignId => "campaignId",
+            Known::TemplateId => "templateId",
+            Known::MessageId => "messageId",
+            Known::EventName => "eventName",
+            Known::EventType => "_type",
+            Known::ContentId => "contentId",
+            Known::ChannelId => "channelId",
+            Known::MessageTypeId => "messageTypeId",
+            Known::WorkflowId => "workflowId",
+        }
+    }
+
+    #[inline]
+    fn from_wire(name: &str) -> Option<Known> {
+        Some(match name {
+            "email" => Known::Email,
+            "userId" => Known::UserId,
+            "createdAt" => Known::CreatedAt,
+            "campaignId" => Known::CampaignId,
+            "templateId" => Known::TemplateId,
+            "messageId" => Known::MessageId,
+            "eventName" => Known::EventName,
+            "_type" => Known::EventType,
+            "contentId" => Known::ContentId,
+            "channelId" => Known::ChannelId,
+            "messageTypeId" => Known::MessageTypeId,
+            "workflowId" => Known::WorkflowId,
+            _ => return None,
+        })
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            Known::Email | Known::UserId | Known::MessageId | Known::EventName | Known::EventType => Kind::Str,
+            Known::CreatedAt => Kind::Time,
+            _ => Kind::Int,
+        }
+    }
+
+    fn bit(self) -> u16 {
+        1 << self as u16
+    }
+}
+
+/// Field names seen often enough to be worth not allocating for.
+#[inline]
+fn intern(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "messageBusId" => "messageBusId",
+        "catalogCollectionCount" => "catalogCollectionCount",
+        "catalogLookupCount" => "catalogLookupCount",
+        "productRecommendationCount" => "productRecommendationCount",
+        "transactionalData" => "transactionalData",
+        "itblInternal" => "itblInternal",
+        "city" => "city",
+        "country" => "country",
+        "region" => "region",
+        "ip" => "ip",
+        "userAgent" => "userAgent",
+        "userAgentDevice" => "userAgentDevice",
+        "url" => "url",
+        "hrefIndex" => "hrefIndex",
+        "linkId" => "linkId",
+        "linkUrl" => "linkUrl",
+        "recipientState" => "recipientState",
+        "status" => "status",
+        "id" => "id",
+        "total" => "total",
+        "items" => "items",
+        "dataFields" => "dataFields",
+        "campaignName" => "campaignName",
+        "templateName" => "templateName",
+        "workflowName" => "workflowName",
+        "emailListIds" => "emailListIds",
+        "emailSubject" => "emailSubject",
+        "unsubSource" => "unsubSource",
+        "bounceMessage" => "bounceMessage",
+        "platformEndpoint" => "platformEndpoint",
+        "signupDate" => "signupDate",
+        "profileUpdatedAt" => "profileUpdatedAt",
+        "firstName" => "firstName",
+        "lastName" => "lastName",
+        "phoneNumber" => "phoneNumber",
+        "locale" => "locale",
+        "eventUpdatedAt" => "eventUpdatedAt",
+        "isCustomEvent" => "isCustomEvent",
+        _ => return None,
+    })
+}
+
+/// One field position.
+#[derive(Clone, Debug)]
+enum Slot {
+    /// A typed field whose value is in canonical form.
+    Known(Known),
+    /// A typed field and its original JSON, which is written back while the typed value still matches it.
+    KnownRaw(Known, Box<RawValue>),
+    /// Any other field.
+    Other(Cow<'static, str>, Box<RawValue>),
+}
+
+impl Slot {
+    fn name(&self) -> &str {
+        match self {
+            Slot::Known(k) | Slot::KnownRaw(k, _) => k.wire_name(),
+            Slot::Other(name, _) => name,
+        }
+    }
+}
+
+impl PartialEq for Slot {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Slot::Known(a), Slot::Known(b)) => a == b,
+            (Slot::KnownRaw(a, x), Slot::KnownRaw(b, y)) => a == b && x.get() == y.get(),
+            (Slot::Other(a, x), Slot::Other(b, y)) => a == b && x.get() == y.get(),
+            _ => false,
+        }
+    }
+}
+
+/// Two events are equal when their typed fields are equal and their other fields are the same JSON text in the
+/// same order.
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        ALL_KNOWN.iter().all(|&k| self.typed(k) == other.typed(k)) && self.slots == other.slots
+    }
+}
+
+/// The value of a typed field.
+#[derive(Clone, Debug, PartialEq)]
+enum Typed<'a> {
+    Str(Option<Cow<'a, str>>),
+    Int(Option<i64>),
+    Time(Option<DateTime<Utc>>),
+}
+
+impl Typed<'_> {
+    fn is_some(&self) -> bool {
+        match self {
+            Typed::Str(v) => v.is_some(),
+            Typed::Int(v) => v.is_some(),
+            Typed::Time(v) => v.is_some(),
+        }
+    }
+}
+
+impl Event {
+    /// An event without fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn typed(&self, k: Known) -> Typed<'_> {
+        fn s(v: &Option<String>) -> Typed<'_> {
+            Typed::Str(v.as_deref().map(Cow::Borrowed))
+        }
+        match k {
+            Known::Email => s(&self.email),
+            Known::UserId => s(&self.user_id),
+            Known::CreatedAt => Typed::Time(self.created_at),
+            Known::CampaignId => Typed::Int(self.campaign_id),
+            Known::TemplateId => Typed::Int(self.template_id),
+            Known::MessageId => s(&self.message_id),
+            Known::EventName => s(&self.event_name),
+            Known::EventType => s(&self.event_type),
+            Known::ContentId => Typed::Int(self.content_id),
+            Known::ChannelId => Typed::Int(self.channel_id),
+            Known::MessageTypeId => Typed::Int(self.message_type_id),
+            Known::WorkflowId => Typed::Int(self.workflow_id),
+        }
+    }
+
+    fn set_typed(&mut self, k: Known, v: Typed<'_>) {
+        let int = |v: Typed<'_>| if let Typed::Int(i) = v { i } else { None };
+        let string = |v: Typed<'_>| {
+            if let Typed::Str(s) = v {
+                s.map(Cow::into_owned)
+            } else {
+                None
+            }
+        };
+        match k {
+            Known::Email => self.email = string(v),
+            Known::UserId => self.user_id = string(v),
+            Known::CreatedAt => self.created_at = if let Typed::Time(t) = v { t } else { None },
+            Known::CampaignId => self.campaign_id = int(v),
+            Known::TemplateId => self.template_id = int(v),
+            Known::MessageId => self.message_id = string(v),
+            Known::EventName => self.event_name = string(v),
+            Known::EventType => self.event_type = string(v),
+            Known::ContentId => self.content_id = int(v),
+            Known::ChannelId => self.channel_id = int(v),
+            Known::MessageTypeId => self.message_type_id = int(v),
+            Known::WorkflowId => self.workflow_id = int(v),
+        }
+    }
+
+    /// What is written for a slot: `None` when the field was cleared in code.
+    fn slot_value<'a>(&'a self, slot: &'a Slot) -> Option<Value<'a>> {
+        match slot {
+            Slot::Known(k) => {
+                let v = self.typed(*k);
+                v.is_some().then_some(Value::Typed(v))
+            }
+            Slot::KnownRaw(k, raw) => {
+                let v = self.typed(*k);
+                if parse_known(*k, raw).is_ok_and(|(orig, _)| orig == v) {
+                    Some(Value::Raw(raw))
+                } else {
+                    v.is_some().then_some(Value::Typed(v))
+                }
+            }
+            Slot::Other(_, raw) => Some(Value::Raw(raw)),
+        }
+    }
+
+    /// Typed fields set in code that have no position yet; they are written after the others.
+    fn unplaced(&self) -> impl Iterator<Item = Known> + '_ {
+        let placed = self.slots.iter().fold(0u16, |m, s| match s {
+            Slot::Known(k) | Slot::KnownRaw(k, _) => m | k.bit(),
+            Slot::Other(..) => m,
+        });
+        ALL_KNOWN
+            .into_iter()
+            .filter(move |k| placed & k.bit() == 0 && self.typed(*k).is_some())
+    }
+
+    /// The raw JSON value of a field that has no typed field (or of a typed field whose value did not fit its type,
+    /// such as `"campaignId":null`). Use the typed fields for the others, or [`field`](Self::field) for any field.
+    ///
+    /// ```
+    /// let event: iterable_export::Event = serde_json::from_str(r#"{"email":"a@b.c","total":12.5}"#)?;
+    /// assert_eq!(event.get("total").map(|v| v.get()), Some("12.5"));
+    /// assert!(event.get("email").is_none());
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn get(&self, name: &str) -> Option<&RawValue> {
+        self.slots.iter().find_map(|s| match s {
+            Slot::Other(n, raw) if n == name => Some(&**raw),
+            Slot::KnownRaw(k, raw) if k.wire_name() == name && !self.typed(*k).is_some() => Some(&**raw),
+            _ => None,
+        })
+    }
+
+    /// The JSON value of any field, typed ones included, as it would be serialized.
+    ///
+    /// ```
+    /// let event: iterable_export::Event = serde_json::from_str(r#"{"campaignId":7}"#)?;
+    /// assert_eq!(event.field("campaignId").unwrap().get(), "7");
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn field(&self, name: &str) -> Option<Cow<'_, RawValue>> {
+        self.fields().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    /// All fields in wire order (the order in which they are serialized), with their JSON values.
+    ///
+    /// ```
+    /// let event: iterable_export::Event = serde_json::from_str(r#"{"ip":"::1","email":"a@b.c"}"#)?;
+    /// let names: Vec<&str> = event.fields().map(|(name, _)| name).collect();
+    /// assert_eq!(names, ["ip", "email"]);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn fields(&self) -> impl Iterator<Item = (&str, Cow<'_, RawValue>)> + '_ {
+        let placed = self.slots.iter().filter_map(|s| Some((s.name(), self.slot_value(s)?)));
+        let unplaced = self.unplaced().map(|k| (k.wire_name(), Value::Typed(self.typed(k))));
+        placed.chain(unplaced).map(|(name, v)| (name, v.into_raw()))
+    }
+
+    /// The fields without a typed field, in wire order.
+    pub fn other_fields(&self) -> impl Iterator<Item = (&str, &RawValue)> + '_ {
+        self.slots.iter().filter_map(|s| match s {
+            Slot::Other(name, raw) => Some((&**name, &**raw)),
+            _ => None,
+        })
+    }
+
+    /// Sets a field from JSON, keeping its position if it exists and appending it otherwise. A typed field is parsed
+    /// into its typed value (leniently, as when deserializing).
+    ///
+    /// ```
+    /// use serde_json::value::RawValue;
+    /// let mut event = iterable_export::Event::new();
+    /// event.insert("campaignId", RawValue::from_string("12".into())?);
+    /// event.insert("source", RawValue::from_string(r#""import""#.into())?);
+    /// assert_eq!(event.campaign_id, Some(12));
+    /// assert_eq!(serde_json::to_string(&event)?, r#"{"campaignId":12,"source":"import"}"#);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn insert(&mut self, name: &str, value: Box<RawValue>) {
+        let slot = match Known::from_wire(name) {
+            Some(k) => {
+                let (typed, keep) = parse_known(k, &value).unwrap_or((Typed::Str(None), true));
+                self.set_typed(k, typed);
+                if keep { Slot::KnownRaw(k, value) } else { Slot::Known(k) }
+            }
+            None => Slot::Other(
+                intern(name).map_or_else(|| Cow::Owned(name.to_owned()), Cow::Borrowed),
+                value,
+            ),
+        };
+        match self.slots.iter_mut().find(|s| s.name() == name) {
+            Some(s) => *s = slot,
+            None => self.slots.push(slot),
+        }
+    }
+
+    /// Removes a field (typed or not) and returns its JSON value.
+    pub fn remove(&mut self, name: &str) -> Option<Box<RawValue>> {
+        let value = self.field(name).map(Cow::into_owned);
+        self.slots.retain(|s| s.name() != name);
+        if let Some(k) = Known::from_wire(name) {
+            self.set_typed(k, Typed::Str(None));
+        }
+        value
+    }
+
+    /// `transactionalData`, which Iterable sends either as an object or as a JSON-encoded string: the decoded JSON
+    /// in both cases. A string that is not JSON is returned as the string.
+    ///
+    /// ```
+    /// let a: iterable_export::Event = serde_json::from_str(r#"{"transactionalData":{"orderId":"A1"}}"#)?;
+    /// let b: iterable_export::Event = serde_json::from_str(r#"{"transactionalData":"{\"orderId\":\"A1\"}"}"#)?;
+    /// assert_eq!(a.transactional_data().unwrap().get(), r#"{"orderId":"A1"}"#);
+    /// assert_eq!(b.transactional_data().unwrap().get(), r#"{"orderId":"A1"}"#);
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn transactional_data(&self) -> Option<Cow<'_, RawValue>> {
+        let raw = self.get("transactionalData")?;
+        if raw.get().starts_with('"')
+            && let Ok(text) = serde_json::from_str::<String>(raw.get())
+            && let Ok(inner) = RawValue::from_string(text.trim().to_owned())
+        {
+            return Some(Cow::Owned(inner));
+        }
+        Some(Cow::Borrowed(raw))
+    }
+
+    /// [`transactional_data`](Self::transactional_data) deserialized into `T`.
+    pub fn transactional_data_as<T: serde::de::DeserializeOwned>(&self) -> Option<serde_json::Result<T>> {
+        self.transactional_data().map(|raw| serde_json::from_str(raw.get()))
+    }
+}
+
+/// A value to write.
+enum Value<'a> {
+    Raw(&'a RawValue),
+    Typed(Typed<'a>),
+}
+
+impl<'a> Value<'a> {
+    fn into_raw(self) -> Cow<'a, RawValue> {
+        match self {
+            Value::Raw(raw) => Cow::Borrowed(raw),
+            #[allow(clippy::unwrap_used)] // strings, integers and formatted times always serialize
+            Value::Typed(t) => Cow::Owned(serde_json::value::to_raw_value(&TypedSer(&t)).unwrap()),
+        }
+    }
+}
+
+struct TypedSer<'a, 'b>(&'a Typed<'b>);
+
+impl Serialize for TypedSer<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Typed::Str(Some(v)) => s.serialize_str(v),
+            Typed::Int(Some(v)) => s.serialize_i64(*v),
+            Typed::Time(Some(t)) => s.collect_str(&IterableTime(*t)),
+            _ => s.serialize_unit(),
+        }
+    }
+}
+
+impl Serialize for Value<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Raw(raw) => raw.serialize(s),
+            Value::Typed(t) => TypedSer(t).serialize(s),
+        }
+    }
+}
+
+/// A time in Iterable's form: `2021-04-14 16:25:55 +00:00` (with `.fff`, `.ffffff` or `.fffffffff` when the time
+/// has a fraction of a second).
+struct IterableTime(DateTime<Utc>);
+
+impl fmt::Display for IterableTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} +00:00", self.0.format("%Y-%m-%d %H:%M:%S%.f"))
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for slot in &self.slots {
+            if let Some(v) = self.slot_value(slot) {
+                map.serialize_entry(slot.name(), &v)?;
+            }
+        }
+        for k in self.unplaced() {
+            map.serialize_entry(k.wire_name(), &Value::Typed(self.typed(k)))?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EventVisitor)
+    }
+}
+
+struct EventVisitor;
+
+impl<'de> Visitor<'de> for EventVisitor {
+    type Value = Event;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an Iterable event (a JSON object)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
+        let mut event = Event {
+            slots: Vec::with_capacity(20),
+            ..Event::default()
+        };
+        let mut seen = 0u16;
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            match key {
+                Key::Known(k) => {
+                    let (typed, keep) = map.next_value_seed(KnownSeed(k))?;
+                    if seen & k.bit() != 0 {
+                        // A repeated key: the last value wins, as with any serde type.
+                        event
+                            .slots
+                            .retain(|s| !matches!(s, Slot::Known(x) | Slot::KnownRaw(x, _) if *x == k));
+                    }
+                    seen |= k.bit();
+                    event.set_typed(k, typed);
+                    event.slots.push(match keep {
+                        None => Slot::Known(k),
+                        Some(raw) => Slot::KnownRaw(k, raw),
+                    });
+                }
+                Key::Other(name) => {
+                    let value: Box<RawValue> = map.next_value()?;
+                    event.slots.push(Slot::Other(name, value));
+                }
+            }
+        }
+        Ok(event)
+    }
+}
+
+enum Key {
+    Known(Known),
+    Other(Cow<'static, str>),
+}
+
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    #[inline]
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+        Ok(match Known::from_wire(v) {
+            Some(k) => Key::Known(k),
+            None => Key::Other(intern(v).map_or_else(|| Cow::Owned(v.to_owned()), Cow::Borrowed)),
+        })
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Key, E> {
+        Ok(match Known::from_wire(&v) {
+            Some(k) => Key::Known(k),
+            None => Key::Other(Cow::Owned(v)),
+        })
+    }
+}
+
+/// Parses a typed field's JSON the same way deserialization does; `true` when the original text must be kept.
+fn parse_known(k: Known, raw: &RawValue) -> serde_json::Result<(Typed<'static>, bool)> {
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let (typed, keep) = KnownSeed(k).deserialize(&mut de)?;
+    Ok((typed, keep.is_some()))
+}
+
+/// Deserializes a typed field's value leniently: the typed value, and the original JSON when it is not the
+/// canonical form of that value.
+struct KnownSeed(Known);
+
+type KnownOut = (Typed<'static>, Option<Box<RawValue>>);
+
+fn raw_of<T: Serialize + ?Sized, E: de::Error>(v: &T) -> Result<Box<RawValue>, E> {
+    serde_json::value::to_raw_value(v).map_err(E::custom)
+}
+
+impl KnownSeed {
+    fn none(&self) -> Typed<'static> {
+        match self.0.kind() {
+            Kind::Str => Typed::Str(None),
+            Kind::Int => Typed::Int(None),
+            Kind::Time => Typed::Time(None),
+        }
+    }
+
+    fn from_str<E: de::Error>(&self, v: &str, escaped: bool) -> Result<KnownOut, E> {
+        match self.0.kind() {
+            // An escaped string is written back with serde_json's escaping: the same string, maybe other bytes.
+            Kind::Str => Ok((Typed::Str(Some(Cow::Owned(v.to_owned()))), None)),
+            Kind::Int => {
+                let n = v.trim().parse::<i64>().ok();
+                Ok((Typed::Int(n), Some(raw_of(v)?)))
+            }
+            Kind::Time => match parse_time(v) {
+                Some((t, true)) if !escaped => Ok((Typed::Time(Some(t)), None)),
+                Some((t, _)) => Ok((Typed::Time(Some(t)), Some(raw_of(v)?))),
+                None => Ok((Typed::Time(None), Some(raw_of(v)?))),
+            },
+        }
+    }
+
+    fn from_i64<E: de::Error>(&self, v: i64) -> Result<KnownOut, E> {
+        match self.0.kind() {
+            Kind::Int => Ok((Typed::Int(Some(v)), None)),
+            Kind::Str => Ok((Typed::Str(Some(Cow::Owned(v.to_string()))), Some(raw_of(&v)?))),
+            Kind::Time => Ok((Typed::Time(DateTime::from_timestamp_millis(v)), Some(raw_of(&v)?))),
+        }
+    }
+
+    fn other<E: de::Error>(&self, raw: Box<RawValue>) -> Result<KnownOut, E> {
+        Ok((self.none(), Some(raw)))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for KnownSeed {
+    type Value = KnownOut;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<KnownOut, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KnownSeed {
+    type Value = KnownOut;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    #[inline]
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<KnownOut, E> {
+        self.from_str(v, false)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<KnownOut, E> {
+        self.from_str(v, true)
+    }
+
+    #[inline]
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<KnownOut, E> {
+        self.from_i64(v)
+    }
+
+    #[inline]
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<KnownOut, E> {
+        match i64::try_from(v) {
+            Ok(v) => self.from_i64(v),
+            Err(_) if self.0.kind() == Kind::Str => {
+                Ok((Typed::Str(Some(Cow::Owned(v.to_string()))), Some(raw_of(&v)?)))
+            }
+            Err(_) => self.other(raw_of(&v)?),
+        }
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<KnownOut, E> {
+        let raw = raw_of(&v)?;
+        #[allow(clippy::cast_possible_truncation)]
+        let int = (v.fract() == 0.0 && v.abs() < 9.0e15).then_some(v as i64);
+        match (self.0.kind(), int) {
+            (Kind::Int, Some(n)) => Ok((Typed::Int(Some(n)), Some(raw))),
+            (Kind::Time, Some(n)) => Ok((Typed::Time(DateTime::from_timestamp_millis(n)), Some(raw))),
+            _ => self.other(raw),
+        }
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<KnownOut, E> {
+        self.other(raw_of(&v)?)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<KnownOut, E> {
+        self.other(raw_of(&())?)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<KnownOut, E> {
+        self.visit_unit()
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<KnownOut, A::Error> {
+        let v = serde_json::Value::deserialize(de::value::MapAccessDeserializer::new(map))?;
+        self.other(raw_of(&v)?)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<KnownOut, A::Error> {
+        let v = serde_json::Value::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+        self.other(raw_of(&v)?)
+    }
+}
+
+#[inline]
+fn digits<const N: usize>(b: &[u8]) -> Option<u32> {
+    let mut n = 0u32;
+    for &c in b.get(..N)? {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + u32::from(c - b'0');
+    }
+    Some(n)
+}
+
+/// Iterable's exact form `YYYY-MM-DD HH:MM:SS ±hh:mm`, without chrono's general parser.
+#[inline]
+fn parse_iterable_fast(s: &str) -> Option<(DateTime<Utc>, bool)> {
+    let b = s.as_bytes();
+    if b.len() != 26 || b[4] != b'-' || b[7] != b'-' || b[10] != b' ' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if b[19] != b' ' || b[23] != b':' {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(digits::<4>(b)? as i32, digits::<2>(&b[5..])?, digits::<2>(&b[8..])?)?;
+    let time = date.and_hms_opt(digits::<2>(&b[11..])?, digits::<2>(&b[14..])?, digits::<2>(&b[17..])?)?;
+    let offset = i64::from(digits::<2>(&b[21..])? * 60 + digits::<2>(&b[24..])?) * 60;
+    let offset = match b[20] {
+        b'+' => offset,
+        b'-' => -offset,
+        _ => return None,
+    };
+    let utc = time.and_utc() - chrono::TimeDelta::seconds(offset);
+    Some((utc, offset == 0 && b[20] == b'+'))
+}
+
+/// Parses a time in any accepted text form; `true` when `s` is exactly how [`IterableTime`] writes it.
+fn parse_time(s: &str) -> Option<(DateTime<Utc>, bool)> {
+    if let Some(t) = parse_iterable_fast(s) {
+        return Some(t);
+    }
+    let t = DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f %:z")
+        .or_else(|_| DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f %z"))
+        .or_else(|_| DateTime::parse_from_rfc3339(s))
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").map(|t| t.and_utc()))
+        .or_else(|_| NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc()))
+        .ok()?;
+    Some((t, IterableTime(t).to_string() == s))
+}
+
+impl JsonSchema for Event {
+    fn schema_name() -> Cow<'static, str> {
+        "Event".into()
+    }
+
+    fn schema_id() -> Cow<'static, str> {
+        "iterable_export::Event".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "object",
+            "description": "An Iterable export record. The listed fields are typed; any other field is allowed and kept.",
+            "properties": {
+                "email": { "type": ["string", "null"] },
+                "userId": { "type": ["string", "null"] },
+                "createdAt": {
+                    "description": "`2021-04-14 16:25:55 +00:00`, RFC 3339, or epoch milliseconds",
+                    "type": ["string", "integer", "null"]
+                },
+                "campaignId": { "type": ["integer", "null"], "format": "int64" },
+                "templateId": { "type": ["integer", "null"], "format": "int64" },
+                "messageId": { "type": ["string", "null"] },
+                "eventName": { "type": ["string", "null"] },
+                "_type": { "type": ["string", "null"], "description": "Event type, e.g. `emailUnSubscribe`" },
+                "contentId": { "type": ["integer", "null"], "format": "int64" },
+                "channelId": { "type": ["integer", "null"], "format": "int64" },
+                "messageTypeId": { "type": ["integer", "null"], "format": "int64" },
+                "workflowId": { "type": ["integer", "null"], "format": "int64" }
+            },
+            "additionalProperties": true
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rt(s: &str) -> Event {
+        let e: Event = serde_json::from_str(s).expect("parses");
+        assert_eq!(serde_json::to_string(&e).expect("serializes"), s);
+        e
+    }
+
+    #[test]
+    fn times() {
+        let t = |s: &str| parse_time(s).map(|(t, c)| (t.to_rfc3339(), c));
+        assert_eq!(
+            t("2021-04-14 16:25:55 +00:00"),
+            Some(("2021-04-14T16:25:55+00:00".into(), true))
+        );
+        assert_eq!(
+            t("2021-04-14 18:25:55 +02:00"),
+            Some(("2021-04-14T16:25:55+00:00".into(), false))
+        );
+        assert_eq!(
+            t("2021-04-14 16:25:55 -00:00"),
+            Some(("2021-04-14T16:25:55+00:00".into(), false))
+        );
+        assert_eq!(
+            t("2021-04-14 16:25:55.250 +00:00"),
+            Some(("2021-04-14T16:25:55.250+00:00".into(), true))
+        );
+        assert_eq!(
+            t("2021-04-14T16:25:55Z"),
+            Some(("2021-04-14T16:25:55+00:00".into(), false))
+        );
+        assert_eq!(
+            t("2021-04-14 16:25:55"),
+            Some(("2021-04-14T16:25:55+00:00".into(), false))
+        );
+        assert_eq!(t("2021-02-30 16:25:55 +00:00"), None);
+        assert_eq!(t("yesterday"), None);
+    }
+
+    #[test]
+    fn lenient_and_faithful() {
+        let e =
+            rt(r#"{"campaignId":"123","userId":42,"createdAt":1618417555000,"templateId":null,"messageId":{"a":1}}"#);
+        assert_eq!(e.campaign_id, Some(123));
+        assert_eq!(e.user_id.as_deref(), Some("42"));
+        assert_eq!(e.created_at.map(|t| t.timestamp()), Some(1_618_417_555));
+        assert_eq!(e.template_id, None);
+        assert_eq!(e.get("templateId").map(RawValue::get), Some("null"));
+        assert_eq!(e.message_id, None);
+        assert_eq!(e.get("messageId").map(RawValue::get), Some(r#"{"a":1}"#));
+        rt(r#"{"createdAt":"2021-04-14T16:25:55Z","email":"x"}"#);
+        rt(r#"{"createdAt":"not a time"}"#);
+    }
+
+    #[test]
+    fn edits() {
+        let mut e: Event = serde_json::from_str(r#"{"a":1,"createdAt":"2021-04-14T16:25:55Z","email":"x"}"#).unwrap();
+        e.email = None;
+        e.campaign_id = Some(5);
+        e.created_at = e.created_at.map(|t| t + chrono::TimeDelta::seconds(1));
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"a":1,"createdAt":"2021-04-14 16:25:56 +00:00","campaignId":5}"#
+        );
+        assert_eq!(e.remove("a").unwrap().get(), "1");
+        assert_eq!(e.remove("campaignId").unwrap().get(), "5");
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"createdAt":"2021-04-14 16:25:56 +00:00"}"#
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_last_wins() {
+        let e: Event = serde_json::from_str(r#"{"email":"a","x":1,"email":"b"}"#).unwrap();
+        assert_eq!(e.email.as_deref(), Some("b"));
+        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"x":1,"email":"b"}"#);
+    }
+
+    #[test]
+    fn from_value_and_reader() {
+        let s = r#"{"email":"a","itblInternal":{"x":[1,2]},"campaignId":3}"#;
+        let v: serde_json::Value = serde_json::from_str(s).unwrap();
+        let a: Event = serde_json::from_value(v).unwrap();
+        let b: Event = serde_json::from_reader(s.as_bytes()).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(serde_json::to_string(&b).unwrap(), s);
+    }
+}

@@ -1,1 +1,33 @@
-//! Streaming decoders (being written).
+//! Streaming decoders for export bodies: NDJSON [`Lines`] and [`Records`], [`CsvRecords`] and [`UserEvents`].
+//!
+//! All decoders work on a stream of byte chunks as they arrive from the network, whatever the chunk boundaries
+//! (a UTF-8 character or a `"\r\n"` split between chunks, blank lines, no final newline). Memory is bounded by the
+//! longest line or record: one longer than the maximum ends the stream with [`Error::LineTooLong`](crate::Error)
+//! without being buffered. Decoding errors are [`Error::Decode`](crate::Error) with the 1-based line number and the
+//! byte offset of the start of the line in the body. Errors from the body pass through unchanged. After an error, a
+//! decoder's stream ends.
+
+mod csv;
+mod lines;
+mod records;
+mod user_events;
+
+pub use self::csv::{CsvDeserialize, CsvRecord, CsvRecords};
+pub use self::lines::Lines;
+pub use self::records::Records;
+pub use self::user_events::UserEvents;
+
+/// A response body: a stream of byte chunks.
+pub(crate) type ByteStream = std::pin::Pin<Box<dyn futures::Stream<Item = crate::Result<bytes::Bytes>> + Send>>;
+
+/// Default maximum line length: 16 MiB.
+pub const DEFAULT_MAX_LINE_LENGTH: usize = 16 * 1024 * 1024;
+
+/// The error for a line that could not be decoded.
+pub(crate) fn decode_error(line: u64, offset: u64, message: impl std::fmt::Display) -> crate::Error {
+    crate::Error::Decode {
+        line,
+        offset,
+        message: message.to_string(),
+    }
+}

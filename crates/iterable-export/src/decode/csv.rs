@@ -1,0 +1,611 @@
+//! [`CsvRecords`]: CSV bodies (`/export/data.csv`, `/experiments/metrics`) split into records.
+
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use csv_core::ReadRecordResult;
+use futures::Stream;
+use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
+
+use super::{ByteStream, decode_error};
+use crate::{Error, Result};
+
+/// The records of a CSV body. The header row is read when the decoder is created ([`headers`](Self::headers)); the
+/// stream yields the records after it.
+///
+/// Quoted fields may contain commas, doubled quotes and line breaks; records may end with `"\n"` or `"\r\n"`; blank
+/// lines are skipped; a UTF-8 byte order mark is ignored; records may have more or fewer fields than the header.
+/// Fields must be UTF-8. Memory is bounded by the maximum record length (the record's bytes as received, without
+/// its terminator): a longer record ends the stream with [`Error::LineTooLong`]. Decoding errors carry the line
+/// number and byte offset where the record starts.
+///
+/// ```
+/// use futures::{StreamExt, stream};
+/// use iterable_export::CsvRecords;
+///
+/// # futures::executor::block_on(async {
+/// let body = "email,note\r\na@b.c,\"hello, \"\"world\"\"\nbye\"\r\n";
+/// let mut records = CsvRecords::from_stream(stream::iter([Ok(bytes::Bytes::from(body))]), 1 << 20).await?;
+/// assert_eq!(records.headers(), ["email", "note"]);
+/// let record = records.next().await.unwrap()?;
+/// assert_eq!(record.get_by_name("note"), Some("hello, \"world\"\nbye"));
+/// assert_eq!(record.raw(), &b"a@b.c,\"hello, \"\"world\"\"\nbye\""[..]);
+/// assert!(records.next().await.is_none());
+/// # Ok::<(), iterable_export::Error>(())
+/// # }).unwrap();
+/// ```
+pub struct CsvRecords {
+    body: ByteStream,
+    parser: CsvParser,
+    headers: Arc<[String]>,
+    bytes_read: u64,
+    done: bool,
+}
+
+impl std::fmt::Debug for CsvRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsvRecords")
+            .field("headers", &self.headers)
+            .field("bytes_read", &self.bytes_read)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One record as parsed, before it is paired with the headers.
+struct Parsed {
+    data: String,
+    ends: Vec<usize>,
+    raw: Bytes,
+    line: u64,
+    offset: u64,
+}
+
+enum Step {
+    Record(Parsed),
+    NeedMore,
+    End,
+}
+
+/// The synchronous part: csv-core plus raw-byte, line and offset bookkeeping.
+struct CsvParser {
+    reader: csv_core::Reader,
+    chunk: Bytes,
+    /// Raw bytes of the current record received in earlier chunks (or earlier calls).
+    pending: BytesMut,
+    out: Vec<u8>,
+    out_len: usize,
+    ends: Vec<usize>,
+    ends_len: usize,
+    /// Body offset just after everything handed to csv-core so far.
+    pos: u64,
+    /// `'\n'` bytes before `pos`, excluding those of the current record.
+    newlines: u64,
+    /// Line and offset of the current record's first byte.
+    rec_line: u64,
+    rec_offset: u64,
+    eof: bool,
+    max: usize,
+}
+
+fn is_terminator(b: &u8) -> bool {
+    *b == b'\n' || *b == b'\r'
+}
+
+fn count_newlines(b: &[u8]) -> u64 {
+    memchr::memchr_iter(b'\n', b).count() as u64
+}
+
+impl CsvParser {
+    fn new(max: usize) -> Self {
+        CsvParser {
+            reader: csv_core::Reader::new(),
+            chunk: Bytes::new(),
+            pending: BytesMut::new(),
+            out: vec![0; 1024],
+            out_len: 0,
+            ends: vec![0; 64],
+            ends_len: 0,
+            pos: 0,
+            newlines: 0,
+            rec_line: 1,
+            rec_offset: 0,
+            eof: false,
+            max,
+        }
+    }
+
+    /// Drops terminators between records (they belong to no record) and notes where a record starts.
+    fn trim_start(&mut self, piece: &mut Bytes) {
+        if self.pending.is_empty() {
+            let n = piece.iter().take_while(|b| is_terminator(b)).count();
+            self.newlines += count_newlines(&piece[..n]);
+            self.pos += n as u64;
+            piece.advance(n);
+            self.rec_line = self.newlines + 1;
+            self.rec_offset = self.pos;
+        }
+    }
+
+    fn too_long(&self) -> Error {
+        Error::LineTooLong {
+            line: self.rec_line,
+            offset: self.rec_offset,
+            max: self.max,
+        }
+    }
+
+    fn step(&mut self) -> Result<Step> {
+        loop {
+            // csv-core takes empty input as the end of the data.
+            if self.chunk.is_empty() && !self.eof {
+                return Ok(Step::NeedMore);
+            }
+            let (res, nin, nout, nend) = self.reader.read_record(
+                &self.chunk,
+                &mut self.out[self.out_len..],
+                &mut self.ends[self.ends_len..],
+            );
+            self.out_len += nout;
+            self.ends_len += nend;
+            let mut piece = self.chunk.split_to(nin);
+            self.trim_start(&mut piece);
+            self.pos += piece.len() as u64;
+            match res {
+                ReadRecordResult::Record => return self.record(piece).map(Step::Record),
+                ReadRecordResult::End => return Ok(Step::End),
+                _ => {
+                    if self.pending.len() + piece.len() > self.max {
+                        return Err(self.too_long());
+                    }
+                    self.pending.extend_from_slice(&piece);
+                }
+            }
+            match res {
+                ReadRecordResult::OutputFull => {
+                    let n = self.out.len() * 2;
+                    self.out.resize(n, 0);
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    let n = self.ends.len() * 2;
+                    self.ends.resize(n, 0);
+                }
+                // csv-core asks for input even at the end in some states: nothing more will come.
+                _ if self.eof => return Ok(Step::End),
+                _ => return Ok(Step::NeedMore),
+            }
+        }
+    }
+
+    fn record(&mut self, piece: Bytes) -> Result<Parsed> {
+        let mut raw = if self.pending.is_empty() {
+            piece
+        } else {
+            self.pending.extend_from_slice(&piece);
+            self.pending.split().freeze()
+        };
+        self.newlines += count_newlines(&raw);
+        while raw.last().is_some_and(is_terminator) {
+            raw.truncate(raw.len() - 1);
+        }
+        if raw.len() > self.max {
+            return Err(self.too_long());
+        }
+        let (line, offset) = (self.rec_line, self.rec_offset);
+        let data = String::from_utf8(self.out[..self.out_len].to_vec())
+            .map_err(|e| decode_error(line, offset, format_args!("CSV record is not UTF-8: {e}")))?;
+        let ends = self.ends[..self.ends_len].to_vec();
+        self.out_len = 0;
+        self.ends_len = 0;
+        Ok(Parsed {
+            data,
+            ends,
+            raw,
+            line,
+            offset,
+        })
+    }
+}
+
+impl CsvRecords {
+    /// Reads the header row.
+    pub(crate) async fn new(body: ByteStream, max_record_length: usize) -> Result<Self> {
+        let mut this = CsvRecords {
+            body,
+            parser: CsvParser::new(max_record_length),
+            headers: Arc::from(Vec::new()),
+            bytes_read: 0,
+            done: false,
+        };
+        if let Some(header) = futures::future::poll_fn(|cx| this.poll_parsed(cx)).await {
+            let header = header?;
+            this.headers = (0..header.ends.len())
+                .map(|i| field(&header.data, &header.ends, i).to_owned())
+                .collect();
+        }
+        Ok(this)
+    }
+
+    /// Decodes any stream of byte chunks, e.g. a saved CSV export read in pieces; reads the header row first.
+    pub async fn from_stream<S>(body: S, max_record_length: usize) -> Result<Self>
+    where
+        S: Stream<Item = Result<Bytes>> + Send + 'static,
+    {
+        Self::new(Box::pin(body), max_record_length).await
+    }
+
+    /// The header row (empty if the body was empty).
+    pub fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    /// Body bytes received so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// Deserializes each record into `T`, by header name for structs and maps, by position for tuples and
+    /// sequences. Fields are parsed as the target type requires (numbers, booleans; an empty field is `None` for
+    /// an `Option`).
+    ///
+    /// ```
+    /// use futures::{StreamExt, stream};
+    /// #[derive(serde::Deserialize)]
+    /// struct Metric { #[serde(rename = "experimentId")] experiment_id: i64, sends: Option<u64> }
+    ///
+    /// # futures::executor::block_on(async {
+    /// let body = bytes::Bytes::from_static(b"experimentId,sends\n12,100\n13,\n");
+    /// let records = iterable_export::CsvRecords::from_stream(stream::iter([Ok(body)]), 1 << 20).await?;
+    /// let metrics: Vec<Metric> = records.deserialize().map(|m| m.unwrap()).collect().await;
+    /// assert_eq!((metrics[0].experiment_id, metrics[0].sends), (12, Some(100)));
+    /// assert_eq!(metrics[1].sends, None);
+    /// # Ok::<(), iterable_export::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn deserialize<T: DeserializeOwned>(self) -> CsvDeserialize<T> {
+        CsvDeserialize {
+            records: self,
+            _record: PhantomData,
+        }
+    }
+
+    fn poll_parsed(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Parsed>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            match self.parser.step() {
+                Ok(Step::Record(p)) => return Poll::Ready(Some(Ok(p))),
+                Ok(Step::End) => {
+                    self.done = true;
+                    return Poll::Ready(None);
+                }
+                Ok(Step::NeedMore) => {}
+                Err(e) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+            match self.body.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    self.bytes_read += chunk.len() as u64;
+                    self.parser.chunk = chunk;
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(None) => self.parser.eof = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl Stream for CsvRecords {
+    type Item = Result<CsvRecord>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        this.poll_parsed(cx).map(|p| {
+            p.map(|p| {
+                p.map(|p| CsvRecord {
+                    headers: this.headers.clone(),
+                    data: p.data,
+                    ends: p.ends,
+                    raw: p.raw,
+                    line: p.line,
+                    offset: p.offset,
+                })
+            })
+        })
+    }
+}
+
+fn field<'a>(data: &'a str, ends: &[usize], i: usize) -> &'a str {
+    let start = if i == 0 { 0 } else { ends[i - 1] };
+    &data[start..ends[i]]
+}
+
+/// One CSV record: its fields (unquoted), the header row, and its bytes as received.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CsvRecord {
+    headers: Arc<[String]>,
+    data: String,
+    ends: Vec<usize>,
+    raw: Bytes,
+    line: u64,
+    offset: u64,
+}
+
+impl CsvRecord {
+    /// The field at `index`.
+    pub fn get(&self, index: usize) -> Option<&str> {
+        (index < self.ends.len()).then(|| field(&self.data, &self.ends, index))
+    }
+
+    /// The field under the (first) header `name`.
+    pub fn get_by_name(&self, name: &str) -> Option<&str> {
+        self.get(self.headers.iter().position(|h| h == name)?)
+    }
+
+    /// Number of fields.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether the record has no fields.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The fields in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (0..self.ends.len()).map(|i| field(&self.data, &self.ends, i))
+    }
+
+    /// The header row of the body this record came from.
+    pub fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    /// `(header, field)` pairs; fields beyond the header row are left out.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.headers.iter().map(String::as_str).zip(self.iter())
+    }
+
+    /// The record's bytes exactly as received (quoting included), without the line terminator: write them followed
+    /// by `"\n"` to copy the record.
+    pub fn raw(&self) -> &Bytes {
+        &self.raw
+    }
+
+    /// 1-based line number where the record starts.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// Byte offset in the body where the record starts.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Deserializes the record into `T` (see [`CsvRecords::deserialize`]).
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T> {
+        T::deserialize(RecordDe(self)).map_err(|e| decode_error(self.line, self.offset, e))
+    }
+}
+
+/// The records of a CSV body deserialized into `T`; see [`CsvRecords::deserialize`].
+pub struct CsvDeserialize<T> {
+    records: CsvRecords,
+    _record: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for CsvDeserialize<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CsvDeserialize")
+            .field("records", &self.records)
+            .finish()
+    }
+}
+
+impl<T> CsvDeserialize<T> {
+    /// The header row.
+    pub fn headers(&self) -> &[String] {
+        self.records.headers()
+    }
+}
+
+impl<T: DeserializeOwned> Stream for CsvDeserialize<T> {
+    type Item = Result<T>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let records = &mut self.records;
+        Pin::new(&mut *records).poll_next(cx).map(|r| {
+            r.map(|r| {
+                let item = r.and_then(|record| record.deserialize());
+                if item.is_err() {
+                    records.done = true;
+                }
+                item
+            })
+        })
+    }
+}
+
+type DeError = de::value::Error;
+
+struct RecordDe<'a>(&'a CsvRecord);
+
+impl<'de> de::Deserializer<'de> for RecordDe<'de> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_map(de::value::MapDeserializer::new(
+            self.0.pairs().map(|(h, f)| (h, FieldDe(f))),
+        ))
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_seq(de::value::SeqDeserializer::new(self.0.iter().map(FieldDe)))
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit unit_struct
+        map struct enum identifier ignored_any
+    }
+}
+
+/// One field's text, parsed as the target type asks.
+#[derive(Clone, Copy)]
+struct FieldDe<'a>(&'a str);
+
+impl<'de> IntoDeserializer<'de, DeError> for FieldDe<'de> {
+    type Deserializer = Self;
+
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+impl FieldDe<'_> {
+    fn parse<T: std::str::FromStr>(self, what: &str) -> Result<T, DeError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.0
+            .trim()
+            .parse()
+            .map_err(|e| de::Error::custom(format_args!("field {:?} is not {what}: {e}", self.0)))
+    }
+}
+
+macro_rules! parse_fields {
+    ($($method:ident $visit:ident $ty:ty, $what:literal;)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+            visitor.$visit(self.parse::<$ty>($what)?)
+        }
+    )*};
+}
+
+impl<'de> de::Deserializer<'de> for FieldDe<'de> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        let s = self.0;
+        if let Ok(b) = s.parse::<bool>() {
+            visitor.visit_bool(b)
+        } else if let Ok(n) = s.parse::<i64>() {
+            visitor.visit_i64(n)
+        } else if let Ok(n) = s.parse::<u64>() {
+            visitor.visit_u64(n)
+        } else if let Ok(n) = s.parse::<f64>()
+            && !s.is_empty()
+            && !s.chars().any(char::is_alphabetic)
+        {
+            visitor.visit_f64(n)
+        } else {
+            visitor.visit_borrowed_str(s)
+        }
+    }
+
+    parse_fields! {
+        deserialize_bool visit_bool bool, "a boolean";
+        deserialize_i8 visit_i8 i8, "an integer";
+        deserialize_i16 visit_i16 i16, "an integer";
+        deserialize_i32 visit_i32 i32, "an integer";
+        deserialize_i64 visit_i64 i64, "an integer";
+        deserialize_i128 visit_i128 i128, "an integer";
+        deserialize_u8 visit_u8 u8, "an unsigned integer";
+        deserialize_u16 visit_u16 u16, "an unsigned integer";
+        deserialize_u32 visit_u32 u32, "an unsigned integer";
+        deserialize_u64 visit_u64 u64, "an unsigned integer";
+        deserialize_u128 visit_u128 u128, "an unsigned integer";
+        deserialize_f32 visit_f32 f32, "a number";
+        deserialize_f64 visit_f64 f64, "a number";
+        deserialize_char visit_char char, "one character";
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_borrowed_str(self.0)
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_borrowed_str(self.0)
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_borrowed_str(self.0)
+    }
+
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_borrowed_bytes(self.0.as_bytes())
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_borrowed_bytes(self.0.as_bytes())
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        if self.0.is_empty() {
+            visitor.visit_none()
+        } else {
+            visitor.visit_some(self)
+        }
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        if self.0.is_empty() {
+            visitor.visit_unit()
+        } else {
+            Err(de::Error::custom(format_args!(
+                "expected an empty field, found {:?}",
+                self.0
+            )))
+        }
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+        self.deserialize_unit(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        visitor.visit_enum(de::value::BorrowedStrDeserializer::<DeError>::new(self.0))
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
+        visitor.visit_unit()
+    }
+
+    serde::forward_to_deserialize_any! { seq tuple tuple_struct map struct }
+}
