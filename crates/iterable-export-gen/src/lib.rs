@@ -39,6 +39,7 @@
     unused_imports,
     clippy::all,
     clippy::pedantic,
+    clippy::unwrap_used,
     rustdoc::all,
     rust_2018_idioms
 )]

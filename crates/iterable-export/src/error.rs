@@ -49,7 +49,7 @@ pub enum Error {
         /// Iterable's message, when the body was JSON.
         msg: Option<String>,
         /// Iterable's `params` object, when the body was JSON and had one.
-        params: Option<serde_json::Value>,
+        params: Option<Box<serde_json::Value>>,
         /// A short, printable excerpt of a body that was not JSON (an HTML proxy page, text).
         excerpt: Option<String>,
     },
@@ -88,6 +88,22 @@ pub enum Error {
         offset: u64,
         /// The configured maximum line length in bytes.
         max: usize,
+    },
+
+    /// A window of a windowed export kept failing, or failed with an error that retrying
+    /// cannot fix. Nothing of the window was committed; rerun (with the same state file) to
+    /// continue from this window.
+    #[error("export of {data_type} window {window} failed after {attempts} attempt(s): {source}")]
+    WindowFailed {
+        /// The data type being exported.
+        data_type: String,
+        /// The window, as `[start, end)`.
+        window: String,
+        /// Failed attempts at the window (retries before the body are not counted).
+        attempts: u32,
+        /// The last error.
+        #[source]
+        source: Box<Error>,
     },
 
     /// A local I/O operation failed (writing an output file, reading a state file).
@@ -143,6 +159,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Unauthorized { status, .. } | Error::Api { status, .. } => Some(*status),
+            Error::WindowFailed { source, .. } => source.status(),
             Error::RateLimited { .. } => Some(429),
             _ => None,
         }

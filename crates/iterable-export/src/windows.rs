@@ -1,0 +1,366 @@
+//! Windowed exports: split a time span into windows, retry or split a window that fails, and
+//! deliver every record to a [`Sink`] exactly once.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use futures::TryStreamExt;
+
+use crate::{Error, Export, Format, Result};
+
+
+/// A half-open time window `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct Window {
+    /// Inclusive start.
+    pub start: DateTime<Utc>,
+    /// Exclusive end.
+    pub end: DateTime<Utc>,
+}
+
+impl Window {
+    /// All of time: the one window of an export by [`Range`](crate::Range).
+    pub const ALL: Window = Window { start: DateTime::<Utc>::MIN_UTC, end: DateTime::<Utc>::MAX_UTC };
+
+    /// The window's length.
+    pub fn len(&self) -> TimeDelta {
+        self.end - self.start
+    }
+
+    /// Whether the window is empty (`start >= end`).
+    pub fn is_empty(&self) -> bool {
+        self.start >= self.end
+    }
+
+    /// The two halves, split at a whole second; `None` when the window is shorter than two
+    /// seconds.
+    pub fn halves(&self) -> Option<(Window, Window)> {
+        let half_secs = self.len().num_seconds() / 2;
+        if half_secs < 1 {
+            return None;
+        }
+        let mid = self.start + TimeDelta::seconds(half_secs);
+        Some((Window { start: self.start, end: mid }, Window { start: mid, end: self.end }))
+    }
+}
+
+impl std::fmt::Display for Window {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}, {})", self.start.format("%Y-%m-%dT%H:%M:%SZ"), self.end.format("%Y-%m-%dT%H:%M:%SZ"))
+    }
+}
+
+/// Splits `[start, end)` into consecutive windows of `size` (the last one may be shorter).
+/// Coverage is exact: no gap, no overlap. Times are truncated to whole seconds, as Iterable's
+/// dates have second precision; `size` is rounded up to at least one second.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use std::time::Duration;
+/// use iterable_export::plan_windows;
+///
+/// let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
+/// let end = Utc.with_ymd_and_hms(2024, 1, 3, 12, 0, 0).unwrap();
+/// let windows = plan_windows(start, end, Duration::from_secs(86_400));
+/// assert_eq!(windows.len(), 3);
+/// assert_eq!(windows[2].start, Utc.with_ymd_and_hms(2024, 1, 3, 0, 0, 0).unwrap());
+/// assert_eq!(windows[2].end, end);
+/// ```
+pub fn plan_windows(start: DateTime<Utc>, end: DateTime<Utc>, size: Duration) -> Vec<Window> {
+    let (start, end) = (start.trunc_subsecs(0), end.trunc_subsecs(0));
+    let secs = i64::try_from(size.as_secs().max(1)).unwrap_or(i64::MAX);
+    let step = TimeDelta::try_seconds(secs).unwrap_or(TimeDelta::MAX);
+    let mut windows = Vec::new();
+    let mut cursor = start;
+    while cursor < end {
+        let next = cursor.checked_add_signed(step).map_or(end, |n| n.min(end));
+        windows.push(Window { start: cursor, end: next });
+        cursor = next;
+    }
+    windows
+}
+
+/// Where a windowed export puts its records. The engine calls, for every window attempt:
+/// [`begin`](Sink::begin), then [`header`](Sink::header) (CSV only) and
+/// [`record`](Sink::record) for each record in order, then either [`commit`](Sink::commit)
+/// when the window's body arrived completely, or [`abort`](Sink::abort) when the attempt failed
+/// — after which the same records may be delivered again by a retry, or by the two halves of a
+/// split window. A sink that discards everything since `begin` on `abort` therefore sees every
+/// record exactly once. [`FileSink`](crate::FileSink) does that with a file.
+pub trait Sink: Send {
+    /// A window attempt starts.
+    fn begin(&mut self, window: &Window) -> impl Future<Output = Result<()>> + Send;
+
+    /// The raw header row of a CSV body (without its line terminator). Called once per attempt
+    /// before the first record. Default: ignored.
+    fn header(&mut self, header: &[u8]) -> impl Future<Output = Result<()>> + Send {
+        let _ = header;
+        async { Ok(()) }
+    }
+
+    /// One record: an NDJSON line, or a CSV record, as raw bytes without the terminator.
+    fn record(&mut self, record: &[u8]) -> impl Future<Output = Result<()>> + Send;
+
+    /// The window is complete: make its records permanent.
+    fn commit(&mut self, window: &Window, records: u64) -> impl Future<Output = Result<()>> + Send;
+
+    /// The attempt failed: forget every record received since [`begin`](Sink::begin).
+    fn abort(&mut self, window: &Window) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// How a windowed export splits and retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowOptions {
+    /// Length of each window.
+    pub size: Duration,
+    /// Windows are not split below this length.
+    pub min_size: Duration,
+    /// Failures mid-body of one window before it is split in half.
+    pub split_after: u32,
+    /// NDJSON or CSV.
+    pub format: Format,
+}
+
+impl Default for WindowOptions {
+    fn default() -> Self {
+        WindowOptions {
+            size: Duration::from_secs(86_400),
+            min_size: Duration::from_secs(60),
+            split_after: 2,
+            format: Format::Ndjson,
+        }
+    }
+}
+
+/// What a windowed export did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WindowedSummary {
+    /// Windows committed (split halves count separately).
+    pub windows: u64,
+    /// Records delivered and committed.
+    pub records: u64,
+    /// Body bytes of committed windows.
+    pub bytes: u64,
+    /// Attempts that failed mid-body and were retried.
+    pub retries: u64,
+    /// Windows split in half.
+    pub splits: u64,
+}
+
+impl Export {
+    /// Exports `[start, end)` (set with [`Export::between`]) window by window into `sink`:
+    /// [`plan_windows`] with `options.size`, then [`Export::export_plan`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] without dates; see [`Export::export_plan`].
+    pub async fn export_windows<S: Sink>(&self, options: WindowOptions, sink: &mut S) -> Result<WindowedSummary> {
+        self.validate()?;
+        let Some((start, end)) = self.dates() else {
+            return Err(Error::InvalidRequest(
+                "a windowed export needs dates: call between(start, end) instead of range(...)".into(),
+            ));
+        };
+        self.export_plan(plan_windows(start, end, options.size), options, sink).await
+    }
+
+    /// Exports the given windows, in order, into `sink` (the export's own dates are replaced by
+    /// each window's). An export given a [`Range`](crate::Range) ignores `windows`: it is
+    /// delivered as the one window [`Window::ALL`] and never split.
+    ///
+    /// Every request waits for the client's rate limiter; failures before the body (429, 5xx,
+    /// connection errors) are retried by the client's [`RetryPolicy`](crate::RetryPolicy); a body
+    /// that fails midway is aborted in the sink and the window retried, and after
+    /// `split_after` such failures split in half (down to `min_size`). When retries run out the
+    /// export fails with [`Error::WindowFailed`] naming the window: no window is ever skipped.
+    /// Checkpoint in [`Sink::commit`], which runs after each complete window.
+    ///
+    /// # Errors
+    /// [`Error::WindowFailed`] for a window that kept failing or failed with an error retrying
+    /// cannot fix; errors of the sink.
+    pub async fn export_plan<S: Sink>(
+        &self,
+        windows: impl IntoIterator<Item = Window>,
+        options: WindowOptions,
+        sink: &mut S,
+    ) -> Result<WindowedSummary> {
+        self.validate()?;
+        let ranged = self.predefined_range().is_some();
+        let mut queue: VecDeque<Window> = if ranged { VecDeque::from([Window::ALL]) } else { windows.into_iter().collect() };
+        let mut summary = WindowedSummary::default();
+        let policy = self.client().retry_policy();
+        let min = TimeDelta::from_std(options.min_size).unwrap_or(TimeDelta::MAX);
+        while let Some(window) = queue.pop_front() {
+            let attempt = if ranged { self.clone() } else { self.clone().between(window.start, window.end) };
+            attempt.validate()?;
+            let mut failures = 0u32;
+            loop {
+                sink.begin(&window).await?;
+                let err = match deliver(&attempt, options.format, sink).await {
+                    Ok((records, bytes)) => {
+                        sink.commit(&window, records).await?;
+                        summary.windows += 1;
+                        summary.records += records;
+                        summary.bytes += bytes;
+                        break;
+                    }
+                    Err(Failure::Sink(err)) => {
+                        sink.abort(&window).await?;
+                        return Err(err);
+                    }
+                    Err(Failure::Request(err)) => err,
+                };
+                sink.abort(&window).await?;
+                failures += 1;
+                if !err.is_transient() || failures > policy.max_retries {
+                    return Err(Error::WindowFailed {
+                        data_type: self.data_type().to_string(),
+                        window: if ranged { "(whole range)".to_owned() } else { window.to_string() },
+                        attempts: failures,
+                        source: Box::new(err),
+                    });
+                }
+                if !ranged
+                    && failures >= options.split_after
+                    && window.len() >= min * 2
+                    && let Some((first, second)) = window.halves()
+                {
+                    tracing::warn!(data_type = %self.data_type(), %window, error = %err, "splitting the window after repeated failures");
+                    self.client().count_window_split();
+                    summary.splits += 1;
+                    queue.push_front(second);
+                    queue.push_front(first);
+                    break;
+                }
+                summary.retries += 1;
+                self.client().count_retry();
+                let delay = policy.backoff(failures);
+                tracing::warn!(data_type = %self.data_type(), %window, error = %err, delay_ms = delay.as_millis() as u64, "window failed mid-body; retrying");
+                tokio::time::sleep(delay).await;
+            }
+        }
+        Ok(summary)
+    }
+}
+
+enum Failure {
+    /// The request or its body failed: retry or split.
+    Request(Error),
+    /// The sink failed: stop.
+    Sink(Error),
+}
+
+/// One attempt at one window: open it and hand every record to the sink.
+async fn deliver<S: Sink>(export: &Export, format: Format, sink: &mut S) -> std::result::Result<(u64, u64), Failure> {
+    let mut records = 0u64;
+    match format {
+        Format::Ndjson => {
+            let mut lines = export.lines().await.map_err(Failure::Request)?;
+            while let Some(line) = lines.try_next().await.map_err(Failure::Request)? {
+                sink.record(&line).await.map_err(Failure::Sink)?;
+                records += 1;
+            }
+            Ok((records, lines.bytes_read()))
+        }
+        Format::Csv => {
+            let mut rows = export.csv().await.map_err(Failure::Request)?;
+            sink.header(&csv_row(rows.headers())).await.map_err(Failure::Sink)?;
+            while let Some(row) = rows.try_next().await.map_err(Failure::Request)? {
+                sink.record(row.raw()).await.map_err(Failure::Sink)?;
+                records += 1;
+            }
+            Ok((records, rows.bytes_read()))
+        }
+    }
+}
+
+/// Encodes one CSV row (RFC 4180 quoting), without a terminator.
+fn csv_row(fields: &[String]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if field.contains([',', '"', '\n', '\r']) {
+            out.push(b'"');
+            out.extend_from_slice(field.replace('"', "\"\"").as_bytes());
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(field.as_bytes());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn windows_cover_the_range_exactly(start in 0i64..4_000_000_000, len in 0i64..10_000_000, size in 1u64..5_000_000) {
+            let start = Utc.timestamp_opt(start, 0).single().unwrap_or_default();
+            let end = start + TimeDelta::seconds(len);
+            let windows = plan_windows(start, end, Duration::from_secs(size));
+            if len == 0 {
+                prop_assert!(windows.is_empty());
+            } else {
+                prop_assert_eq!(windows.first().map(|w| w.start), Some(start));
+                prop_assert_eq!(windows.last().map(|w| w.end), Some(end));
+            }
+            for pair in windows.windows(2) {
+                prop_assert_eq!(pair[0].end, pair[1].start);
+            }
+            for (i, w) in windows.iter().enumerate() {
+                prop_assert!(!w.is_empty());
+                if i + 1 < windows.len() {
+                    prop_assert_eq!(w.len(), TimeDelta::seconds(size as i64));
+                } else {
+                    prop_assert!(w.len() <= TimeDelta::seconds(size as i64));
+                }
+            }
+            let expected = (len as u64).div_ceil(size);
+            prop_assert_eq!(windows.len() as u64, expected);
+        }
+
+        #[test]
+        fn halves_cover_the_window(start in 0i64..4_000_000_000, len in 2i64..10_000_000) {
+            let start = Utc.timestamp_opt(start, 0).single().unwrap_or_default();
+            let window = Window { start, end: start + TimeDelta::seconds(len) };
+            let halves = window.halves();
+            prop_assert!(halves.is_some());
+            if let Some((a, b)) = halves {
+                prop_assert_eq!(a.start, window.start);
+                prop_assert_eq!(a.end, b.start);
+                prop_assert_eq!(b.end, window.end);
+                prop_assert!(!a.is_empty() && !b.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn subsecond_bounds_are_truncated_consistently() {
+        let start = Utc.timestamp_opt(100, 900_000_000).single().unwrap_or_default();
+        let end = Utc.timestamp_opt(200, 100_000_000).single().unwrap_or_default();
+        let windows = plan_windows(start, end, Duration::from_secs(60));
+        let secs: Vec<(i64, i64)> = windows.iter().map(|w| (w.start.timestamp(), w.end.timestamp())).collect();
+        assert_eq!(secs, vec![(100, 160), (160, 200)]);
+    }
+
+    #[test]
+    fn csv_rows_are_quoted_when_needed() {
+        let row = csv_row(&["a".into(), "b,c".into(), "say \"hi\"".into(), "x\ny".into()]);
+        assert_eq!(row, b"a,\"b,c\",\"say \"\"hi\"\"\",\"x\ny\"");
+    }
+
+    #[test]
+    fn one_second_windows_do_not_split() {
+        let start = Utc.timestamp_opt(100, 0).single().unwrap_or_default();
+        assert_eq!(Window { start, end: start + TimeDelta::seconds(1) }.halves(), None);
+    }
+}
