@@ -1,1 +1,160 @@
-fn main() {}
+//! `iterable-export-mock`: run the mock Iterable Export API server from the command line.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use clap::Parser;
+use iterable_export_mock::{Fault, MockConfig, MockServer, RateLimit, parse_datetime};
+
+const EXAMPLES: &str = "\
+Examples:
+  # the defaults: 127.0.0.1:8080, key test-api-key, 100 records per day and data type
+  iterable-export-mock
+
+  # a bigger data set and a custom key
+  iterable-export-mock --port 8080 --api-key secret --seed 1 --records-per-day 100000
+
+  # Iterable's limit on a compressed clock, with Retry-After
+  iterable-export-mock --rate-limit 4 --rate-window 2s --retry-after
+
+  # no rate limit (benchmarks)
+  iterable-export-mock --rate-limit 0 --records-per-day 1000000
+
+  # the first two exports fail with 500, the third is cut after 1 MiB
+  iterable-export-mock --fault status:500:2 --fault truncate:1048576:1
+
+  # a fixed clock for range=Today/Yesterday/BeforeToday/All
+  iterable-export-mock --now '2024-03-01 12:00:00'
+
+  curl -H 'Api-Key: test-api-key' \\
+    'http://127.0.0.1:8080/api/export/data.json?dataTypeName=emailSend&startDateTime=2024-01-01%2000:00:00&endDateTime=2024-01-02%2000:00:00'
+
+Fault forms (--fault, repeatable; the last number is how many export requests it affects):
+  status:CODE:N          answer with CODE (500 GenericError JSON, 502/503/504 HTML, 429 RateLimitExceeded)
+  truncate:BYTES:N       cut the body after BYTES bytes (no terminating chunk)
+  stall:BYTES:DUR:N      pause DUR (e.g. 5s, 250ms) after BYTES bytes
+  malformed:RECORDS:N    insert a malformed line after RECORDS records
+  blank:EVERY:N          insert a blank line after every EVERY records
+  no-final-newline:N     omit the body's final newline
+  redirect:N             302 to a second listener that records whether Api-Key arrived";
+
+/// A local server that behaves like Iterable's Export API (data.json, data.csv, userEvents,
+/// experiments/metrics) with deterministic synthetic data, rate limiting and fault injection.
+#[derive(Debug, Parser)]
+#[command(name = "iterable-export-mock", version, after_help = EXAMPLES)]
+struct Args {
+    /// Port to listen on (0: an ephemeral port).
+    #[arg(long, default_value_t = 8080, env = "ITERABLE_MOCK_PORT")]
+    port: u16,
+
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1", env = "ITERABLE_MOCK_HOST")]
+    host: IpAddr,
+
+    /// The accepted Api-Key header value.
+    #[arg(
+        long,
+        default_value = "test-api-key",
+        env = "ITERABLE_MOCK_API_KEY",
+        hide_env_values = true
+    )]
+    api_key: String,
+
+    /// Seed of the synthetic data (same seed, same records).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+
+    /// Records per day and data type (e.g. 1000000 for about 600 MB per day of emailSend).
+    #[arg(long, default_value_t = 100)]
+    records_per_day: u64,
+
+    /// First day with data (YYYY-MM-DD); earlier windows are empty.
+    #[arg(long, default_value = "2024-01-01")]
+    data_start: NaiveDate,
+
+    /// A fixed clock for `range` (e.g. '2024-03-01 12:00:00' or 2024-03-01T12:00:00Z);
+    /// default: the system clock.
+    #[arg(long, value_parser = parse_now)]
+    now: Option<chrono::DateTime<Utc>>,
+
+    /// Requests allowed per window on data.json and data.csv, each endpoint separately (0: no limit).
+    #[arg(long, default_value_t = 4)]
+    rate_limit: u32,
+
+    /// Length of the rolling rate-limit window (e.g. 60s, 2s, 500ms).
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    rate_window: Duration,
+
+    /// Send Retry-After (seconds until a slot frees, rounded up) with 429 responses.
+    #[arg(long)]
+    retry_after: bool,
+
+    /// /export/userEvents returns {"events":[...]} instead of one event per line.
+    #[arg(long)]
+    user_events_wrapped: bool,
+
+    /// Send 401 responses without a body.
+    #[arg(long)]
+    no_401_body: bool,
+
+    /// Project id shown in 429 messages.
+    #[arg(long, default_value_t = 1)]
+    project_id: u64,
+
+    /// Target size of export body chunks in bytes.
+    #[arg(long, default_value_t = 65_536)]
+    chunk_size: usize,
+
+    /// Inject a fault into the next export requests (repeatable); see the forms below.
+    #[arg(long = "fault", value_name = "FAULT")]
+    faults: Vec<Fault>,
+}
+
+fn parse_now(s: &str) -> Result<chrono::DateTime<Utc>, String> {
+    parse_datetime(s).ok_or_else(|| format!("not a date-time: {s}"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut config = MockConfig::default()
+        .with_bind(SocketAddr::new(args.host, args.port))
+        .with_api_key(args.api_key)
+        .with_seed(args.seed)
+        .with_records_per_day(args.records_per_day)
+        .with_data_start(args.data_start)
+        .with_rate_limit(RateLimit::new(args.rate_limit, args.rate_window).with_retry_after(args.retry_after))
+        .with_user_events_wrapped(args.user_events_wrapped)
+        .with_unauthorized_body(!args.no_401_body)
+        .with_project_id(args.project_id)
+        .with_chunk_size(args.chunk_size);
+    config.now = args.now;
+    let server = match MockServer::start(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("iterable-export-mock: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for f in args.faults {
+        server.inject(f);
+    }
+    println!("iterable-export-mock listening on {}", server.base_url());
+    println!("redirect target on {}", server.redirect_base_url());
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {
+            println!("shutting down");
+            server.shutdown().await;
+        }
+    }
+    ExitCode::SUCCESS
+}

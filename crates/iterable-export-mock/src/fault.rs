@@ -1,0 +1,225 @@
+//! Fault injection.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::MockError;
+
+/// A fault for the next export requests (`/export/data.json` and `/export/data.csv`).
+///
+/// Faults queue up on a running server ([`MockServer::inject`](crate::MockServer::inject)).
+/// For each export request that passes the key check:
+/// 1. the first queued *response* fault ([`Fault::Status`], [`Fault::Redirect`]) with a count
+///    left answers the request instead of the export (one count used); such a request does not
+///    use a rate-limit slot;
+/// 2. otherwise, when the request gets a 200, every queued *body* fault (the other variants)
+///    applies to its body (one count of each used), so e.g. a stall and a cut can combine.
+///
+/// The text form (for the binary's `--fault`, via [`FromStr`]/[`Display`](fmt::Display)):
+/// `status:500:2`, `truncate:1048576:1`, `stall:65536:5s:1`, `malformed:10:1`, `blank:100:1`,
+/// `no-final-newline:1`, `redirect:1` (the last number is always the count).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with `status`: 500 `GenericError` JSON ("Please try again later"), 502/504 an HTML
+    /// page (as a proxy would), 503 an HTML page, 429 `RateLimitExceeded` JSON (with
+    /// `Retry-After: 1` when the rate limit sends `Retry-After`), any other status a JSON error.
+    Status {
+        /// HTTP status to send.
+        status: u16,
+        /// Number of requests affected.
+        count: u32,
+    },
+    /// Send the first `after_bytes` bytes of the body, then close the connection without the
+    /// terminating chunk (the client sees an incomplete chunked body).
+    Truncate {
+        /// Body bytes sent before the cut.
+        after_bytes: u64,
+        /// Number of responses affected.
+        count: u32,
+    },
+    /// Pause for `duration` after `after_bytes` body bytes, then go on.
+    Stall {
+        /// Body bytes sent before the pause.
+        after_bytes: u64,
+        /// Length of the pause.
+        duration: Duration,
+        /// Number of responses affected.
+        count: u32,
+    },
+    /// Insert one malformed line (NDJSON: an unterminated object; CSV: a row with the wrong
+    /// number of cells) after `after_records` records (at the end if there are fewer).
+    MalformedLine {
+        /// Records before the malformed line.
+        after_records: u64,
+        /// Number of responses affected.
+        count: u32,
+    },
+    /// Insert an empty line after every `every` records.
+    BlankLines {
+        /// Records between blank lines (at least 1).
+        every: u64,
+        /// Number of responses affected.
+        count: u32,
+    },
+    /// Omit the final `\n` of the body.
+    NoFinalNewline {
+        /// Number of responses affected.
+        count: u32,
+    },
+    /// Answer `302 Found` with `Location` pointing at the same path and query on the second
+    /// listener ([`MockServer::redirect_base_url`](crate::MockServer::redirect_base_url)),
+    /// which serves the export and records whether an `Api-Key` header arrived.
+    Redirect {
+        /// Number of requests affected.
+        count: u32,
+    },
+}
+
+impl Fault {
+    /// The remaining count.
+    pub fn count(&self) -> u32 {
+        match self {
+            Fault::Status { count, .. }
+            | Fault::Truncate { count, .. }
+            | Fault::Stall { count, .. }
+            | Fault::MalformedLine { count, .. }
+            | Fault::BlankLines { count, .. }
+            | Fault::NoFinalNewline { count }
+            | Fault::Redirect { count } => *count,
+        }
+    }
+
+    pub(crate) fn count_mut(&mut self) -> &mut u32 {
+        match self {
+            Fault::Status { count, .. }
+            | Fault::Truncate { count, .. }
+            | Fault::Stall { count, .. }
+            | Fault::MalformedLine { count, .. }
+            | Fault::BlankLines { count, .. }
+            | Fault::NoFinalNewline { count }
+            | Fault::Redirect { count } => count,
+        }
+    }
+
+    /// True for faults that replace the response ([`Fault::Status`], [`Fault::Redirect`]).
+    pub fn is_response_fault(&self) -> bool {
+        matches!(self, Fault::Status { .. } | Fault::Redirect { .. })
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Status { status, count } => write!(f, "status:{status}:{count}"),
+            Fault::Truncate { after_bytes, count } => write!(f, "truncate:{after_bytes}:{count}"),
+            Fault::Stall {
+                after_bytes,
+                duration,
+                count,
+            } => write!(
+                f,
+                "stall:{after_bytes}:{}:{count}",
+                humantime::format_duration(*duration)
+            ),
+            Fault::MalformedLine { after_records, count } => write!(f, "malformed:{after_records}:{count}"),
+            Fault::BlankLines { every, count } => write!(f, "blank:{every}:{count}"),
+            Fault::NoFinalNewline { count } => write!(f, "no-final-newline:{count}"),
+            Fault::Redirect { count } => write!(f, "redirect:{count}"),
+        }
+    }
+}
+
+impl FromStr for Fault {
+    type Err = MockError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            MockError::InvalidParam(format!(
+                "invalid fault {s:?} (examples: status:500:2, truncate:1048576:1, stall:65536:5s:1, malformed:10:1, blank:100:1, no-final-newline:1, redirect:1)"
+            ))
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        let num =
+            |i: usize| -> Result<u64, MockError> { parts.get(i).and_then(|p| p.trim().parse().ok()).ok_or_else(bad) };
+        let count = |i: usize| -> Result<u32, MockError> {
+            if parts.len() != i + 1 {
+                return Err(bad());
+            }
+            u32::try_from(num(i)?).map_err(|_| bad())
+        };
+        match parts.first().map(|p| p.trim()) {
+            Some("status") => Ok(Fault::Status {
+                status: u16::try_from(num(1)?)
+                    .ok()
+                    .filter(|s| (100..=599).contains(s))
+                    .ok_or_else(bad)?,
+                count: count(2)?,
+            }),
+            Some("truncate") => Ok(Fault::Truncate {
+                after_bytes: num(1)?,
+                count: count(2)?,
+            }),
+            Some("stall") => Ok(Fault::Stall {
+                after_bytes: num(1)?,
+                duration: parts
+                    .get(2)
+                    .and_then(|d| humantime::parse_duration(d.trim()).ok())
+                    .ok_or_else(bad)?,
+                count: count(3)?,
+            }),
+            Some("malformed") => Ok(Fault::MalformedLine {
+                after_records: num(1)?,
+                count: count(2)?,
+            }),
+            Some("blank") => Ok(Fault::BlankLines {
+                every: num(1)?.max(1),
+                count: count(2)?,
+            }),
+            Some("no-final-newline") => Ok(Fault::NoFinalNewline { count: count(1)? }),
+            Some("redirect") => Ok(Fault::Redirect { count: count(1)? }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_form_round_trips() -> Result<(), MockError> {
+        for s in [
+            "status:500:2",
+            "truncate:1048576:1",
+            "stall:65536:5s:1",
+            "malformed:10:1",
+            "blank:100:3",
+            "no-final-newline:1",
+            "redirect:1",
+        ] {
+            let f: Fault = s.parse()?;
+            assert_eq!(f.to_string(), s);
+        }
+        assert_eq!(
+            "stall:1:250ms:2".parse::<Fault>()?,
+            Fault::Stall {
+                after_bytes: 1,
+                duration: Duration::from_millis(250),
+                count: 2
+            }
+        );
+        for bad in [
+            "",
+            "status:500",
+            "status:700:1",
+            "truncate:x:1",
+            "stall:1:forever:1",
+            "boom:1",
+            "redirect:1:2",
+        ] {
+            assert!(bad.parse::<Fault>().is_err(), "{bad}");
+        }
+        Ok(())
+    }
+}
