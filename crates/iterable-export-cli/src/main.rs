@@ -1,1 +1,169 @@
-fn main() {}
+//! `iterable-export`: export Iterable data to files, completely and within the rate limit.
+
+mod args;
+mod demo;
+mod export;
+mod state;
+mod ui;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use futures::TryStreamExt;
+use iterable_export::{Client, Error, RateLimit, RetryPolicy};
+
+use crate::args::{Cli, Command, ExperimentsArgs, Global, UserEventsArgs};
+use crate::ui::Ui;
+
+/// Documented exit codes (see `--help`).
+mod exit {
+    pub const UNEXPECTED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const CONFIG: u8 = 3;
+    pub const AUTH: u8 = 4;
+    pub const API: u8 = 5;
+    pub const NETWORK: u8 = 6;
+    pub const IO: u8 = 7;
+    pub const DECODE: u8 = 8;
+}
+
+fn exit_code(err: &Error) -> u8 {
+    match err {
+        Error::InvalidRequest(_) => exit::USAGE,
+        Error::Config(_) => exit::CONFIG,
+        Error::Unauthorized { .. } => exit::AUTH,
+        Error::Api { .. } | Error::RateLimited { .. } => exit::API,
+        Error::Transport { .. } | Error::Timeout(_) => exit::NETWORK,
+        Error::Io { .. } => exit::IO,
+        Error::Decode { .. } | Error::LineTooLong { .. } => exit::DECODE,
+        Error::WindowFailed { source, .. } => exit_code(source),
+        _ => exit::UNEXPECTED,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ui = Ui::init(cli.global.quiet, cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::from(exit::UNEXPECTED);
+        }
+    };
+    let code = runtime.block_on(run(cli, &ui));
+    ExitCode::from(code)
+}
+
+/// Prints an error as one line with what to do, and returns its exit code.
+fn report(ui: &Ui, context: &str, err: &Error) -> u8 {
+    let prefix = if context.is_empty() { String::new() } else { format!("{context}: ") };
+    ui.line(&format!("error: {prefix}{err}"));
+    exit_code(err)
+}
+
+async fn run(cli: Cli, ui: &Ui) -> u8 {
+    match cli.command {
+        Command::Demo(args) => match demo::run(args, ui).await {
+            Ok(()) => 0,
+            Err(err) => report(ui, "demo", &err),
+        },
+        Command::Export(args) => {
+            let client = match client(&cli.global, args.requests_per_minute, args.max_retries, args.read_timeout) {
+                Ok(client) => client,
+                Err(err) => return report(ui, "", &err),
+            };
+            let started = Instant::now();
+            let results = export::run(&client, args, ui).await;
+            export::print_summary(ui, &client, &results, started.elapsed());
+            let mut code = 0;
+            for (name, result) in &results {
+                if let Err(err) = result {
+                    let c = report(ui, name, err);
+                    if code == 0 {
+                        code = c;
+                    }
+                }
+            }
+            code
+        }
+        Command::UserEvents(args) => match client(&cli.global, 4, RetryPolicy::default().max_retries, Client::DEFAULT_READ_TIMEOUT) {
+            Ok(client) => match user_events(&client, args).await {
+                Ok(()) => 0,
+                Err(err) => report(ui, "user-events", &err),
+            },
+            Err(err) => report(ui, "", &err),
+        },
+        Command::Experiments(args) => match client(&cli.global, 4, RetryPolicy::default().max_retries, Client::DEFAULT_READ_TIMEOUT) {
+            Ok(client) => match experiments(&client, args).await {
+                Ok(()) => 0,
+                Err(err) => report(ui, "experiments", &err),
+            },
+            Err(err) => report(ui, "", &err),
+        },
+    }
+}
+
+fn client(global: &Global, per_minute: u32, max_retries: u32, read_timeout: Duration) -> iterable_export::Result<Client> {
+    let Some(key) = global.api_key.as_deref().filter(|k| !k.trim().is_empty()) else {
+        return Err(Error::Config(
+            "no API key: set ITERABLE_API_KEY (or pass --api-key) to a server-side key from Iterable's \
+             Integrations > API Keys page"
+                .into(),
+        ));
+    };
+    let mut builder = Client::builder()
+        .api_key(key)
+        .read_timeout(read_timeout)
+        .rate_limit(RateLimit::per_minute(per_minute))
+        .retry_policy(RetryPolicy { max_retries, ..RetryPolicy::default() });
+    if let Some(region) = global.region {
+        builder = builder.region(region);
+    }
+    if let Some(url) = &global.base_url {
+        builder = builder.base_url(url.clone());
+    }
+    builder.build()
+}
+
+/// Copies a body to a file (`.part`, renamed when complete) or to standard output.
+async fn write_body(body: iterable_export::Body, output: &Path) -> iterable_export::Result<u64> {
+    let to_stdout = output.as_os_str() == "-";
+    let part = iterable_export::part_path(output);
+    let mut out: Box<dyn Write + Send> = if to_stdout {
+        Box::new(std::io::BufWriter::new(std::io::stdout()))
+    } else {
+        let file = std::fs::File::create(&part)
+            .map_err(|e| Error::Io { context: format!("cannot create {}", part.display()), source: e })?;
+        Box::new(std::io::BufWriter::new(file))
+    };
+    let io = |e| Error::Io { context: format!("cannot write {}", output.display()), source: e };
+    let mut body = body;
+    let mut bytes = 0u64;
+    while let Some(chunk) = body.try_next().await? {
+        out.write_all(&chunk).map_err(io)?;
+        bytes += chunk.len() as u64;
+    }
+    out.flush().map_err(io)?;
+    drop(out);
+    if !to_stdout {
+        std::fs::rename(&part, output)
+            .map_err(|e| Error::Io { context: format!("cannot rename {} to {}", part.display(), output.display()), source: e })?;
+    }
+    Ok(bytes)
+}
+
+async fn user_events(client: &Client, args: UserEventsArgs) -> iterable_export::Result<()> {
+    let request = client.user_events(args.email).include_custom_events(!args.no_custom_events);
+    let body = request.body().await?;
+    write_body(body, &args.output).await.map(drop)
+}
+
+async fn experiments(client: &Client, args: ExperimentsArgs) -> iterable_export::Result<()> {
+    let request = client.experiment_metrics().experiment_ids(args.experiment_ids).campaign_ids(args.campaign_ids);
+    let body = request.body().await?;
+    write_body(body, &args.output).await.map(drop)
+}

@@ -1,0 +1,260 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use iterable_export::{DataType, Range, Region};
+
+/// Export data from Iterable fast, completely and within the rate limit.
+#[derive(Debug, Parser)]
+#[command(
+    name = "iterable-export",
+    version,
+    about,
+    after_help = "EXIT CODES:\n  0 success\n  1 unexpected error\n  2 usage error (bad arguments)\n  3 configuration error (missing key, bad base URL or region)\n  4 authentication failed (401/403: wrong key or region)\n  5 API error (4xx/5xx after retries)\n  6 network error (connection failed, timed out, body cut short after retries)\n  7 local I/O error (output or state file)\n  8 the server sent data that could not be decoded\n\nEXAMPLES:\n  iterable-export demo\n  ITERABLE_API_KEY=... iterable-export export --data-type emailSend --start 2024-01-01 --end 2024-02-01 --output ./out"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options of every subcommand.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Iterable API key (a server-side key). Prefer the environment variable: a flag shows in
+    /// the process list. Example: --api-key 0123abcd...
+    #[arg(long, global = true, env = "ITERABLE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// Data center of the project: us or eu. Example: --region eu
+    #[arg(long, global = true, env = "ITERABLE_REGION", value_parser = parse_region)]
+    pub region: Option<Region>,
+
+    /// Send requests to this base URL instead of the region's (a proxy or a mock server).
+    /// Example: --base-url http://127.0.0.1:8080/api
+    #[arg(long, global = true, env = "ITERABLE_BASE_URL")]
+    pub base_url: Option<String>,
+
+    /// No progress bars and no summary; only errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(long, short, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Export records of one or more data types to files (or standard output).
+    Export(ExportArgs),
+    /// Export every event of one user.
+    UserEvents(UserEventsArgs),
+    /// Export experiment metrics as CSV.
+    Experiments(ExperimentsArgs),
+    /// Run a demo export against an embedded mock server (no API key needed).
+    Demo(DemoArgs),
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Newline-delimited JSON, one record per line, as the API sends it.
+    Ndjson,
+    /// CSV with one header row.
+    Csv,
+}
+
+impl From<FormatArg> for iterable_export::Format {
+    fn from(format: FormatArg) -> Self {
+        match format {
+            FormatArg::Ndjson => iterable_export::Format::Ndjson,
+            FormatArg::Csv => iterable_export::Format::Csv,
+        }
+    }
+}
+
+/// `export` options.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Data type to export; repeat for several (they run concurrently under one rate limit).
+    /// Example: --data-type emailSend --data-type emailOpen
+    #[arg(long = "data-type", required = true, value_parser = parse_data_type)]
+    pub data_types: Vec<DataType>,
+
+    /// Start of the export, inclusive: RFC 3339 or YYYY-MM-DD (midnight UTC).
+    /// Example: --start 2024-01-01 or --start 2024-01-01T12:00:00Z
+    #[arg(long, value_parser = parse_date, conflicts_with = "range")]
+    pub start: Option<DateTime<Utc>>,
+
+    /// End of the export, exclusive (default: now). Example: --end 2024-02-01
+    #[arg(long, value_parser = parse_date, conflicts_with = "range")]
+    pub end: Option<DateTime<Utc>>,
+
+    /// A predefined range instead of dates: Today, Yesterday, BeforeToday or All (exported in
+    /// one request, never split). Example: --range Yesterday
+    #[arg(long, value_parser = parse_range)]
+    pub range: Option<Range>,
+
+    /// Export only these fields (comma-separated). Example: --only-fields email,createdAt,messageId
+    #[arg(long, value_delimiter = ',', conflicts_with = "omit_fields")]
+    pub only_fields: Vec<String>,
+
+    /// Export every field but these (comma-separated). Example: --omit-fields transactionalData
+    #[arg(long, value_delimiter = ',')]
+    pub omit_fields: Vec<String>,
+
+    /// Output format. Example: --format csv
+    #[arg(long, value_enum, default_value = "ndjson")]
+    pub format: FormatArg,
+
+    /// Output directory (files DIR/<dataType>.<ndjson|csv>), or '-' for standard output (one
+    /// data type only). Example: --output ./exports
+    #[arg(long, short, default_value = ".")]
+    pub output: PathBuf,
+
+    /// Length of each request's time window. Example: --window 12h
+    #[arg(long, value_parser = parse_duration, default_value = "1d")]
+    pub window: Duration,
+
+    /// Checkpoint file: completed windows per data type, written after each window. Rerunning
+    /// with it resumes an interrupted export; without --start it continues where the last run
+    /// ended. Example: --state ./exports/state.json
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+
+    /// Retries of a failing request or window before giving up. Example: --max-retries 12
+    #[arg(long, default_value_t = 8)]
+    pub max_retries: u32,
+
+    /// How long a response may send nothing before the attempt counts as failed.
+    /// Example: --read-timeout 2m
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub read_timeout: Duration,
+
+    /// Export requests per minute (Iterable allows 4 per project). Lower it when other tools
+    /// export from the same project. Example: --requests-per-minute 2
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
+    pub requests_per_minute: u32,
+
+    /// With --state and no --start: how much before the last run's end to read again, to catch
+    /// events Iterable indexed late (duplicates are dropped). Example: --lookback 10m
+    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    pub lookback: Duration,
+}
+
+/// `user-events` options.
+#[derive(Debug, Args)]
+pub struct UserEventsArgs {
+    /// The user's email address. Example: --email a@example.com
+    #[arg(long)]
+    pub email: String,
+
+    /// Leave custom events out.
+    #[arg(long)]
+    pub no_custom_events: bool,
+
+    /// Output file, or '-' for standard output. Example: --output a.ndjson
+    #[arg(long, short, default_value = "-")]
+    pub output: PathBuf,
+}
+
+/// `experiments` options.
+#[derive(Debug, Args)]
+pub struct ExperimentsArgs {
+    /// Experiment ID; repeat for several (at most 200 IDs in all). Example: --experiment-id 12
+    #[arg(long = "experiment-id")]
+    pub experiment_ids: Vec<i64>,
+
+    /// Campaign ID; repeat for several. Example: --campaign-id 3456
+    #[arg(long = "campaign-id")]
+    pub campaign_ids: Vec<i64>,
+
+    /// Output file, or '-' for standard output. Example: --output metrics.csv
+    #[arg(long, short, default_value = "-")]
+    pub output: PathBuf,
+}
+
+/// `demo` options.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to write the demo's files. Example: --output /tmp/demo
+    #[arg(long, short, default_value = "iterable-export-demo")]
+    pub output: PathBuf,
+
+    /// Records per day and data type served by the mock. Example: --records-per-day 100000
+    #[arg(long, default_value_t = 50_000)]
+    pub records_per_day: u64,
+}
+
+fn parse_region(s: &str) -> Result<Region, String> {
+    s.parse().map_err(|_| format!("{s:?} is not a region: use us or eu"))
+}
+
+fn parse_data_type(s: &str) -> Result<DataType, String> {
+    s.parse().map_err(|_| {
+        let names: Vec<String> = iterable_export::ALL_DATA_TYPES.iter().map(ToString::to_string).collect();
+        format!("{s:?} is not a data type; one of: {}", names.join(", "))
+    })
+}
+
+fn parse_range(s: &str) -> Result<Range, String> {
+    s.parse().map_err(|_| format!("{s:?} is not a range: use Today, Yesterday, BeforeToday or All"))
+}
+
+/// RFC 3339, `YYYY-MM-DD HH:MM:SS` (UTC) or `YYYY-MM-DD` (midnight UTC).
+pub fn parse_date(s: &str) -> Result<DateTime<Utc>, String> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
+        return Ok(t.and_utc());
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default());
+    }
+    Err(format!("{s:?} is not a date: use RFC 3339 (2024-01-01T00:00:00Z) or YYYY-MM-DD"))
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?} is not a duration ({e}): use e.g. 30s, 5m, 12h, 1d"))?;
+    if d.is_zero() {
+        return Err("the duration must be more than zero".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_in_every_accepted_form() {
+        let midnight = parse_date("2024-01-02");
+        assert_eq!(midnight.map(|d| d.to_rfc3339()), Ok("2024-01-02T00:00:00+00:00".to_owned()));
+        assert_eq!(parse_date("2024-01-02T03:04:05+02:00").map(|d| d.to_rfc3339()), Ok("2024-01-02T01:04:05+00:00".to_owned()));
+        assert_eq!(parse_date("2024-01-02 03:04:05").map(|d| d.to_rfc3339()), Ok("2024-01-02T03:04:05+00:00".to_owned()));
+        assert!(parse_date("yesterday").is_err_and(|e| e.contains("is not a date")));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(43_200)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err_and(|e| e.contains("is not a duration")));
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

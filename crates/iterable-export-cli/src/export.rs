@@ -1,0 +1,555 @@
+//! `iterable-export export`: windows, checkpoints, resume and incremental sync.
+
+use std::collections::HashSet;
+use std::io::{BufWriter, Stdout};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use indicatif::ProgressBar;
+use iterable_export::{
+    Client, DataType, Dedup, Error, Export, FileSink, Format, Sink, Window, WindowOptions, WriterSink, plan_windows,
+};
+
+use crate::args::ExportArgs;
+use crate::state::{Entry, State};
+use crate::ui::{Ui, human_bytes};
+
+/// What one data type's export did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub name: String,
+    pub records: u64,
+    pub bytes: u64,
+    pub duration: Duration,
+    pub output: Option<PathBuf>,
+    pub skipped_duplicates: u64,
+    pub note: Option<String>,
+}
+
+/// Where records go.
+enum Target {
+    File(FileSink),
+    Stdout(WriterSink<BufWriter<Stdout>>),
+}
+
+impl Target {
+    fn committed_len(&self) -> u64 {
+        match self {
+            Target::File(sink) => sink.committed_len(),
+            Target::Stdout(_) => 0,
+        }
+    }
+}
+
+impl Sink for Target {
+    async fn begin(&mut self, window: &Window) -> iterable_export::Result<()> {
+        match self {
+            Target::File(s) => s.begin(window).await,
+            Target::Stdout(s) => s.begin(window).await,
+        }
+    }
+    async fn header(&mut self, header: &[u8]) -> iterable_export::Result<()> {
+        match self {
+            Target::File(s) => s.header(header).await,
+            Target::Stdout(s) => s.header(header).await,
+        }
+    }
+    async fn record(&mut self, record: &[u8]) -> iterable_export::Result<()> {
+        match self {
+            Target::File(s) => s.record(record).await,
+            Target::Stdout(s) => s.record(record).await,
+        }
+    }
+    async fn commit(&mut self, window: &Window, records: u64) -> iterable_export::Result<()> {
+        match self {
+            Target::File(s) => s.commit(window, records).await,
+            Target::Stdout(s) => s.commit(window, records).await,
+        }
+    }
+    async fn abort(&mut self, window: &Window) -> iterable_export::Result<()> {
+        match self {
+            Target::File(s) => s.abort(window).await,
+            Target::Stdout(s) => s.abort(window).await,
+        }
+    }
+}
+
+/// Counts what is committed, drives the progress bar and writes the checkpoint.
+struct Tracked {
+    inner: Dedup<Target>,
+    bar: ProgressBar,
+    ui: Ui,
+    name: String,
+    attempt_records: u64,
+    attempt_bytes: u64,
+    records: u64,
+    bytes: u64,
+    checkpoint: Option<Checkpoint>,
+}
+
+struct Checkpoint {
+    state: Arc<Mutex<State>>,
+    path: PathBuf,
+    key: String,
+}
+
+impl Checkpoint {
+    fn update(&self, update: impl FnOnce(&mut Entry)) -> iterable_export::Result<()> {
+        let mut state = self.state.lock().map_err(|_| Error::Io {
+            context: "the state is unusable after a panic".into(),
+            source: std::io::Error::other("poisoned lock"),
+        })?;
+        if let Some(entry) = state.exports.get_mut(&self.key) {
+            update(entry);
+        }
+        state.save(&self.path)
+    }
+}
+
+impl Tracked {
+    fn save(&self, update: impl FnOnce(&mut Entry)) -> iterable_export::Result<()> {
+        self.checkpoint.as_ref().map_or(Ok(()), |cp| cp.update(update))
+    }
+}
+
+impl Sink for Tracked {
+    async fn begin(&mut self, window: &Window) -> iterable_export::Result<()> {
+        self.attempt_records = 0;
+        self.attempt_bytes = 0;
+        self.inner.begin(window).await
+    }
+
+    async fn header(&mut self, header: &[u8]) -> iterable_export::Result<()> {
+        self.inner.header(header).await
+    }
+
+    async fn record(&mut self, record: &[u8]) -> iterable_export::Result<()> {
+        self.inner.record(record).await?;
+        self.attempt_records += 1;
+        self.attempt_bytes += record.len() as u64 + 1;
+        if self.attempt_records % 1024 == 0 {
+            self.bar.set_position(self.records + self.attempt_records);
+        }
+        Ok(())
+    }
+
+    async fn commit(&mut self, window: &Window, records: u64) -> iterable_export::Result<()> {
+        self.inner.commit(window, records).await?;
+        self.records += self.attempt_records;
+        self.bytes += self.attempt_bytes;
+        self.bar.set_position(self.records);
+        let (len, records_total, tail) =
+            (self.inner.inner().committed_len(), self.records, self.inner.remembered().to_vec());
+        self.save(|entry| {
+            entry.cursor = window.end;
+            entry.committed_len = len;
+            entry.records = records_total;
+            entry.tail = tail;
+        })?;
+        if !self.ui.bars && *window != Window::ALL {
+            tracing::info!("{}: window {window} done, {} records so far", self.name, self.records);
+        }
+        Ok(())
+    }
+
+    async fn abort(&mut self, window: &Window) -> iterable_export::Result<()> {
+        self.bar.set_position(self.records);
+        self.inner.abort(window).await
+    }
+}
+
+/// The plan for one data type, decided from the arguments and the state file.
+struct Job {
+    data_type: DataType,
+    key: String,
+    export: Export,
+    windows: Vec<Window>,
+    target: Target,
+    seen: HashSet<String>,
+    tail_from: Option<DateTime<Utc>>,
+    entry: Option<Entry>,
+    note: Option<String>,
+}
+
+fn fields_key(args: &ExportArgs) -> String {
+    if !args.only_fields.is_empty() {
+        format!("only:{}", args.only_fields.join(","))
+    } else if !args.omit_fields.is_empty() {
+        format!("omit:{}", args.omit_fields.join(","))
+    } else {
+        String::new()
+    }
+}
+
+/// Splits `[start, end)` into windows and, with a checkpoint, keeps the last `lookback` as its
+/// own window so its records can be remembered for the next incremental run.
+fn windows_with_tail(start: DateTime<Utc>, end: DateTime<Utc>, size: Duration, tail_from: DateTime<Utc>) -> Vec<Window> {
+    let tail_from = tail_from.clamp(start, end);
+    let mut windows = plan_windows(start, tail_from, size);
+    windows.extend(plan_windows(tail_from, end, size));
+    windows
+}
+
+fn usage(msg: impl Into<String>) -> Error {
+    Error::InvalidRequest(msg.into())
+}
+
+fn plan_job(
+    client: &Client,
+    args: &ExportArgs,
+    data_type: DataType,
+    state: Option<&State>,
+    now: DateTime<Utc>,
+) -> iterable_export::Result<Option<Job>> {
+    let format: Format = args.format.into();
+    let key = format!("{data_type}.{}", format.extension());
+    let to_stdout = args.output.as_os_str() == "-";
+    let path = args.output.join(&key);
+    let mut export = client.export(data_type);
+    if !args.only_fields.is_empty() {
+        export = export.only_fields(args.only_fields.iter().cloned());
+    }
+    if !args.omit_fields.is_empty() {
+        export = export.omit_fields(args.omit_fields.iter().cloned());
+    }
+    let lookback = TimeDelta::from_std(args.lookback).unwrap_or(TimeDelta::zero());
+
+    if let Some(range) = args.range {
+        let target = if to_stdout {
+            Target::Stdout(WriterSink::new(BufWriter::new(std::io::stdout())))
+        } else {
+            Target::File(FileSink::create(&path)?)
+        };
+        return Ok(Some(Job {
+            data_type,
+            key,
+            export: export.range(range),
+            windows: Vec::new(),
+            target,
+            seen: HashSet::new(),
+            tail_from: None,
+            entry: None,
+            note: None,
+        }));
+    }
+
+    let end = args.end.unwrap_or(now).trunc_subsecs(0);
+    let existing = state.and_then(|s| s.exports.get(&key)).cloned();
+    let fields = fields_key(args);
+    if let Some(entry) = &existing
+        && entry.fields != fields
+    {
+        return Err(usage(format!(
+            "the state file's export of {key} used fields {:?}, this run asks for {fields:?}: use the same fields, \
+             or another state file",
+            entry.fields
+        )));
+    }
+
+    // An unfinished run: resume it exactly where its last checkpoint left it.
+    if let Some(entry) = existing.as_ref().filter(|e| !e.done) {
+        if args.start.is_some_and(|s| s.trunc_subsecs(0) != entry.start) || args.end.is_some_and(|e| e.trunc_subsecs(0) != entry.end) {
+            return Err(usage(format!(
+                "the state file holds an unfinished export of {key} for [{}, {}): rerun with the same --start/--end \
+                 (or none) to resume it, or use another state file",
+                entry.start.to_rfc3339(),
+                entry.end.to_rfc3339()
+            )));
+        }
+        let target = Target::File(FileSink::resume(&entry.output, format, entry.committed_len)?);
+        let windows = windows_with_tail(entry.cursor, entry.end, args.window, entry.tail_from.max(entry.cursor));
+        let note = Some(format!("resumed from {}", entry.cursor.to_rfc3339()));
+        return Ok(Some(Job {
+            data_type,
+            key,
+            export,
+            windows,
+            target,
+            seen: entry.seen.iter().cloned().collect(),
+            tail_from: Some(entry.tail_from),
+            entry: Some(entry.clone()),
+            note,
+        }));
+    }
+
+    let (start, seen, target, note) = match (&existing, args.start) {
+        // Incremental: continue from the last run's end, re-reading the look-back.
+        (Some(entry), None) => {
+            let start = (entry.end - lookback).max(entry.start);
+            if end <= entry.end {
+                return Ok(None);
+            }
+            let target = Target::File(FileSink::resume(&entry.output, format, entry.committed_len)?);
+            let note = Some(format!("incremental from {} (look-back {})", entry.end.to_rfc3339(), humantime::format_duration(args.lookback)));
+            (start, entry.tail.iter().cloned().collect(), target, note)
+        }
+        (Some(entry), Some(start)) if entry.done && start.trunc_subsecs(0) == entry.start && end == entry.end => {
+            return Ok(None);
+        }
+        (_, Some(start)) => {
+            let target = if to_stdout {
+                Target::Stdout(WriterSink::new(BufWriter::new(std::io::stdout())))
+            } else {
+                Target::File(FileSink::create(&path)?)
+            };
+            (start.trunc_subsecs(0), HashSet::new(), target, None)
+        }
+        (None, None) => {
+            return Err(usage(
+                "give --start (and optionally --end) or --range; or --state with the file of an earlier run to \
+                 continue where it ended",
+            ));
+        }
+    };
+    if start >= end {
+        return Err(usage(format!(
+            "--start ({}) must be before --end ({})",
+            start.to_rfc3339(),
+            end.to_rfc3339()
+        )));
+    }
+    let tail_from = (end - lookback).max(start);
+    let entry = state.map(|_| Entry {
+        start,
+        end,
+        cursor: start,
+        committed_len: target.committed_len(),
+        records: 0,
+        done: false,
+        output: path.clone(),
+        fields: fields.clone(),
+        seen: seen.iter().cloned().collect(),
+        tail_from,
+        tail: Vec::new(),
+    });
+    Ok(Some(Job {
+        data_type,
+        key,
+        export: export.between(start, end),
+        windows: if state.is_some() {
+            windows_with_tail(start, end, args.window, tail_from)
+        } else {
+            plan_windows(start, end, args.window)
+        },
+        target,
+        seen,
+        tail_from: state.map(|_| tail_from),
+        entry,
+        note,
+    }))
+}
+
+/// Runs `export`: every data type concurrently, under the client's one rate limiter.
+pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, iterable_export::Result<Report>)> {
+    let mut results = Vec::new();
+    let to_stdout = args.output.as_os_str() == "-";
+    if to_stdout && args.data_types.len() > 1 {
+        results.push(("export".into(), Err(usage("--output - (standard output) takes one --data-type; give a directory for several"))));
+        return results;
+    }
+    if to_stdout && args.state.is_some() {
+        results.push(("export".into(), Err(usage("--state needs files to resume into: give --output DIR instead of -"))));
+        return results;
+    }
+    if args.range.is_some() && args.state.is_some() {
+        results.push(("export".into(), Err(usage("--state works with dates (--start/--end), not with --range"))));
+        return results;
+    }
+    if !to_stdout && let Err(err) = std::fs::create_dir_all(&args.output) {
+        results.push(("export".into(), Err(Error::Io { context: format!("cannot create {}", args.output.display()), source: err })));
+        return results;
+    }
+    let state = match &args.state {
+        Some(path) => match State::load(path) {
+            Ok(state) => Some(state),
+            Err(err) => {
+                results.push(("export".into(), Err(err)));
+                return results;
+            }
+        },
+        None => None,
+    };
+    let now = Utc::now();
+    let mut jobs = Vec::new();
+    for data_type in &args.data_types {
+        let name = format!("{data_type}");
+        match plan_job(client, &args, *data_type, state.as_ref(), now) {
+            Ok(Some(job)) => jobs.push(job),
+            Ok(None) => results.push((
+                name.clone(),
+                Ok(Report {
+                    name,
+                    records: 0,
+                    bytes: 0,
+                    duration: Duration::ZERO,
+                    output: None,
+                    skipped_duplicates: 0,
+                    note: Some("already complete, nothing new to export".into()),
+                }),
+            )),
+            Err(err) => results.push((name, Err(err))),
+        }
+    }
+    if results.iter().any(|(_, r)| r.is_err()) {
+        return results;
+    }
+
+    let shared = state.map(|mut state| {
+        for job in &jobs {
+            if let Some(entry) = &job.entry {
+                state.exports.insert(job.key.clone(), entry.clone());
+            }
+        }
+        Arc::new(Mutex::new(state))
+    });
+    if let (Some(shared), Some(path)) = (&shared, &args.state)
+        && let Ok(state) = shared.lock()
+        && let Err(err) = state.save(path)
+    {
+        results.push(("export".into(), Err(err)));
+        return results;
+    }
+
+    let options = WindowOptions { size: args.window, format: args.format.into(), ..WindowOptions::default() };
+    let mut tasks = tokio::task::JoinSet::new();
+    for job in jobs {
+        let checkpoint = match (&shared, &args.state) {
+            (Some(state), Some(path)) => Some(Checkpoint { state: state.clone(), path: path.clone(), key: job.key.clone() }),
+            _ => None,
+        };
+        let name = job.data_type.to_string();
+        let bar = ui.bar(&name);
+        let ui = ui.clone();
+        tasks.spawn(async move {
+            let started = Instant::now();
+            let mut sink = Tracked {
+                inner: Dedup::new(job.target, job.seen, job.tail_from),
+                bar: bar.clone(),
+                ui,
+                name: name.clone(),
+                attempt_records: 0,
+                attempt_bytes: 0,
+                records: 0,
+                bytes: 0,
+                checkpoint,
+            };
+            let result = job.export.export_plan(job.windows, options, &mut sink).await;
+            let finished = match result {
+                Ok(_) => finish(sink),
+                Err(err) => Err(err),
+            };
+            match &finished {
+                Ok(_) => bar.finish_with_message("done"),
+                Err(_) => bar.abandon_with_message("failed"),
+            }
+            let report = finished.map(|f| Report {
+                name: name.clone(),
+                records: f.records,
+                bytes: f.bytes,
+                duration: started.elapsed(),
+                output: f.output,
+                skipped_duplicates: f.skipped,
+                note: job.note,
+            });
+            (name, report)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(result) => results.push(result),
+            Err(err) => results.push((
+                "export".into(),
+                Err(Error::Io { context: "an export task failed".into(), source: std::io::Error::other(err.to_string()) }),
+            )),
+        }
+    }
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    results
+}
+
+/// What a finished export leaves behind.
+struct Finished {
+    output: Option<PathBuf>,
+    records: u64,
+    bytes: u64,
+    skipped: u64,
+}
+
+/// Completes the output (rename, or flush) and marks the checkpoint done.
+fn finish(sink: Tracked) -> iterable_export::Result<Finished> {
+    let Tracked { inner, records, bytes, checkpoint, .. } = sink;
+    let skipped = inner.skipped();
+    let remembered = inner.remembered().to_vec();
+    let output = match inner.into_inner() {
+        Target::File(file) => Some(file.finish()?),
+        Target::Stdout(out) => {
+            out.finish()?;
+            None
+        }
+    };
+    if let Some(checkpoint) = checkpoint {
+        checkpoint.update(|entry| {
+            entry.done = true;
+            entry.cursor = entry.end;
+            entry.tail = remembered;
+        })?;
+    }
+    Ok(Finished { output, records, bytes, skipped })
+}
+
+/// Prints the per-data-type summary.
+pub fn print_summary(ui: &Ui, client: &Client, results: &[(String, iterable_export::Result<Report>)], elapsed: Duration) {
+    if !ui.summary {
+        return;
+    }
+    for (_, result) in results {
+        if let Ok(r) = result {
+            let secs = r.duration.as_secs_f64().max(1e-9);
+            let output = r.output.as_deref().map_or_else(|| "stdout".to_owned(), |p: &Path| p.display().to_string());
+            let mut line = format!(
+                "{:<22} {:>11} records {:>10} in {:>7.1}s {:>10}/s -> {output}",
+                r.name,
+                r.records,
+                human_bytes(r.bytes),
+                r.duration.as_secs_f64(),
+                human_bytes((r.bytes as f64 / secs) as u64),
+            );
+            if r.skipped_duplicates > 0 {
+                line.push_str(&format!(" ({} duplicates from the look-back dropped)", r.skipped_duplicates));
+            }
+            if let Some(note) = &r.note {
+                line.push_str(&format!(" [{note}]"));
+            }
+            ui.line(&line);
+        }
+    }
+    let stats = client.stats();
+    ui.line(&format!(
+        "total {:.1}s: {} requests, {} retries, {} rate-limited (429), {} windows split, {:.1}s waiting for the rate limit",
+        elapsed.as_secs_f64(),
+        stats.requests,
+        stats.retries,
+        stats.rate_limited,
+        stats.windows_split,
+        stats.rate_limit_wait.as_secs_f64()
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn the_tail_is_its_own_window() {
+        let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().unwrap_or_default();
+        let end = start + TimeDelta::days(2);
+        let windows = windows_with_tail(start, end, Duration::from_secs(86_400), end - TimeDelta::minutes(5));
+        let bounds: Vec<(i64, i64)> =
+            windows.iter().map(|w| ((w.start - start).num_minutes(), (w.end - start).num_minutes())).collect();
+        assert_eq!(bounds, vec![(0, 1440), (1440, 2875), (2875, 2880)]);
+    }
+}
