@@ -299,7 +299,11 @@ async fn handle(State(app): State<App>, req: Request) -> Response {
     let shared = &app.shared;
     let config = shared.config();
     if app.redirect_target {
-        lock(&shared.redirect_hits).push(RedirectHit {
+        let mut hits = lock(&shared.redirect_hits);
+        if hits.len() >= config.request_log_capacity.max(1) {
+            hits.remove(0);
+        }
+        hits.push(RedirectHit {
             path: info.path.clone(),
             query: redact_query(&info.query),
             api_key_present: info.api_key.is_some(),
