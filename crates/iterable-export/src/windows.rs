@@ -213,14 +213,17 @@ impl Export {
                     Err(Failure::Request(err)) => err,
                 };
                 sink.abort(&window).await?;
+                let err = match err {
+                    // The client already retried the request itself: give up on the window.
+                    Attempt::Open(err) => {
+                        let attempts = failures + if err.is_transient() { policy.max_retries + 1 } else { 1 };
+                        return Err(window_failed(self, ranged, &window, attempts, err));
+                    }
+                    Attempt::Body(err) => err,
+                };
                 failures += 1;
                 if !err.is_transient() || failures > policy.max_retries {
-                    return Err(Error::WindowFailed {
-                        data_type: self.data_type().to_string(),
-                        window: if ranged { "(whole range)".to_owned() } else { window.to_string() },
-                        attempts: failures,
-                        source: Box::new(err),
-                    });
+                    return Err(window_failed(self, ranged, &window, failures, err));
                 }
                 if !ranged
                     && failures >= options.split_after
@@ -246,10 +249,27 @@ impl Export {
 }
 
 enum Failure {
-    /// The request or its body failed: retry or split.
-    Request(Error),
+    /// The request or its body failed.
+    Request(Attempt),
     /// The sink failed: stop.
     Sink(Error),
+}
+
+/// Where an attempt failed.
+enum Attempt {
+    /// Before the body (the client's retries are exhausted).
+    Open(Error),
+    /// While the body arrived: retry the window, or split it.
+    Body(Error),
+}
+
+fn window_failed(export: &Export, ranged: bool, window: &Window, attempts: u32, err: Error) -> Error {
+    Error::WindowFailed {
+        data_type: export.data_type().to_string(),
+        window: if ranged { "(whole range)".to_owned() } else { window.to_string() },
+        attempts,
+        source: Box::new(err),
+    }
 }
 
 /// One attempt at one window: open it and hand every record to the sink.
@@ -257,17 +277,21 @@ async fn deliver<S: Sink>(export: &Export, format: Format, sink: &mut S) -> std:
     let mut records = 0u64;
     match format {
         Format::Ndjson => {
-            let mut lines = export.lines().await.map_err(Failure::Request)?;
-            while let Some(line) = lines.try_next().await.map_err(Failure::Request)? {
+            let mut lines = export.lines().await.map_err(|e| Failure::Request(Attempt::Open(e)))?;
+            while let Some(line) = lines.try_next().await.map_err(|e| Failure::Request(Attempt::Body(e)))? {
                 sink.record(&line).await.map_err(Failure::Sink)?;
                 records += 1;
             }
             Ok((records, lines.bytes_read()))
         }
         Format::Csv => {
-            let mut rows = export.csv().await.map_err(Failure::Request)?;
+            let body = export.body(Format::Csv).await.map_err(|e| Failure::Request(Attempt::Open(e)))?;
+            // Reading the header row is already part of the body.
+            let mut rows = crate::CsvRecords::new(body.into_inner(), export.client().max_line_length())
+                .await
+                .map_err(|e| Failure::Request(Attempt::Body(e)))?;
             sink.header(&csv_row(rows.headers())).await.map_err(Failure::Sink)?;
-            while let Some(row) = rows.try_next().await.map_err(Failure::Request)? {
+            while let Some(row) = rows.try_next().await.map_err(|e| Failure::Request(Attempt::Body(e)))? {
                 sink.record(row.raw()).await.map_err(Failure::Sink)?;
                 records += 1;
             }

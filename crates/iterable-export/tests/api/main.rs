@@ -1,0 +1,6 @@
+//! Integration tests of the facade against the mock server (one binary, a module per area).
+
+mod common;
+mod endpoints;
+mod errors;
+mod resilience;
