@@ -648,29 +648,45 @@ fn push_money(buf: &mut Vec<u8>, cents: u64) {
     push_2(buf, (cents % 100) as u32);
 }
 
+/// Bytes that need escaping in a JSON string.
+static JSON_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 /// Appends `s` as a JSON string literal (with quotes).
 pub(crate) fn push_json_str(buf: &mut Vec<u8>, s: &[u8]) {
+    buf.reserve(s.len() + 2);
     buf.push(b'"');
     let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
-        let esc: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0..=0x1f => {
-                buf.extend_from_slice(&s[start..i]);
+    let mut i = 0;
+    while i < s.len() {
+        let b = s[i];
+        if !JSON_ESCAPE[b as usize] {
+            i += 1;
+            continue;
+        }
+        buf.extend_from_slice(&s[start..i]);
+        match b {
+            b'"' => buf.extend_from_slice(b"\\\""),
+            b'\\' => buf.extend_from_slice(b"\\\\"),
+            b'\n' => buf.extend_from_slice(b"\\n"),
+            b'\r' => buf.extend_from_slice(b"\\r"),
+            b'\t' => buf.extend_from_slice(b"\\t"),
+            _ => {
                 buf.extend_from_slice(b"\\u00");
                 push_hex(buf, u64::from(b), 2);
-                start = i + 1;
-                continue;
             }
-            _ => continue,
-        };
-        buf.extend_from_slice(&s[start..i]);
-        buf.extend_from_slice(esc);
-        start = i + 1;
+        }
+        i += 1;
+        start = i;
     }
     buf.extend_from_slice(&s[start..]);
     buf.push(b'"');
