@@ -198,13 +198,17 @@ fn parse_region(s: &str) -> Result<Region, String> {
 
 fn parse_data_type(s: &str) -> Result<DataType, String> {
     s.parse().map_err(|_| {
-        let names: Vec<String> = iterable_export::ALL_DATA_TYPES.iter().map(ToString::to_string).collect();
+        let names: Vec<String> = iterable_export::ALL_DATA_TYPES
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         format!("{s:?} is not a data type; one of: {}", names.join(", "))
     })
 }
 
 fn parse_range(s: &str) -> Result<Range, String> {
-    s.parse().map_err(|_| format!("{s:?} is not a range: use Today, Yesterday, BeforeToday or All"))
+    s.parse()
+        .map_err(|_| format!("{s:?} is not a range: use Today, Yesterday, BeforeToday or All"))
 }
 
 /// RFC 3339, `YYYY-MM-DD HH:MM:SS` (UTC) or `YYYY-MM-DD` (midnight UTC).
@@ -219,7 +223,9 @@ pub fn parse_date(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default());
     }
-    Err(format!("{s:?} is not a date: use RFC 3339 (2024-01-01T00:00:00Z) or YYYY-MM-DD"))
+    Err(format!(
+        "{s:?} is not a date: use RFC 3339 (2024-01-01T00:00:00Z) or YYYY-MM-DD"
+    ))
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -238,9 +244,18 @@ mod tests {
     #[test]
     fn dates_in_every_accepted_form() {
         let midnight = parse_date("2024-01-02");
-        assert_eq!(midnight.map(|d| d.to_rfc3339()), Ok("2024-01-02T00:00:00+00:00".to_owned()));
-        assert_eq!(parse_date("2024-01-02T03:04:05+02:00").map(|d| d.to_rfc3339()), Ok("2024-01-02T01:04:05+00:00".to_owned()));
-        assert_eq!(parse_date("2024-01-02 03:04:05").map(|d| d.to_rfc3339()), Ok("2024-01-02T03:04:05+00:00".to_owned()));
+        assert_eq!(
+            midnight.map(|d| d.to_rfc3339()),
+            Ok("2024-01-02T00:00:00+00:00".to_owned())
+        );
+        assert_eq!(
+            parse_date("2024-01-02T03:04:05+02:00").map(|d| d.to_rfc3339()),
+            Ok("2024-01-02T01:04:05+00:00".to_owned())
+        );
+        assert_eq!(
+            parse_date("2024-01-02 03:04:05").map(|d| d.to_rfc3339()),
+            Ok("2024-01-02T03:04:05+00:00".to_owned())
+        );
         assert!(parse_date("yesterday").is_err_and(|e| e.contains("is not a date")));
     }
 

@@ -17,15 +17,23 @@ const DEMO_DATA_TYPES: [DataType; 3] = [DataType::EmailSend, DataType::EmailOpen
 const DEMO_DAYS: i64 = 3;
 
 pub async fn run(args: DemoArgs, ui: &Ui) -> Result<(), Error> {
-    let today = Utc::now().date_naive().and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_else(Utc::now);
+    let today = Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or_else(Utc::now);
     let start = today - TimeDelta::days(DEMO_DAYS);
     let config = MockConfig::default()
         .with_records_per_day(args.records_per_day)
         .with_data_start(start.date_naive())
-        .with_rate_limit(iterable_export_mock::RateLimit::new(DEMO_REQUESTS_PER_MINUTE, Duration::from_secs(60)));
-    let mock = MockServer::start(config.clone())
-        .await
-        .map_err(|e| Error::Io { context: "cannot start the mock server".into(), source: std::io::Error::other(e.to_string()) })?;
+        .with_rate_limit(iterable_export_mock::RateLimit::new(
+            DEMO_REQUESTS_PER_MINUTE,
+            Duration::from_secs(60),
+        ));
+    let mock = MockServer::start(config.clone()).await.map_err(|e| Error::Io {
+        context: "cannot start the mock server".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     ui.line(&format!(
         "demo: mock Iterable server at {} ({} records per day and data type, {} requests/min allowed)",
         mock.base_url(),
@@ -73,11 +81,19 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<(), Error> {
                         failure = Some(Error::Decode {
                             line: 0,
                             offset: 0,
-                            message: format!("{name}: exported {} records, the mock served {expected}", report.records),
+                            message: format!(
+                                "{name}: exported {} records, the mock served {expected}",
+                                report.records
+                            ),
                         });
                     }
                 }
-                Err(err) => failure = Some(Error::Io { context: format!("{name} failed"), source: std::io::Error::other(err.to_string()) }),
+                Err(err) => {
+                    failure = Some(Error::Io {
+                        context: format!("{name} failed"),
+                        source: std::io::Error::other(err.to_string()),
+                    })
+                }
             }
         }
         export::print_summary(ui, &client, &results, started.elapsed());

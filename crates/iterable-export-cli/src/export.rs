@@ -140,8 +140,11 @@ impl Sink for Tracked {
         self.records += self.attempt_records;
         self.bytes += self.attempt_bytes;
         self.bar.set_position(self.records);
-        let (len, records_total, tail) =
-            (self.inner.inner().committed_len(), self.records, self.inner.remembered().to_vec());
+        let (len, records_total, tail) = (
+            self.inner.inner().committed_len(),
+            self.records,
+            self.inner.remembered().to_vec(),
+        );
         self.save(|entry| {
             entry.cursor = window.end;
             entry.committed_len = len;
@@ -185,7 +188,12 @@ fn fields_key(args: &ExportArgs) -> String {
 
 /// Splits `[start, end)` into windows and, with a checkpoint, keeps the last `lookback` as its
 /// own window so its records can be remembered for the next incremental run.
-fn windows_with_tail(start: DateTime<Utc>, end: DateTime<Utc>, size: Duration, tail_from: DateTime<Utc>) -> Vec<Window> {
+fn windows_with_tail(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    size: Duration,
+    tail_from: DateTime<Utc>,
+) -> Vec<Window> {
     let tail_from = tail_from.clamp(start, end);
     let mut windows = plan_windows(start, tail_from, size);
     windows.extend(plan_windows(tail_from, end, size));
@@ -250,7 +258,9 @@ fn plan_job(
 
     // An unfinished run: resume it exactly where its last checkpoint left it.
     if let Some(entry) = existing.as_ref().filter(|e| !e.done) {
-        if args.start.is_some_and(|s| s.trunc_subsecs(0) != entry.start) || args.end.is_some_and(|e| e.trunc_subsecs(0) != entry.end) {
+        if args.start.is_some_and(|s| s.trunc_subsecs(0) != entry.start)
+            || args.end.is_some_and(|e| e.trunc_subsecs(0) != entry.end)
+        {
             return Err(usage(format!(
                 "the state file holds an unfinished export of {key} for [{}, {}): rerun with the same --start/--end \
                  (or none) to resume it, or use another state file",
@@ -282,7 +292,11 @@ fn plan_job(
                 return Ok(None);
             }
             let target = Target::File(FileSink::resume(&entry.output, format, entry.committed_len)?);
-            let note = Some(format!("incremental from {} (look-back {})", entry.end.to_rfc3339(), humantime::format_duration(args.lookback)));
+            let note = Some(format!(
+                "incremental from {} (look-back {})",
+                entry.end.to_rfc3339(),
+                humantime::format_duration(args.lookback)
+            ));
             (start, entry.tail.iter().cloned().collect(), target, note)
         }
         (Some(entry), Some(start)) if entry.done && start.trunc_subsecs(0) == entry.start && end == entry.end => {
@@ -346,19 +360,38 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
     let mut results = Vec::new();
     let to_stdout = args.output.as_os_str() == "-";
     if to_stdout && args.data_types.len() > 1 {
-        results.push(("export".into(), Err(usage("--output - (standard output) takes one --data-type; give a directory for several"))));
+        results.push((
+            "export".into(),
+            Err(usage(
+                "--output - (standard output) takes one --data-type; give a directory for several",
+            )),
+        ));
         return results;
     }
     if to_stdout && args.state.is_some() {
-        results.push(("export".into(), Err(usage("--state needs files to resume into: give --output DIR instead of -"))));
+        results.push((
+            "export".into(),
+            Err(usage(
+                "--state needs files to resume into: give --output DIR instead of -",
+            )),
+        ));
         return results;
     }
     if args.range.is_some() && args.state.is_some() {
-        results.push(("export".into(), Err(usage("--state works with dates (--start/--end), not with --range"))));
+        results.push((
+            "export".into(),
+            Err(usage("--state works with dates (--start/--end), not with --range")),
+        ));
         return results;
     }
     if !to_stdout && let Err(err) = std::fs::create_dir_all(&args.output) {
-        results.push(("export".into(), Err(Error::Io { context: format!("cannot create {}", args.output.display()), source: err })));
+        results.push((
+            "export".into(),
+            Err(Error::Io {
+                context: format!("cannot create {}", args.output.display()),
+                source: err,
+            }),
+        ));
         return results;
     }
     let state = match &args.state {
@@ -412,11 +445,19 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
         return results;
     }
 
-    let options = WindowOptions { size: args.window, format: args.format.into(), ..WindowOptions::default() };
+    let options = WindowOptions {
+        size: args.window,
+        format: args.format.into(),
+        ..WindowOptions::default()
+    };
     let mut tasks = tokio::task::JoinSet::new();
     for job in jobs {
         let checkpoint = match (&shared, &args.state) {
-            (Some(state), Some(path)) => Some(Checkpoint { state: state.clone(), path: path.clone(), key: job.key.clone() }),
+            (Some(state), Some(path)) => Some(Checkpoint {
+                state: state.clone(),
+                path: path.clone(),
+                key: job.key.clone(),
+            }),
             _ => None,
         };
         let name = job.data_type.to_string();
@@ -461,7 +502,10 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
             Ok(result) => results.push(result),
             Err(err) => results.push((
                 "export".into(),
-                Err(Error::Io { context: "an export task failed".into(), source: std::io::Error::other(err.to_string()) }),
+                Err(Error::Io {
+                    context: "an export task failed".into(),
+                    source: std::io::Error::other(err.to_string()),
+                }),
             )),
         }
     }
@@ -479,7 +523,13 @@ struct Finished {
 
 /// Completes the output (rename, or flush) and marks the checkpoint done.
 fn finish(sink: Tracked) -> iterable_export::Result<Finished> {
-    let Tracked { inner, records, bytes, checkpoint, .. } = sink;
+    let Tracked {
+        inner,
+        records,
+        bytes,
+        checkpoint,
+        ..
+    } = sink;
     let skipped = inner.skipped();
     let remembered = inner.remembered().to_vec();
     let output = match inner.into_inner() {
@@ -496,18 +546,31 @@ fn finish(sink: Tracked) -> iterable_export::Result<Finished> {
             entry.tail = remembered;
         })?;
     }
-    Ok(Finished { output, records, bytes, skipped })
+    Ok(Finished {
+        output,
+        records,
+        bytes,
+        skipped,
+    })
 }
 
 /// Prints the per-data-type summary.
-pub fn print_summary(ui: &Ui, client: &Client, results: &[(String, iterable_export::Result<Report>)], elapsed: Duration) {
+pub fn print_summary(
+    ui: &Ui,
+    client: &Client,
+    results: &[(String, iterable_export::Result<Report>)],
+    elapsed: Duration,
+) {
     if !ui.summary {
         return;
     }
     for (_, result) in results {
         if let Ok(r) = result {
             let secs = r.duration.as_secs_f64().max(1e-9);
-            let output = r.output.as_deref().map_or_else(|| "stdout".to_owned(), |p: &Path| p.display().to_string());
+            let output = r
+                .output
+                .as_deref()
+                .map_or_else(|| "stdout".to_owned(), |p: &Path| p.display().to_string());
             let mut line = format!(
                 "{:<22} {:>11} records {:>10} in {:>7.1}s {:>10}/s -> {output}",
                 r.name,
@@ -517,7 +580,10 @@ pub fn print_summary(ui: &Ui, client: &Client, results: &[(String, iterable_expo
                 human_bytes((r.bytes as f64 / secs) as u64),
             );
             if r.skipped_duplicates > 0 {
-                line.push_str(&format!(" ({} duplicates from the look-back dropped)", r.skipped_duplicates));
+                line.push_str(&format!(
+                    " ({} duplicates from the look-back dropped)",
+                    r.skipped_duplicates
+                ));
             }
             if let Some(note) = &r.note {
                 line.push_str(&format!(" [{note}]"));
@@ -548,8 +614,10 @@ mod tests {
         let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().unwrap_or_default();
         let end = start + TimeDelta::days(2);
         let windows = windows_with_tail(start, end, Duration::from_secs(86_400), end - TimeDelta::minutes(5));
-        let bounds: Vec<(i64, i64)> =
-            windows.iter().map(|w| ((w.start - start).num_minutes(), (w.end - start).num_minutes())).collect();
+        let bounds: Vec<(i64, i64)> = windows
+            .iter()
+            .map(|w| ((w.start - start).num_minutes(), (w.end - start).num_minutes()))
+            .collect();
         assert_eq!(bounds, vec![(0, 1440), (1440, 2875), (2875, 2880)]);
     }
 }

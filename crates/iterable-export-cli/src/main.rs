@@ -60,7 +60,11 @@ fn main() -> ExitCode {
 
 /// Prints an error as one line with what to do, and returns its exit code.
 fn report(ui: &Ui, context: &str, err: &Error) -> u8 {
-    let prefix = if context.is_empty() { String::new() } else { format!("{context}: ") };
+    let prefix = if context.is_empty() {
+        String::new()
+    } else {
+        format!("{context}: ")
+    };
     ui.line(&format!("error: {prefix}{err}"));
     exit_code(err)
 }
@@ -72,7 +76,12 @@ async fn run(cli: Cli, ui: &Ui) -> u8 {
             Err(err) => report(ui, "demo", &err),
         },
         Command::Export(args) => {
-            let client = match client(&cli.global, args.requests_per_minute, args.max_retries, args.read_timeout) {
+            let client = match client(
+                &cli.global,
+                args.requests_per_minute,
+                args.max_retries,
+                args.read_timeout,
+            ) {
                 Ok(client) => client,
                 Err(err) => return report(ui, "", &err),
             };
@@ -90,14 +99,24 @@ async fn run(cli: Cli, ui: &Ui) -> u8 {
             }
             code
         }
-        Command::UserEvents(args) => match client(&cli.global, 4, RetryPolicy::default().max_retries, Client::DEFAULT_READ_TIMEOUT) {
+        Command::UserEvents(args) => match client(
+            &cli.global,
+            4,
+            RetryPolicy::default().max_retries,
+            Client::DEFAULT_READ_TIMEOUT,
+        ) {
             Ok(client) => match user_events(&client, args).await {
                 Ok(()) => 0,
                 Err(err) => report(ui, "user-events", &err),
             },
             Err(err) => report(ui, "", &err),
         },
-        Command::Experiments(args) => match client(&cli.global, 4, RetryPolicy::default().max_retries, Client::DEFAULT_READ_TIMEOUT) {
+        Command::Experiments(args) => match client(
+            &cli.global,
+            4,
+            RetryPolicy::default().max_retries,
+            Client::DEFAULT_READ_TIMEOUT,
+        ) {
             Ok(client) => match experiments(&client, args).await {
                 Ok(()) => 0,
                 Err(err) => report(ui, "experiments", &err),
@@ -107,7 +126,12 @@ async fn run(cli: Cli, ui: &Ui) -> u8 {
     }
 }
 
-fn client(global: &Global, per_minute: u32, max_retries: u32, read_timeout: Duration) -> iterable_export::Result<Client> {
+fn client(
+    global: &Global,
+    per_minute: u32,
+    max_retries: u32,
+    read_timeout: Duration,
+) -> iterable_export::Result<Client> {
     let Some(key) = global.api_key.as_deref().filter(|k| !k.trim().is_empty()) else {
         return Err(Error::Config(
             "no API key: set ITERABLE_API_KEY (or pass --api-key) to a server-side key from Iterable's \
@@ -119,7 +143,10 @@ fn client(global: &Global, per_minute: u32, max_retries: u32, read_timeout: Dura
         .api_key(key)
         .read_timeout(read_timeout)
         .rate_limit(RateLimit::per_minute(per_minute))
-        .retry_policy(RetryPolicy { max_retries, ..RetryPolicy::default() });
+        .retry_policy(RetryPolicy {
+            max_retries,
+            ..RetryPolicy::default()
+        });
     if let Some(region) = global.region {
         builder = builder.region(region);
     }
@@ -136,11 +163,16 @@ async fn write_body(body: iterable_export::Body, output: &Path) -> iterable_expo
     let mut out: Box<dyn Write + Send> = if to_stdout {
         Box::new(std::io::BufWriter::new(std::io::stdout()))
     } else {
-        let file = std::fs::File::create(&part)
-            .map_err(|e| Error::Io { context: format!("cannot create {}", part.display()), source: e })?;
+        let file = std::fs::File::create(&part).map_err(|e| Error::Io {
+            context: format!("cannot create {}", part.display()),
+            source: e,
+        })?;
         Box::new(std::io::BufWriter::new(file))
     };
-    let io = |e| Error::Io { context: format!("cannot write {}", output.display()), source: e };
+    let io = |e| Error::Io {
+        context: format!("cannot write {}", output.display()),
+        source: e,
+    };
     let mut body = body;
     let mut bytes = 0u64;
     while let Some(chunk) = body.try_next().await? {
@@ -150,20 +182,27 @@ async fn write_body(body: iterable_export::Body, output: &Path) -> iterable_expo
     out.flush().map_err(io)?;
     drop(out);
     if !to_stdout {
-        std::fs::rename(&part, output)
-            .map_err(|e| Error::Io { context: format!("cannot rename {} to {}", part.display(), output.display()), source: e })?;
+        std::fs::rename(&part, output).map_err(|e| Error::Io {
+            context: format!("cannot rename {} to {}", part.display(), output.display()),
+            source: e,
+        })?;
     }
     Ok(bytes)
 }
 
 async fn user_events(client: &Client, args: UserEventsArgs) -> iterable_export::Result<()> {
-    let request = client.user_events(args.email).include_custom_events(!args.no_custom_events);
+    let request = client
+        .user_events(args.email)
+        .include_custom_events(!args.no_custom_events);
     let body = request.body().await?;
     write_body(body, &args.output).await.map(drop)
 }
 
 async fn experiments(client: &Client, args: ExperimentsArgs) -> iterable_export::Result<()> {
-    let request = client.experiment_metrics().experiment_ids(args.experiment_ids).campaign_ids(args.campaign_ids);
+    let request = client
+        .experiment_metrics()
+        .experiment_ids(args.experiment_ids)
+        .campaign_ids(args.campaign_ids);
     let body = request.body().await?;
     write_body(body, &args.output).await.map(drop)
 }

@@ -53,19 +53,29 @@ impl State {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(State { version: VERSION, exports: BTreeMap::new() });
+                return Ok(State {
+                    version: VERSION,
+                    exports: BTreeMap::new(),
+                });
             }
             Err(err) => return Err(io_error(format!("cannot read the state file {}", path.display()), err)),
         };
         let state: State = serde_json::from_str(&text).map_err(|err| {
             io_error(
-                format!("the state file {} is not valid ({err}); fix or delete it to start over", path.display()),
+                format!(
+                    "the state file {} is not valid ({err}); fix or delete it to start over",
+                    path.display()
+                ),
                 std::io::Error::from(std::io::ErrorKind::InvalidData),
             )
         })?;
         if state.version != VERSION {
             return Err(io_error(
-                format!("the state file {} has version {}, this program reads {VERSION}", path.display(), state.version),
+                format!(
+                    "the state file {} has version {}, this program reads {VERSION}",
+                    path.display(),
+                    state.version
+                ),
                 std::io::Error::from(std::io::ErrorKind::InvalidData),
             ));
         }
@@ -97,7 +107,10 @@ impl State {
 }
 
 fn io_error(context: impl Into<String>, source: std::io::Error) -> Error {
-    Error::Io { context: context.into(), source }
+    Error::Io {
+        context: context.into(),
+        source,
+    }
 }
 
 #[cfg(test)]
@@ -109,7 +122,10 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| io_error("tempdir", e))?;
         let path = dir.path().join("state.json");
         assert_eq!(State::load(&path)?.exports.len(), 0);
-        let mut state = State { version: VERSION, exports: BTreeMap::new() };
+        let mut state = State {
+            version: VERSION,
+            exports: BTreeMap::new(),
+        };
         let t = DateTime::<Utc>::UNIX_EPOCH;
         state.exports.insert(
             "emailSend.ndjson".into(),
@@ -139,7 +155,10 @@ mod tests {
         let path = dir.path().join("state.json");
         std::fs::write(&path, "{not json").map_err(|e| io_error("write", e))?;
         let err = State::load(&path).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(err.contains("is not valid") && err.contains("delete it to start over"), "{err}");
+        assert!(
+            err.contains("is not valid") && err.contains("delete it to start over"),
+            "{err}"
+        );
         Ok(())
     }
 }

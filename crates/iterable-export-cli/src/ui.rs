@@ -42,7 +42,11 @@ impl Ui {
             .with_ansi(bars)
             .with_writer(SuspendingWriter { multi: multi.clone() })
             .try_init();
-        Ui { multi, bars, summary: !quiet }
+        Ui {
+            multi,
+            bars,
+            summary: !quiet,
+        }
     }
 
     /// A progress bar for one export.
@@ -91,7 +95,9 @@ impl<'a> MakeWriter<'a> for SuspendingWriter {
     type Writer = LineWriter;
 
     fn make_writer(&'a self) -> Self::Writer {
-        LineWriter { multi: self.multi.clone() }
+        LineWriter {
+            multi: self.multi.clone(),
+        }
     }
 }
 
@@ -104,7 +110,11 @@ pub fn human_bytes(bytes: u64) -> String {
         value /= 1000.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", units[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
 }
 
 #[cfg(test)]

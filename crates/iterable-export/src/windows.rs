@@ -10,7 +10,6 @@ use futures::TryStreamExt;
 
 use crate::{Error, Export, Format, Result};
 
-
 /// A half-open time window `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Window {
@@ -22,7 +21,10 @@ pub struct Window {
 
 impl Window {
     /// All of time: the one window of an export by [`Range`](crate::Range).
-    pub const ALL: Window = Window { start: DateTime::<Utc>::MIN_UTC, end: DateTime::<Utc>::MAX_UTC };
+    pub const ALL: Window = Window {
+        start: DateTime::<Utc>::MIN_UTC,
+        end: DateTime::<Utc>::MAX_UTC,
+    };
 
     /// The window's length.
     pub fn len(&self) -> TimeDelta {
@@ -42,13 +44,27 @@ impl Window {
             return None;
         }
         let mid = self.start + TimeDelta::seconds(half_secs);
-        Some((Window { start: self.start, end: mid }, Window { start: mid, end: self.end }))
+        Some((
+            Window {
+                start: self.start,
+                end: mid,
+            },
+            Window {
+                start: mid,
+                end: self.end,
+            },
+        ))
     }
 }
 
 impl std::fmt::Display for Window {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "[{}, {})", self.start.format("%Y-%m-%dT%H:%M:%SZ"), self.end.format("%Y-%m-%dT%H:%M:%SZ"))
+        write!(
+            f,
+            "[{}, {})",
+            self.start.format("%Y-%m-%dT%H:%M:%SZ"),
+            self.end.format("%Y-%m-%dT%H:%M:%SZ")
+        )
     }
 }
 
@@ -76,7 +92,10 @@ pub fn plan_windows(start: DateTime<Utc>, end: DateTime<Utc>, size: Duration) ->
     let mut cursor = start;
     while cursor < end {
         let next = cursor.checked_add_signed(step).map_or(end, |n| n.min(end));
-        windows.push(Window { start: cursor, end: next });
+        windows.push(Window {
+            start: cursor,
+            end: next,
+        });
         cursor = next;
     }
     windows
@@ -163,7 +182,8 @@ impl Export {
                 "a windowed export needs dates: call between(start, end) instead of range(...)".into(),
             ));
         };
-        self.export_plan(plan_windows(start, end, options.size), options, sink).await
+        self.export_plan(plan_windows(start, end, options.size), options, sink)
+            .await
     }
 
     /// Exports the given windows, in order, into `sink` (the export's own dates are replaced by
@@ -188,12 +208,20 @@ impl Export {
     ) -> Result<WindowedSummary> {
         self.validate()?;
         let ranged = self.predefined_range().is_some();
-        let mut queue: VecDeque<Window> = if ranged { VecDeque::from([Window::ALL]) } else { windows.into_iter().collect() };
+        let mut queue: VecDeque<Window> = if ranged {
+            VecDeque::from([Window::ALL])
+        } else {
+            windows.into_iter().collect()
+        };
         let mut summary = WindowedSummary::default();
         let policy = self.client().retry_policy();
         let min = TimeDelta::from_std(options.min_size).unwrap_or(TimeDelta::MAX);
         while let Some(window) = queue.pop_front() {
-            let attempt = if ranged { self.clone() } else { self.clone().between(window.start, window.end) };
+            let attempt = if ranged {
+                self.clone()
+            } else {
+                self.clone().between(window.start, window.end)
+            };
             attempt.validate()?;
             let mut failures = 0u32;
             loop {
@@ -266,7 +294,11 @@ enum Attempt {
 fn window_failed(export: &Export, ranged: bool, window: &Window, attempts: u32, err: Error) -> Error {
     Error::WindowFailed {
         data_type: export.data_type().to_string(),
-        window: if ranged { "(whole range)".to_owned() } else { window.to_string() },
+        window: if ranged {
+            "(whole range)".to_owned()
+        } else {
+            window.to_string()
+        },
         attempts,
         source: Box::new(err),
     }
@@ -285,7 +317,10 @@ async fn deliver<S: Sink>(export: &Export, format: Format, sink: &mut S) -> std:
             Ok((records, lines.bytes_read()))
         }
         Format::Csv => {
-            let body = export.body(Format::Csv).await.map_err(|e| Failure::Request(Attempt::Open(e)))?;
+            let body = export
+                .body(Format::Csv)
+                .await
+                .map_err(|e| Failure::Request(Attempt::Open(e)))?;
             // Reading the header row is already part of the body.
             let mut rows = crate::CsvRecords::new(body.into_inner(), export.client().max_line_length())
                 .await
@@ -372,7 +407,10 @@ mod tests {
         let start = Utc.timestamp_opt(100, 900_000_000).single().unwrap_or_default();
         let end = Utc.timestamp_opt(200, 100_000_000).single().unwrap_or_default();
         let windows = plan_windows(start, end, Duration::from_secs(60));
-        let secs: Vec<(i64, i64)> = windows.iter().map(|w| (w.start.timestamp(), w.end.timestamp())).collect();
+        let secs: Vec<(i64, i64)> = windows
+            .iter()
+            .map(|w| (w.start.timestamp(), w.end.timestamp()))
+            .collect();
         assert_eq!(secs, vec![(100, 160), (160, 200)]);
     }
 
@@ -385,6 +423,13 @@ mod tests {
     #[test]
     fn one_second_windows_do_not_split() {
         let start = Utc.timestamp_opt(100, 0).single().unwrap_or_default();
-        assert_eq!(Window { start, end: start + TimeDelta::seconds(1) }.halves(), None);
+        assert_eq!(
+            Window {
+                start,
+                end: start + TimeDelta::seconds(1)
+            }
+            .halves(),
+            None
+        );
     }
 }

@@ -11,7 +11,10 @@ pub type TestResult = Result<(), BoxError>;
 
 /// 2024-01-01 plus `days` days and `hours` hours.
 pub fn day(days: i64, hours: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 1, 1, hours, 0, 0).single().unwrap_or_default() + chrono::TimeDelta::days(days)
+    Utc.with_ymd_and_hms(2024, 1, 1, hours, 0, 0)
+        .single()
+        .unwrap_or_default()
+        + chrono::TimeDelta::days(days)
 }
 
 /// A mock without a meaningful rate limit (tests that care set their own).
@@ -27,7 +30,11 @@ pub async fn start(config: MockConfig) -> Result<MockServer, BoxError> {
 
 /// Fast retries, a generous limit: tests should not sleep for real.
 pub fn fast_retries(max_retries: u32) -> RetryPolicy {
-    RetryPolicy { max_retries, initial_backoff: Duration::from_millis(5), max_backoff: Duration::from_millis(20) }
+    RetryPolicy {
+        max_retries,
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+    }
 }
 
 pub fn client(mock: &MockServer) -> Result<Client, iterable_export::Error> {

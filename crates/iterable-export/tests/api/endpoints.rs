@@ -13,7 +13,13 @@ async fn lines_are_the_served_body_byte_for_byte() -> TestResult {
     let mock = start(config.clone()).await?;
     let client = client(&mock)?;
     let (from, to) = (day(0, 6), day(2, 0));
-    let lines: Vec<bytes::Bytes> = client.export(DataType::EmailSend).between(from, to).lines().await?.try_collect().await?;
+    let lines: Vec<bytes::Bytes> = client
+        .export(DataType::EmailSend)
+        .between(from, to)
+        .lines()
+        .await?
+        .try_collect()
+        .await?;
     let mut body = Vec::new();
     for line in &lines {
         body.extend_from_slice(line);
@@ -31,15 +37,34 @@ async fn events_decode_every_record_and_round_trip() -> TestResult {
     let config = config(200);
     let mock = start(config.clone()).await?;
     let client = client(&mock)?;
-    for data_type in [DataType::EmailSend, DataType::EmailOpen, DataType::CustomEvent, DataType::UserUpdate, DataType::Purchase] {
-        let events: Vec<Event> = client.export(data_type).between(day(3, 0), day(4, 0)).ndjson().await?.try_collect().await?;
+    for data_type in [
+        DataType::EmailSend,
+        DataType::EmailOpen,
+        DataType::CustomEvent,
+        DataType::UserUpdate,
+        DataType::Purchase,
+    ] {
+        let events: Vec<Event> = client
+            .export(data_type)
+            .between(day(3, 0), day(4, 0))
+            .ndjson()
+            .await?
+            .try_collect()
+            .await?;
         let expected: Vec<Vec<u8>> =
             iterable_export_mock::expected_ndjson(&config, &data_type.to_string(), day(3, 0), day(4, 0))?.collect();
         assert_eq!(events.len(), expected.len(), "{data_type}");
         assert_eq!(events.len(), 200, "{data_type}");
         for (event, line) in events.iter().zip(&expected) {
-            assert!(event.created_at.is_some_and(|t| t >= day(3, 0) && t < day(4, 0)), "{data_type}: {event:?}");
-            assert_eq!(serde_json::to_vec(event)?, *line, "{data_type}: serializing reproduces the record");
+            assert!(
+                event.created_at.is_some_and(|t| t >= day(3, 0) && t < day(4, 0)),
+                "{data_type}: {event:?}"
+            );
+            assert_eq!(
+                serde_json::to_vec(event)?,
+                *line,
+                "{data_type}: serializing reproduces the record"
+            );
         }
     }
     Ok(())
@@ -65,8 +90,16 @@ async fn dates_go_out_in_iterable_format_and_fields_as_a_list() -> TestResult {
     let requests = mock.requests();
     assert_eq!(requests.len(), 1);
     let query = &requests[0].query;
-    assert!(query.contains("startDateTime=2024-01-01+00%3A00%3A00") || query.contains("startDateTime=2024-01-01%2000%3A00%3A00"), "{query}");
-    assert!(query.contains("endDateTime=2024-01-01+12%3A00%3A00") || query.contains("endDateTime=2024-01-01%2012%3A00%3A00"), "{query}");
+    assert!(
+        query.contains("startDateTime=2024-01-01+00%3A00%3A00")
+            || query.contains("startDateTime=2024-01-01%2000%3A00%3A00"),
+        "{query}"
+    );
+    assert!(
+        query.contains("endDateTime=2024-01-01+12%3A00%3A00")
+            || query.contains("endDateTime=2024-01-01%2012%3A00%3A00"),
+        "{query}"
+    );
     assert!(query.contains("onlyFields=email%2CcreatedAt"), "{query}");
     assert!(query.contains("dataTypeName=emailSend"), "{query}");
     Ok(())
@@ -77,15 +110,26 @@ async fn csv_has_the_header_and_every_record() -> TestResult {
     let config = config(120);
     let mock = start(config.clone()).await?;
     let client = client(&mock)?;
-    let rows = client.export(DataType::EmailOpen).between(day(1, 0), day(2, 0)).csv().await?;
+    let rows = client
+        .export(DataType::EmailOpen)
+        .between(day(1, 0), day(2, 0))
+        .csv()
+        .await?;
     let headers = rows.headers().to_vec();
     let records: Vec<_> = rows.try_collect().await?;
     assert_eq!(records.len(), 120);
     assert_eq!(headers.first().map(String::as_str), Some("createdAt"));
-    let expected_ids: BTreeSet<String> = iterable_export_mock::expected_ndjson(&config, "emailOpen", day(1, 0), day(2, 0))?
-        .map(|line| serde_json::from_slice::<serde_json::Value>(&line).map(|v| v["recordId"].as_str().unwrap_or("").to_owned()))
-        .collect::<Result<_, _>>()?;
-    let ids: BTreeSet<String> = records.iter().map(|r| r.get_by_name("recordId").unwrap_or("").to_owned()).collect();
+    let expected_ids: BTreeSet<String> =
+        iterable_export_mock::expected_ndjson(&config, "emailOpen", day(1, 0), day(2, 0))?
+            .map(|line| {
+                serde_json::from_slice::<serde_json::Value>(&line)
+                    .map(|v| v["recordId"].as_str().unwrap_or("").to_owned())
+            })
+            .collect::<Result<_, _>>()?;
+    let ids: BTreeSet<String> = records
+        .iter()
+        .map(|r| r.get_by_name("recordId").unwrap_or("").to_owned())
+        .collect();
     assert_eq!(ids, expected_ids);
     Ok(())
 }
@@ -94,9 +138,18 @@ async fn csv_has_the_header_and_every_record() -> TestResult {
 async fn range_is_sent_instead_of_dates() -> TestResult {
     let mock = start(config(10)).await?;
     let client = client(&mock)?;
-    let _ = client.export(DataType::EmailClick).range(Range::Yesterday).lines().await?.try_collect::<Vec<_>>().await?;
+    let _ = client
+        .export(DataType::EmailClick)
+        .range(Range::Yesterday)
+        .lines()
+        .await?
+        .try_collect::<Vec<_>>()
+        .await?;
     let query = &mock.requests()[0].query;
-    assert!(query.contains("range=Yesterday") && !query.contains("DateTime"), "{query}");
+    assert!(
+        query.contains("range=Yesterday") && !query.contains("DateTime"),
+        "{query}"
+    );
     Ok(())
 }
 
@@ -104,16 +157,44 @@ async fn range_is_sent_instead_of_dates() -> TestResult {
 async fn user_events_stream_in_both_forms() -> TestResult {
     let plain = start(config(50)).await?;
     let wrapped = start(config(50).with_user_events_wrapped(true)).await?;
-    let a: Vec<Event> = client(&plain)?.user_events("ana@example.com").send().await?.try_collect().await?;
-    let b: Vec<Event> = client(&wrapped)?.user_events("ana@example.com").send().await?.try_collect().await?;
+    let a: Vec<Event> = client(&plain)?
+        .user_events("ana@example.com")
+        .send()
+        .await?
+        .try_collect()
+        .await?;
+    let b: Vec<Event> = client(&wrapped)?
+        .user_events("ana@example.com")
+        .send()
+        .await?
+        .try_collect()
+        .await?;
     assert!(!a.is_empty());
-    assert!(a.iter().all(|e| e.event_type.is_some() && e.email.as_deref() == Some("ana@example.com")), "{a:?}");
-    let strip = |events: &[Event]| events.iter().map(|e| (e.message_id.clone(), e.created_at)).collect::<Vec<_>>();
+    assert!(
+        a.iter()
+            .all(|e| e.event_type.is_some() && e.email.as_deref() == Some("ana@example.com")),
+        "{a:?}"
+    );
+    let strip = |events: &[Event]| {
+        events
+            .iter()
+            .map(|e| (e.message_id.clone(), e.created_at))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(strip(&a), strip(&b));
-    let no_custom: Vec<Event> =
-        client(&plain)?.user_events("ana@example.com").include_custom_events(false).send().await?.try_collect().await?;
+    let no_custom: Vec<Event> = client(&plain)?
+        .user_events("ana@example.com")
+        .include_custom_events(false)
+        .send()
+        .await?
+        .try_collect()
+        .await?;
     assert!(no_custom.iter().all(|e| e.event_type.as_deref() != Some("customEvent")));
-    assert!(plain.requests()[1].query.contains("includeCustomEvents=false"), "{:?}", plain.requests());
+    assert!(
+        plain.requests()[1].query.contains("includeCustomEvents=false"),
+        "{:?}",
+        plain.requests()
+    );
     Ok(())
 }
 
@@ -121,13 +202,21 @@ async fn user_events_stream_in_both_forms() -> TestResult {
 async fn experiment_metrics_send_repeated_ids() -> TestResult {
     let mock = start(config(10)).await?;
     let client = client(&mock)?;
-    let rows = client.experiment_metrics().experiment_ids([1, 2]).campaign_ids([3]).send().await?;
+    let rows = client
+        .experiment_metrics()
+        .experiment_ids([1, 2])
+        .campaign_ids([3])
+        .send()
+        .await?;
     assert_eq!(rows.headers().first().map(String::as_str), Some("experimentId"));
     let records: Vec<_> = rows.try_collect().await?;
     let experiments: BTreeSet<&str> = records.iter().filter_map(|r| r.get(0)).collect();
     assert_eq!(experiments, BTreeSet::from(["1", "2", "31"]));
     let query = &mock.requests()[0].query;
-    assert!(query.contains("experimentId=1&experimentId=2") && query.contains("campaignId=3"), "{query}");
+    assert!(
+        query.contains("experimentId=1&experimentId=2") && query.contains("campaignId=3"),
+        "{query}"
+    );
     Ok(())
 }
 

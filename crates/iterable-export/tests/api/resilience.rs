@@ -15,11 +15,21 @@ struct Run {
     result: Result<iterable_export::WindowedSummary, Error>,
 }
 
-async fn windowed(client: &Client, data_type: DataType, from: DateTime<Utc>, to: DateTime<Utc>, options: WindowOptions) -> Result<Run, BoxError> {
+async fn windowed(
+    client: &Client,
+    data_type: DataType,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    options: WindowOptions,
+) -> Result<Run, BoxError> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("out");
     let mut sink = FileSink::create(&path)?;
-    let result = client.export(data_type).between(from, to).export_windows(options, &mut sink).await;
+    let result = client
+        .export(data_type)
+        .between(from, to)
+        .export_windows(options, &mut sink)
+        .await;
     let output = match &result {
         Ok(_) => std::fs::read(sink.finish()?)?,
         Err(_) => std::fs::read(iterable_export::part_path(&path))?,
@@ -28,12 +38,21 @@ async fn windowed(client: &Client, data_type: DataType, from: DateTime<Utc>, to:
 }
 
 fn options(hours: u64) -> WindowOptions {
-    WindowOptions { size: HOUR * hours as u32, min_size: Duration::from_secs(60), split_after: 2, format: Format::Ndjson }
+    WindowOptions {
+        size: HOUR * hours as u32,
+        min_size: Duration::from_secs(60),
+        split_after: 2,
+        format: Format::Ndjson,
+    }
 }
 
 /// Exports two days in 6-hour windows (8 requests) with `faults` queued, and checks the output is
 /// exactly the served records: same multiset of lines, no duplicate, none missing.
-async fn exact_under(faults: Vec<Fault>, client_config: impl Fn(&MockServer) -> Result<Client, Error>, mock_config: MockConfig) -> Result<(Client, MockServer, iterable_export::WindowedSummary), BoxError> {
+async fn exact_under(
+    faults: Vec<Fault>,
+    client_config: impl Fn(&MockServer) -> Result<Client, Error>,
+    mock_config: MockConfig,
+) -> Result<(Client, MockServer, iterable_export::WindowedSummary), BoxError> {
     let mock = start(mock_config.clone()).await?;
     let client = client_config(&mock)?;
     for fault in faults {
@@ -58,7 +77,11 @@ async fn status_faults_are_retried_and_counted() -> TestResult {
         assert_eq!(client.stats().retries, 3, "status {status}");
         assert_eq!(client.stats().requests, 11, "status {status}");
         assert_eq!(mock.counters().requests, 11, "status {status}");
-        assert_eq!(client.stats().rate_limited, if status == 429 { 3 } else { 0 }, "status {status}");
+        assert_eq!(
+            client.stats().rate_limited,
+            if status == 429 { 3 } else { 0 },
+            "status {status}"
+        );
     }
     Ok(())
 }
@@ -66,7 +89,9 @@ async fn status_faults_are_retried_and_counted() -> TestResult {
 #[tokio::test]
 async fn a_429_storm_with_and_without_retry_after() -> TestResult {
     for retry_after in [true, false] {
-        let mock_config = config(200).with_rate_limit(iterable_export_mock::RateLimit::new(10_000, Duration::from_secs(60)).with_retry_after(retry_after));
+        let mock_config = config(200).with_rate_limit(
+            iterable_export_mock::RateLimit::new(10_000, Duration::from_secs(60)).with_retry_after(retry_after),
+        );
         let faults = vec![Fault::Status { status: 429, count: 5 }];
         let fast_limit = |mock: &MockServer| {
             // A limit of 600/min makes the penalty after a 429 without Retry-After 100 ms.
@@ -89,7 +114,10 @@ async fn truncation_at_random_offsets_never_loses_or_duplicates() -> TestResult 
     for seed in [1u64, 7, 42, 1234] {
         // Offsets spread over a window's body (~400 records of ~1 kB per 6 hours).
         let offset = (seed * 7919) % 200_000 + 1;
-        let faults = vec![Fault::Truncate { after_bytes: offset, count: 1 }];
+        let faults = vec![Fault::Truncate {
+            after_bytes: offset,
+            count: 1,
+        }];
         let (client, _mock, summary) = exact_under(faults, client, config(1600).with_seed(seed)).await?;
         assert_eq!((summary.retries, summary.splits), (1, 0), "seed {seed}: {summary:?}");
         assert_eq!(client.stats().requests, 9, "seed {seed}");
@@ -99,7 +127,15 @@ async fn truncation_at_random_offsets_never_loses_or_duplicates() -> TestResult 
 
 #[tokio::test]
 async fn a_window_that_keeps_failing_mid_body_is_split() -> TestResult {
-    let (client, _mock, summary) = exact_under(vec![Fault::Truncate { after_bytes: 5_000, count: 2 }], client, config(800)).await?;
+    let (client, _mock, summary) = exact_under(
+        vec![Fault::Truncate {
+            after_bytes: 5_000,
+            count: 2,
+        }],
+        client,
+        config(800),
+    )
+    .await?;
     assert_eq!(summary.splits, 1);
     assert_eq!(summary.windows, 9, "8 windows, one of them in two halves");
     assert_eq!(client.stats().windows_split, 1);
@@ -117,7 +153,11 @@ async fn a_stall_longer_than_the_read_timeout_is_retried() -> TestResult {
             .retry_policy(fast_retries(3))
             .build()
     };
-    let faults = vec![Fault::Stall { after_bytes: 20_000, duration: Duration::from_secs(2), count: 1 }];
+    let faults = vec![Fault::Stall {
+        after_bytes: 20_000,
+        duration: Duration::from_secs(2),
+        count: 1,
+    }];
     let (_client, _mock, summary) = exact_under(faults, slow, config(800)).await?;
     assert_eq!(summary.retries, 1);
     Ok(())
@@ -148,7 +188,10 @@ async fn a_server_refusing_connections_for_a_while() -> TestResult {
     let run = windowed(&client, DataType::EmailSend, day(0, 0), day(1, 0), options(24)).await?;
     let _mock = late.await??;
     run.result?;
-    assert_eq!(run.output, expected_body(&mock_config, "emailSend", day(0, 0), day(1, 0)));
+    assert_eq!(
+        run.output,
+        expected_body(&mock_config, "emailSend", day(0, 0), day(1, 0))
+    );
     assert!(client.stats().retries >= 5, "{:?}", client.stats());
     Ok(())
 }
@@ -164,17 +207,35 @@ async fn exhausted_retries_name_the_window_and_keep_what_was_committed() -> Test
         let path = dir.path().join("out");
         let mut sink = FileSink::create(&path)?;
         let export = client.export(DataType::EmailSend);
-        let first = export.clone().between(day(0, 0), day(0, 12)).export_windows(options(6), &mut sink).await?;
+        let first = export
+            .clone()
+            .between(day(0, 0), day(0, 12))
+            .export_windows(options(6), &mut sink)
+            .await?;
         assert_eq!(first.windows, 2);
-        mock.inject(Fault::Status { status: 500, count: 100 });
-        let err = export.between(day(0, 12), day(1, 0)).export_windows(options(6), &mut sink).await.err().ok_or("expected an error")?;
+        mock.inject(Fault::Status {
+            status: 500,
+            count: 100,
+        });
+        let err = export
+            .between(day(0, 12), day(1, 0))
+            .export_windows(options(6), &mut sink)
+            .await
+            .err()
+            .ok_or("expected an error")?;
         (std::fs::read(iterable_export::part_path(&path))?, err)
     };
     let (output, err) = run;
-    assert!(matches!(&err, Error::WindowFailed { window, .. } if window == "[2024-01-01T12:00:00Z, 2024-01-01T18:00:00Z)"), "{err:?}");
+    assert!(
+        matches!(&err, Error::WindowFailed { window, .. } if window == "[2024-01-01T12:00:00Z, 2024-01-01T18:00:00Z)"),
+        "{err:?}"
+    );
     assert!(err.to_string().starts_with("export of emailSend window [2024-01-01T12:00:00Z, 2024-01-01T18:00:00Z) failed after 4 attempt(s): Iterable API error: HTTP 500 [GenericError]"), "{err}");
     assert_eq!(err.status(), Some(500));
-    assert_eq!(sorted_lines(&output), sorted_lines(&expected_body(&mock_config, "emailSend", day(0, 0), day(0, 12))));
+    assert_eq!(
+        sorted_lines(&output),
+        sorted_lines(&expected_body(&mock_config, "emailSend", day(0, 0), day(0, 12)))
+    );
     Ok(())
 }
 
@@ -185,7 +246,10 @@ async fn non_transient_errors_fail_fast() -> TestResult {
     mock.inject(Fault::Status { status: 400, count: 1 });
     let run = windowed(&client, DataType::EmailSend, day(0, 0), day(1, 0), options(6)).await?;
     let err = run.result.err().ok_or("expected an error")?;
-    assert!(matches!(&err, Error::WindowFailed { attempts: 1, source, .. } if matches!(**source, Error::Api { status: 400, .. })), "{err:?}");
+    assert!(
+        matches!(&err, Error::WindowFailed { attempts: 1, source, .. } if matches!(**source, Error::Api { status: 400, .. })),
+        "{err:?}"
+    );
     assert_eq!(mock.counters().requests, 1);
     assert!(run.output.is_empty());
     Ok(())
@@ -208,12 +272,30 @@ async fn rate_limit_compliance_zero_429s_near_the_minimum_time() -> TestResult {
     let mut tasks = Vec::new();
     for data_type in [DataType::EmailSend, DataType::EmailOpen, DataType::Purchase] {
         let client = client.clone();
-        tasks.push(tokio::spawn(async move { windowed(&client, data_type, day(0, 0), day(1, 0), options(6)).await.map(|r| (data_type, r.output, r.result.map(|s| s.records).map_err(|e| e.to_string()))) }));
+        tasks.push(tokio::spawn(async move {
+            windowed(&client, data_type, day(0, 0), day(1, 0), options(6))
+                .await
+                .map(|r| {
+                    (
+                        data_type,
+                        r.output,
+                        r.result.map(|s| s.records).map_err(|e| e.to_string()),
+                    )
+                })
+        }));
     }
     for task in tasks {
         let (data_type, output, records) = task.await?.map_err(|e| e.to_string())?;
         assert_eq!(records, Ok(40), "{data_type}");
-        assert_eq!(sorted_lines(&output), sorted_lines(&expected_body(&mock_config, &data_type.to_string(), day(0, 0), day(1, 0))));
+        assert_eq!(
+            sorted_lines(&output),
+            sorted_lines(&expected_body(
+                &mock_config,
+                &data_type.to_string(),
+                day(0, 0),
+                day(1, 0)
+            ))
+        );
     }
     let elapsed = started.elapsed();
     let counters = mock.counters();
@@ -221,7 +303,13 @@ async fn rate_limit_compliance_zero_429s_near_the_minimum_time() -> TestResult {
     assert_eq!(counters.requests, 12, "no request was wasted");
     // 12 requests at 4 per second: the last 8 wait for two full windows.
     let minimum = per * 2;
-    assert!(elapsed >= minimum, "{elapsed:?} is below the theoretical minimum {minimum:?}: the limiter let requests through early");
-    assert!(elapsed <= minimum.mul_f64(1.1) + Duration::from_millis(300), "{elapsed:?} is not within 10% of {minimum:?}");
+    assert!(
+        elapsed >= minimum,
+        "{elapsed:?} is below the theoretical minimum {minimum:?}: the limiter let requests through early"
+    );
+    assert!(
+        elapsed <= minimum.mul_f64(1.1) + Duration::from_millis(300),
+        "{elapsed:?} is not within 10% of {minimum:?}"
+    );
     Ok(())
 }

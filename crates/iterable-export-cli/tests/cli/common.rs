@@ -1,0 +1,74 @@
+//! Shared fixtures: a mock server in-process, the binary run as a child process.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use iterable_export_mock::{MockConfig, MockServer};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub type TestResult = Result<(), BoxError>;
+
+pub fn day(days: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().unwrap_or_default() + chrono::TimeDelta::days(days)
+}
+
+pub fn config(records_per_day: u64) -> MockConfig {
+    MockConfig::default()
+        .with_records_per_day(records_per_day)
+        .with_rate_limit(iterable_export_mock::RateLimit::new(10_000, Duration::from_secs(60)))
+}
+
+pub async fn start(config: MockConfig) -> Result<MockServer, BoxError> {
+    Ok(MockServer::start(config).await?)
+}
+
+/// The binary, pointed at the mock, with a clean environment.
+pub fn command(mock: &MockServer) -> Result<std::process::Command, BoxError> {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_iterable-export"));
+    cmd.env_clear()
+        .env("ITERABLE_API_KEY", mock.api_key())
+        .env("ITERABLE_BASE_URL", mock.base_url())
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    Ok(cmd)
+}
+
+/// Runs the command off the async runtime (the mock keeps serving on it).
+pub async fn run(mut cmd: std::process::Command) -> Result<Output, BoxError> {
+    Ok(tokio::task::spawn_blocking(move || cmd.output()).await??)
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn expected_body(config: &MockConfig, data_type: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<u8> {
+    let mut body = Vec::new();
+    if let Ok(lines) = iterable_export_mock::expected_ndjson(config, data_type, start, end) {
+        for line in lines {
+            body.extend_from_slice(&line);
+            body.push(b'\n');
+        }
+    }
+    body
+}
+
+pub fn sorted_lines(body: &[u8]) -> Vec<&[u8]> {
+    let mut lines: Vec<&[u8]> = body.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+    lines.sort_unstable();
+    lines
+}
+
+/// Asserts an NDJSON file holds exactly the expected records (as a multiset) and ends the same.
+pub fn assert_exact(path: &Path, expected: &[u8]) -> TestResult {
+    let got = std::fs::read(path)?;
+    assert_eq!(got.len(), expected.len(), "{}: byte count", path.display());
+    assert_eq!(
+        sorted_lines(&got),
+        sorted_lines(expected),
+        "{}: records",
+        path.display()
+    );
+    Ok(())
+}

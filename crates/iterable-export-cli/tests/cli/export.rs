@@ -1,0 +1,188 @@
+//! `export`, `user-events`, `experiments` and `demo`: complete, byte-exact output.
+
+use crate::common::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ndjson_export_of_two_data_types_is_exact() -> TestResult {
+    let config = config(500);
+    let mock = start(config.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    let mut cmd = command(&mock)?;
+    cmd.args([
+        "export",
+        "--data-type",
+        "emailSend",
+        "--data-type",
+        "emailOpen",
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-01-03T12:00:00Z",
+        "--window",
+        "1d",
+        "--requests-per-minute",
+        "6000",
+        "--output",
+    ])
+    .arg(dir.path());
+    let output = run(cmd).await?;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    for data_type in ["emailSend", "emailOpen"] {
+        let expected = expected_body(&config, data_type, day(0), day(2) + chrono::TimeDelta::hours(12));
+        assert_exact(&dir.path().join(format!("{data_type}.ndjson")), &expected)?;
+        assert!(!dir.path().join(format!("{data_type}.ndjson.part")).exists());
+    }
+    let err = stderr(&output);
+    assert!(err.contains("emailSend") && err.contains("1250 records"), "{err}");
+    assert!(
+        err.contains("6 requests, 0 retries, 0 rate-limited (429), 0 windows split"),
+        "{err}"
+    );
+    assert_eq!(mock.counters().requests, 6);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn csv_export_has_one_header_and_every_record() -> TestResult {
+    let config = config(300);
+    let mock = start(config.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    let mut cmd = command(&mock)?;
+    cmd.args([
+        "export",
+        "--data-type",
+        "emailOpen",
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-01-03",
+        "--window",
+        "12h",
+        "--format",
+        "csv",
+        "--quiet",
+        "--requests-per-minute",
+        "6000",
+        "--output",
+    ])
+    .arg(dir.path());
+    let output = run(cmd).await?;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(output.stderr.is_empty(), "--quiet prints nothing: {}", stderr(&output));
+    let mut reader = csv::Reader::from_path(dir.path().join("emailOpen.csv"))?;
+    let headers = reader.headers()?.clone();
+    let id_column = headers
+        .iter()
+        .position(|h| h == "recordId")
+        .ok_or("no recordId column")?;
+    let mut ids: Vec<String> = Vec::new();
+    for record in reader.records() {
+        ids.push(record?.get(id_column).unwrap_or_default().to_owned());
+    }
+    let mut expected: Vec<String> = iterable_export_mock::expected_ndjson(&config, "emailOpen", day(0), day(2))?
+        .map(|line| {
+            serde_json::from_slice::<serde_json::Value>(&line).map(|v| v["recordId"].as_str().unwrap_or("").to_owned())
+        })
+        .collect::<Result<_, _>>()?;
+    ids.sort();
+    expected.sort();
+    assert_eq!(ids.len(), 600);
+    assert_eq!(ids, expected);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_to_stdout() -> TestResult {
+    let config = config(200);
+    let mock = start(config.clone()).await?;
+    let mut cmd = command(&mock)?;
+    cmd.args([
+        "export",
+        "--data-type",
+        "customEvent",
+        "--start",
+        "2024-01-02",
+        "--end",
+        "2024-01-03",
+        "--output",
+        "-",
+    ]);
+    let output = run(cmd).await?;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let expected = expected_body(&config, "customEvent", day(1), day(2));
+    assert_eq!(output.stdout, expected, "one window: the body exactly as served");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_events_and_experiments_write_the_body_as_served() -> TestResult {
+    let mock = start(config(50)).await?;
+    let dir = tempfile::tempdir()?;
+    let events = dir.path().join("events.ndjson");
+    let mut cmd = command(&mock)?;
+    cmd.args(["user-events", "--email", "ana@example.com", "--output"])
+        .arg(&events);
+    let output = run(cmd).await?;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let body = std::fs::read(&events)?;
+    let lines: Vec<serde_json::Value> = body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(serde_json::from_slice)
+        .collect::<Result<_, _>>()?;
+    assert!(!lines.is_empty());
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["_type"].is_string() && l["email"] == "ana@example.com")
+    );
+    assert_eq!(
+        mock.requests()[0].query,
+        "email=ana%40example.com&includeCustomEvents=true"
+    );
+
+    let mut cmd = command(&mock)?;
+    cmd.args([
+        "experiments",
+        "--experiment-id",
+        "1",
+        "--experiment-id",
+        "2",
+        "--campaign-id",
+        "3",
+    ]);
+    let output = run(cmd).await?;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let csv = String::from_utf8(output.stdout)?;
+    assert!(csv.starts_with("experimentId,campaignId,"), "{csv}");
+    assert_eq!(mock.requests()[1].query, "campaignId=3&experimentId=1&experimentId=2");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_runs_and_verifies_its_files() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_iterable-export"));
+    cmd.env_clear()
+        .args(["demo", "--records-per-day", "500", "--output"])
+        .arg(dir.path());
+    let output = run(cmd).await?;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains("demo: done"), "{}", stderr(&output));
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "customEvent.csv",
+            "customEvent.ndjson",
+            "emailOpen.csv",
+            "emailOpen.ndjson",
+            "emailSend.csv",
+            "emailSend.ndjson"
+        ]
+    );
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `iterable-export` binary against the mock server.
+
+mod common;
+mod errors;
+mod export;
+mod resume;
