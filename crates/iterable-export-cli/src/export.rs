@@ -303,6 +303,13 @@ fn plan_job(
             return Ok(None);
         }
         (_, Some(start)) => {
+            if start.trunc_subsecs(0) >= end {
+                return Err(usage(format!(
+                    "--start ({}) must be before --end ({})",
+                    start.to_rfc3339(),
+                    end.to_rfc3339()
+                )));
+            }
             let target = if to_stdout {
                 Target::Stdout(WriterSink::new(BufWriter::new(std::io::stdout())))
             } else {

@@ -156,15 +156,17 @@ async fn usage_errors_exit_2_and_name_the_argument() -> TestResult {
             "unexpected argument '--window'",
         ),
     ];
+    let cwd = tempfile::tempdir()?;
     for (args, message) in cases {
         let mut cmd = command(&mock)?;
-        cmd.args(args);
+        cmd.current_dir(cwd.path()).args(args);
         let output = run(cmd).await?;
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
         assert!(stderr(&output).contains(message), "{args:?}: {}", stderr(&output));
         assert!(!stderr(&output).contains("panicked"), "{args:?}");
     }
     assert_eq!(mock.counters().requests, 0);
+    assert_eq!(std::fs::read_dir(cwd.path())?.count(), 0, "a refused command leaves no file behind");
     Ok(())
 }
 
