@@ -200,7 +200,9 @@ impl ClientBuilder {
         let mut headers = HeaderMap::new();
         headers.insert(API_KEY_HEADER, key_value);
 
-        let user_agent = self.user_agent.unwrap_or_else(|| format!("iterable-export/{}", env!("CARGO_PKG_VERSION")));
+        let user_agent = self
+            .user_agent
+            .unwrap_or_else(|| format!("iterable-export/{}", env!("CARGO_PKG_VERSION")));
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .user_agent(user_agent)
@@ -246,13 +248,20 @@ fn same_origin_redirects(origin: url::Url) -> reqwest::redirect::Policy {
 }
 
 fn normalize_base_url(url: &str) -> Result<String> {
-    let parsed = url::Url::parse(url.trim())
-        .map_err(|err| Error::Config(format!("bad base URL {url:?}: {err}; expected e.g. http://127.0.0.1:8080/api")))?;
+    let parsed = url::Url::parse(url.trim()).map_err(|err| {
+        Error::Config(format!(
+            "bad base URL {url:?}: {err}; expected e.g. http://127.0.0.1:8080/api"
+        ))
+    })?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(Error::Config(format!("bad base URL {url:?}: expected an http or https URL such as https://api.iterable.com/api")));
+        return Err(Error::Config(format!(
+            "bad base URL {url:?}: expected an http or https URL such as https://api.iterable.com/api"
+        )));
     }
     if parsed.query().is_some() || parsed.fragment().is_some() {
-        return Err(Error::Config(format!("bad base URL {url:?}: it must not have a query or fragment")));
+        return Err(Error::Config(format!(
+            "bad base URL {url:?}: it must not have a query or fragment"
+        )));
     }
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
@@ -331,16 +340,21 @@ impl Client {
     /// # Ok::<(), iterable_export::Error>(())
     /// ```
     pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> Result<Client> {
-        let key = lookup("ITERABLE_API_KEY").filter(|k| !k.trim().is_empty()).ok_or_else(|| {
-            Error::Config(
-                "ITERABLE_API_KEY is not set: export a server-side API key, e.g. `export ITERABLE_API_KEY=...`".into(),
-            )
-        })?;
+        let key = lookup("ITERABLE_API_KEY")
+            .filter(|k| !k.trim().is_empty())
+            .ok_or_else(|| {
+                Error::Config(
+                    "ITERABLE_API_KEY is not set: export a server-side API key, e.g. `export ITERABLE_API_KEY=...`"
+                        .into(),
+                )
+            })?;
         let mut builder = Client::builder().api_key(key);
         if let Some(region) = lookup("ITERABLE_REGION").filter(|r| !r.trim().is_empty()) {
-            let region = region
-                .parse()
-                .map_err(|_| Error::Config(format!("ITERABLE_REGION={region:?} is not a region: use \"us\" or \"eu\"")))?;
+            let region = region.parse().map_err(|_| {
+                Error::Config(format!(
+                    "ITERABLE_REGION={region:?} is not a region: use \"us\" or \"eu\""
+                ))
+            })?;
             builder = builder.region(region);
         }
         if let Some(url) = lookup("ITERABLE_BASE_URL").filter(|u| !u.trim().is_empty()) {
@@ -434,7 +448,10 @@ impl Client {
     /// Turns the generated client's result into a body stream, or into this crate's error.
     pub(crate) async fn body(
         &self,
-        result: std::result::Result<generated::ResponseValue<generated::ByteStream>, generated::Error<generated::ByteStream>>,
+        result: std::result::Result<
+            generated::ResponseValue<generated::ByteStream>,
+            generated::Error<generated::ByteStream>,
+        >,
     ) -> Result<ByteStream> {
         let read_timeout = self.inner.read_timeout;
         match result {
@@ -462,13 +479,15 @@ impl Client {
                 let body = body_stream(Box::pin(response.bytes_stream()), read_timeout);
                 error_from_response(status, &headers, body).await
             }
-            other => Error::Transport { message: other.to_string(), source: None },
+            other => Error::Transport {
+                message: other.to_string(),
+                source: None,
+            },
         }
     }
 }
 
-type ReqwestStream =
-    std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<Bytes>> + Send + Sync>>;
+type ReqwestStream = std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<Bytes>> + Send + Sync>>;
 
 fn body_stream(stream: ReqwestStream, read_timeout: Duration) -> ByteStream {
     Box::pin(stream.map_err(move |err| transport_error(err, read_timeout)))
@@ -506,13 +525,25 @@ pub(crate) async fn error_from_response(status: u16, headers: &HeaderMap, mut bo
         Some(body) => (body.code, body.msg, body.params.filter(|p| !p.is_null()).map(Box::new)),
         None => (None, None, None),
     };
-    let excerpt = if code.is_none() && msg.is_none() { excerpt(&buf) } else { None };
+    let excerpt = if code.is_none() && msg.is_none() {
+        excerpt(&buf)
+    } else {
+        None
+    };
     match status {
         401 | 403 => Error::Unauthorized { status, code, msg },
-        429 => Error::RateLimited { retry_after: retry_after(headers), msg },
+        429 => Error::RateLimited {
+            retry_after: retry_after(headers),
+            msg,
+        },
         300..=399 => {
-            let location = headers.get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok()).unwrap_or("?");
-            let host = url::Url::parse(location).ok().and_then(|u| u.host_str().map(str::to_owned));
+            let location = headers
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or("?");
+            let host = url::Url::parse(location)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned));
             Error::Api {
                 status,
                 code: None,
@@ -525,7 +556,13 @@ pub(crate) async fn error_from_response(status: u16, headers: &HeaderMap, mut bo
                 excerpt: None,
             }
         }
-        _ => Error::Api { status, code, msg, params, excerpt },
+        _ => Error::Api {
+            status,
+            code,
+            msg,
+            params,
+            excerpt,
+        },
     }
 }
 
@@ -570,7 +607,11 @@ fn excerpt(body: &[u8]) -> Option<String> {
     }
     let mut chars = collapsed.chars();
     let short: String = chars.by_ref().take(MAX_EXCERPT_CHARS).collect();
-    Some(if chars.next().is_some() { format!("{short}…") } else { short })
+    Some(if chars.next().is_some() {
+        format!("{short}…")
+    } else {
+        short
+    })
 }
 
 #[cfg(test)]
@@ -590,7 +631,13 @@ mod tests {
         )
         .await;
         match err {
-            Error::Api { status: 400, code, msg, params, excerpt: None } => {
+            Error::Api {
+                status: 400,
+                code,
+                msg,
+                params,
+                excerpt: None,
+            } => {
                 assert_eq!(code.as_deref(), Some("BadParams"));
                 assert_eq!(msg.as_deref(), Some("Invalid dataTypeName"));
                 assert_eq!(params.as_deref(), Some(&serde_json::json!({"dataTypeName": "x"})));
@@ -607,22 +654,40 @@ mod tests {
             body(b"<html><head><title>502 Bad Gateway</title></head>\n<body><h1>Bad   Gateway</h1></body></html>"),
         )
         .await;
-        assert_eq!(err.to_string(), "Iterable API error: HTTP 502 (body: 502 Bad Gateway Bad Gateway)");
+        assert_eq!(
+            err.to_string(),
+            "Iterable API error: HTTP 502 (body: 502 Bad Gateway Bad Gateway)"
+        );
         assert!(err.is_transient());
     }
 
     #[tokio::test]
     async fn empty_401_is_unauthorized() {
         let err = error_from_response(401, &HeaderMap::new(), body(b"")).await;
-        assert!(matches!(err, Error::Unauthorized { status: 401, code: None, msg: None }));
-        assert!(err.to_string().contains("check the key and that its project is in the region"));
+        assert!(matches!(
+            err,
+            Error::Unauthorized {
+                status: 401,
+                code: None,
+                msg: None
+            }
+        ));
+        assert!(
+            err.to_string()
+                .contains("check the key and that its project is in the region")
+        );
     }
 
     #[tokio::test]
     async fn rate_limit_reads_retry_after() {
         let mut headers = HeaderMap::new();
         headers.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("7"));
-        let err = error_from_response(429, &headers, body(br#"{"msg":"Exceeded rate limit","code":"RateLimitExceeded"}"#)).await;
+        let err = error_from_response(
+            429,
+            &headers,
+            body(br#"{"msg":"Exceeded rate limit","code":"RateLimitExceeded"}"#),
+        )
+        .await;
         assert!(matches!(err, Error::RateLimited { retry_after: Some(d), .. } if d == Duration::from_secs(7)));
     }
 
@@ -636,7 +701,10 @@ mod tests {
 
     #[test]
     fn base_urls_are_validated() {
-        assert_eq!(normalize_base_url("http://127.0.0.1:8080/api/").ok().as_deref(), Some("http://127.0.0.1:8080/api"));
+        assert_eq!(
+            normalize_base_url("http://127.0.0.1:8080/api/").ok().as_deref(),
+            Some("http://127.0.0.1:8080/api")
+        );
         for bad in ["127.0.0.1:8080", "ftp://host/api", "http://host/api?x=1", ""] {
             assert!(matches!(normalize_base_url(bad), Err(Error::Config(_))), "{bad}");
         }
@@ -644,9 +712,16 @@ mod tests {
 
     #[test]
     fn missing_key_is_a_config_error() {
-        let err = Client::builder().build().err().map(|e| e.to_string()).unwrap_or_default();
+        let err = Client::builder()
+            .build()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.starts_with("configuration error: no API key"), "{err}");
-        let err = Client::from_env_with(|_| None).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = Client::from_env_with(|_| None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("ITERABLE_API_KEY is not set"), "{err}");
     }
 

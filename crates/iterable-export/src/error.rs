@@ -80,7 +80,9 @@ pub enum Error {
     },
 
     /// A line was longer than the configured maximum, so it was not buffered.
-    #[error("line {line} (byte offset {offset}) is longer than the maximum of {max} bytes; raise `max_line_length` if such records are expected")]
+    #[error(
+        "line {line} (byte offset {offset}) is longer than the maximum of {max} bytes; raise `max_line_length` if such records are expected"
+    )]
     LineTooLong {
         /// 1-based line number in the response body.
         line: u64,
@@ -139,7 +141,9 @@ fn excerpt_text(excerpt: Option<&str>) -> String {
 }
 
 fn retry_after_text(retry_after: &Option<Duration>) -> String {
-    retry_after.map(|d| format!(", retry after {}s", d.as_secs())).unwrap_or_default()
+    retry_after
+        .map(|d| format!(", retry after {}s", d.as_secs()))
+        .unwrap_or_default()
 }
 
 impl Error {
@@ -165,11 +169,20 @@ impl Error {
         }
     }
 
-    pub(crate) fn transport(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Error::Transport { message: message.into(), source: Some(Box::new(source)) }
+    pub(crate) fn transport(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Transport {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
     }
 
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }

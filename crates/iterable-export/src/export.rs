@@ -107,7 +107,10 @@ impl Body {
 enum Time {
     Default,
     Range(Range),
-    Dates { start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>> },
+    Dates {
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+    },
     Both,
 }
 
@@ -157,7 +160,12 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn export(&self, data_type: DataType) -> Export {
-        Export { client: self.clone(), data_type, time: Time::Default, fields: Fields::All }
+        Export {
+            client: self.clone(),
+            data_type,
+            time: Time::Default,
+            fields: Fields::All,
+        }
     }
 }
 
@@ -170,8 +178,14 @@ impl Export {
     /// Sets the inclusive start; [`Export::end`] must be set too.
     pub fn start(mut self, start: DateTime<Utc>) -> Self {
         self.time = match self.time {
-            Time::Default => Time::Dates { start: Some(start), end: None },
-            Time::Dates { end, .. } => Time::Dates { start: Some(start), end },
+            Time::Default => Time::Dates {
+                start: Some(start),
+                end: None,
+            },
+            Time::Dates { end, .. } => Time::Dates {
+                start: Some(start),
+                end,
+            },
             Time::Range(_) | Time::Both => Time::Both,
         };
         self
@@ -180,7 +194,10 @@ impl Export {
     /// Sets the exclusive end; [`Export::start`] must be set too.
     pub fn end(mut self, end: DateTime<Utc>) -> Self {
         self.time = match self.time {
-            Time::Default => Time::Dates { start: None, end: Some(end) },
+            Time::Default => Time::Dates {
+                start: None,
+                end: Some(end),
+            },
             Time::Dates { start, .. } => Time::Dates { start, end: Some(end) },
             Time::Range(_) | Time::Both => Time::Both,
         };
@@ -232,7 +249,10 @@ impl Export {
     /// The `[start, end)` dates, when the export was given dates.
     pub fn dates(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
         match self.time {
-            Time::Dates { start: Some(start), end: Some(end) } => Some((start, end)),
+            Time::Dates {
+                start: Some(start),
+                end: Some(end),
+            } => Some((start, end)),
             _ => None,
         }
     }
@@ -256,8 +276,15 @@ impl Export {
     /// [`Error::InvalidRequest`] saying what to fix.
     pub fn validate(&self) -> Result<()> {
         match &self.time {
-            Time::Both => return Err(invalid("both a range and dates were given: use either `range` or `between`")),
-            Time::Dates { start: Some(start), end: Some(end) } => {
+            Time::Both => {
+                return Err(invalid(
+                    "both a range and dates were given: use either `range` or `between`",
+                ));
+            }
+            Time::Dates {
+                start: Some(start),
+                end: Some(end),
+            } => {
                 if start.trunc_subsecs(0) >= end.trunc_subsecs(0) {
                     return Err(invalid(format!(
                         "the start ({}) must be before the end ({}); dates have second precision",
@@ -267,10 +294,14 @@ impl Export {
                 }
             }
             Time::Dates { start: None, .. } => {
-                return Err(invalid("an end date was given without a start date: set both, or use a range"));
+                return Err(invalid(
+                    "an end date was given without a start date: set both, or use a range",
+                ));
             }
             Time::Dates { end: None, .. } => {
-                return Err(invalid("a start date was given without an end date: set both, or use a range"));
+                return Err(invalid(
+                    "a start date was given without an end date: set both, or use a range",
+                ));
             }
             Time::Default | Time::Range(_) => {}
         }
@@ -294,7 +325,11 @@ impl Export {
     async fn open(&self, format: Format) -> Result<Body> {
         let generated = self.client.generated();
         let (start, end, range) = match self.time {
-            Time::Dates { start, end } => (start.map(format_iterable_time_trunc), end.map(format_iterable_time_trunc), None),
+            Time::Dates { start, end } => (
+                start.map(format_iterable_time_trunc),
+                end.map(format_iterable_time_trunc),
+                None,
+            ),
             Time::Range(range) => (None, None, Some(range)),
             _ => (None, None, None),
         };
@@ -330,7 +365,9 @@ impl Export {
             Format::Ndjson => send_with_params!(generated.export_data_json()),
             Format::Csv => send_with_params!(generated.export_data_csv()),
         };
-        Ok(Body { inner: self.client.body(result).await? })
+        Ok(Body {
+            inner: self.client.body(result).await?,
+        })
     }
 
     /// NDJSON as raw lines (bytes without the line terminator; blank lines skipped), no parsing.
@@ -366,14 +403,18 @@ fn invalid(msg: impl Into<String>) -> Error {
 
 fn validate_field_names(list: &[String]) -> Result<()> {
     if list.is_empty() {
-        return Err(invalid("the field list is empty: name at least one field, e.g. only_fields([\"email\"])"));
+        return Err(invalid(
+            "the field list is empty: name at least one field, e.g. only_fields([\"email\"])",
+        ));
     }
     for name in list {
         if name.trim().is_empty() {
             return Err(invalid("a field name is empty"));
         }
         if name.contains(',') {
-            return Err(invalid(format!("the field name {name:?} contains a comma: pass each field separately")));
+            return Err(invalid(format!(
+                "the field name {name:?} contains a comma: pass each field separately"
+            )));
         }
     }
     Ok(())
@@ -402,7 +443,11 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn user_events(&self, email: impl Into<String>) -> UserEventsRequest {
-        UserEventsRequest { client: self.clone(), email: email.into(), include_custom_events: None }
+        UserEventsRequest {
+            client: self.clone(),
+            email: email.into(),
+            include_custom_events: None,
+        }
     }
 }
 
@@ -428,11 +473,17 @@ impl UserEventsRequest {
     }
 
     async fn open(&self) -> Result<Body> {
-        let mut request = self.client.generated().export_user_events().email(self.email.trim().to_owned());
+        let mut request = self
+            .client
+            .generated()
+            .export_user_events()
+            .email(self.email.trim().to_owned());
         if let Some(include) = self.include_custom_events {
             request = request.include_custom_events(include);
         }
-        Ok(Body { inner: self.client.body(request.send().await).await? })
+        Ok(Body {
+            inner: self.client.body(request.send().await).await?,
+        })
     }
 
     /// Sends the request and streams the user's events.
@@ -459,7 +510,9 @@ fn validate_email(email: &str) -> Result<()> {
     if valid {
         Ok(())
     } else {
-        Err(invalid(format!("{email:?} is not an email address (expected e.g. user@example.com)")))
+        Err(invalid(format!(
+            "{email:?} is not an email address (expected e.g. user@example.com)"
+        )))
     }
 }
 
@@ -490,7 +543,11 @@ impl Client {
     /// # Ok(()) }
     /// ```
     pub fn experiment_metrics(&self) -> ExperimentMetricsRequest {
-        ExperimentMetricsRequest { client: self.clone(), experiment_ids: Vec::new(), campaign_ids: Vec::new() }
+        ExperimentMetricsRequest {
+            client: self.clone(),
+            experiment_ids: Vec::new(),
+            campaign_ids: Vec::new(),
+        }
     }
 }
 
@@ -538,7 +595,9 @@ impl ExperimentMetricsRequest {
         if !self.campaign_ids.is_empty() {
             request = request.campaign_id(self.campaign_ids.clone());
         }
-        Ok(Body { inner: self.client.body(request.send().await).await? })
+        Ok(Body {
+            inner: self.client.body(request.send().await).await?,
+        })
     }
 
     /// Sends the request and streams the CSV rows.
@@ -555,7 +614,10 @@ mod tests {
     use super::*;
 
     fn client() -> Result<Client> {
-        Client::builder().api_key("k").base_url("http://127.0.0.1:9/api").build()
+        Client::builder()
+            .api_key("k")
+            .base_url("http://127.0.0.1:9/api")
+            .build()
     }
 
     fn t(h: u32) -> DateTime<Utc> {
@@ -573,16 +635,33 @@ mod tests {
     fn validation_catches_each_mistake() -> Result<()> {
         let c = client()?;
         let e = |x: Export| message(x.validate());
-        assert!(e(c.export(DataType::EmailSend).between(t(2), t(1))).starts_with("the start (2024-01-01T02:00:00+00:00) must be before"));
+        assert!(
+            e(c.export(DataType::EmailSend).between(t(2), t(1)))
+                .starts_with("the start (2024-01-01T02:00:00+00:00) must be before")
+        );
         assert!(e(c.export(DataType::EmailSend).between(t(1), t(1))).starts_with("the start"));
         assert!(e(c.export(DataType::EmailSend).start(t(1))).starts_with("a start date was given without an end date"));
         assert!(e(c.export(DataType::EmailSend).end(t(1))).starts_with("an end date was given without a start date"));
-        assert!(e(c.export(DataType::EmailSend).range(Range::All).between(t(1), t(2))).starts_with("both a range and dates"));
-        assert!(e(c.export(DataType::EmailSend).only_fields(["a"]).omit_fields(["b"])).starts_with("both only_fields and omit_fields"));
-        assert_eq!(e(c.export(DataType::EmailSend).only_fields([""])), "a field name is empty");
+        assert!(
+            e(c.export(DataType::EmailSend).range(Range::All).between(t(1), t(2)))
+                .starts_with("both a range and dates")
+        );
+        assert!(
+            e(c.export(DataType::EmailSend).only_fields(["a"]).omit_fields(["b"]))
+                .starts_with("both only_fields and omit_fields")
+        );
+        assert_eq!(
+            e(c.export(DataType::EmailSend).only_fields([""])),
+            "a field name is empty"
+        );
         assert!(e(c.export(DataType::EmailSend).omit_fields(["a,b"])).contains("contains a comma"));
-        assert!(e(c.export(DataType::EmailSend).only_fields(Vec::<String>::new())).starts_with("the field list is empty"));
-        c.export(DataType::EmailSend).between(t(1), t(2)).only_fields(["email"]).validate()?;
+        assert!(
+            e(c.export(DataType::EmailSend).only_fields(Vec::<String>::new())).starts_with("the field list is empty")
+        );
+        c.export(DataType::EmailSend)
+            .between(t(1), t(2))
+            .only_fields(["email"])
+            .validate()?;
         c.export(DataType::EmailSend).range(Range::All).validate()?;
         c.export(DataType::EmailSend).validate()?;
         Ok(())
@@ -592,13 +671,22 @@ mod tests {
     fn emails_and_metric_ids_are_validated() -> Result<()> {
         let c = client()?;
         for bad in ["", "a", "a@", "@b.com", "a@b", "a b@c.com", "a@b@c.com", "a@.com"] {
-            assert!(message(c.user_events(bad).validate()).contains("is not an email address"), "{bad}");
+            assert!(
+                message(c.user_events(bad).validate()).contains("is not an email address"),
+                "{bad}"
+            );
         }
         c.user_events("a@example.com").validate()?;
-        assert_eq!(message(c.experiment_metrics().validate()), "no experiment or campaign IDs: give at least one");
+        assert_eq!(
+            message(c.experiment_metrics().validate()),
+            "no experiment or campaign IDs: give at least one"
+        );
         let too_many = c.experiment_metrics().experiment_ids(0..150).campaign_ids(0..51);
         assert!(message(too_many.validate()).starts_with("201 IDs given, but one request takes at most 200"));
-        c.experiment_metrics().experiment_ids(0..100).campaign_ids(0..100).validate()?;
+        c.experiment_metrics()
+            .experiment_ids(0..100)
+            .campaign_ids(0..100)
+            .validate()?;
         Ok(())
     }
 

@@ -31,7 +31,10 @@ pub struct RateLimit {
 impl RateLimit {
     /// `requests` per rolling minute.
     pub const fn per_minute(requests: u32) -> Self {
-        RateLimit { requests, per: Duration::from_secs(60) }
+        RateLimit {
+            requests,
+            per: Duration::from_secs(60),
+        }
     }
 
     /// The average spacing between requests at this limit.
@@ -64,7 +67,11 @@ struct LimiterState {
 
 impl Limiter {
     pub(crate) fn new(limit: RateLimit) -> Arc<Self> {
-        Arc::new(Limiter { limit, state: Mutex::new(LimiterState::default()), waited_micros: AtomicU64::new(0) })
+        Arc::new(Limiter {
+            limit,
+            state: Mutex::new(LimiterState::default()),
+            waited_micros: AtomicU64::new(0),
+        })
     }
 
     pub(crate) fn limit(&self) -> RateLimit {
@@ -79,7 +86,11 @@ impl Limiter {
         let requests = self.limit.requests.max(1) as usize;
         loop {
             let now = Instant::now();
-            while state.sent.front().is_some_and(|t| now.duration_since(*t) >= self.limit.per + self.limit.per / 50) {
+            while state
+                .sent
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= self.limit.per + self.limit.per / 50)
+            {
                 state.sent.pop_front();
             }
             let mut wait_until = state.blocked_until.filter(|t| *t > now);
@@ -98,7 +109,8 @@ impl Limiter {
         }
         state.sent.push_back(Instant::now());
         let waited = started.elapsed();
-        self.waited_micros.fetch_add(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.waited_micros
+            .fetch_add(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// After a 429: no request before `retry_after` (when the server said so), otherwise not
@@ -137,7 +149,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_retries: 8, initial_backoff: Duration::from_secs(1), max_backoff: Duration::from_secs(60) }
+        RetryPolicy {
+            max_retries: 8,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+        }
     }
 }
 
@@ -214,7 +230,11 @@ mod tests {
         }
         assert_eq!(start.elapsed(), Duration::ZERO);
         limiter.acquire().await;
-        assert_eq!(start.elapsed(), Duration::from_millis(61_200), "a minute and the 2% margin");
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(61_200),
+            "a minute and the 2% margin"
+        );
         assert_eq!(limiter.waited(), Duration::from_millis(61_200));
     }
 
@@ -252,7 +272,11 @@ mod tests {
         for (retry, base) in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (20, 10)] {
             let delay = policy.backoff(retry);
             let base = Duration::from_secs(base);
-            assert!(delay >= base / 2 && delay <= base, "retry {retry}: {delay:?} not in [{:?}, {base:?}]", base / 2);
+            assert!(
+                delay >= base / 2 && delay <= base,
+                "retry {retry}: {delay:?} not in [{:?}, {base:?}]",
+                base / 2
+            );
         }
     }
 }

@@ -70,7 +70,10 @@ mod tests {
         assert_eq!("US".parse::<Region>().ok(), Some(Region::Us));
         assert_eq!(" eu ".parse::<Region>().ok(), Some(Region::Eu));
         let err = "asia".parse::<Region>().err().map(|e| e.to_string());
-        assert_eq!(err.as_deref(), Some("configuration error: unknown region \"asia\": use \"us\" or \"eu\""));
+        assert_eq!(
+            err.as_deref(),
+            Some("configuration error: unknown region \"asia\": use \"us\" or \"eu\"")
+        );
     }
 
     #[test]

@@ -78,7 +78,10 @@ impl FileSink {
             .write(true)
             .open(&part)
             .map_err(|e| Error::io(format!("cannot reopen {} to resume", part.display()), e))?;
-        let len = file.metadata().map_err(|e| Error::io(format!("cannot read {}", part.display()), e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(format!("cannot read {}", part.display()), e))?
+            .len();
         if len < committed_len {
             return Err(Error::io(
                 format!(
@@ -101,9 +104,12 @@ impl FileSink {
         } else {
             None
         };
-        file.set_len(committed_len).map_err(|e| Error::io(format!("cannot truncate {}", part.display()), e))?;
+        file.set_len(committed_len)
+            .map_err(|e| Error::io(format!("cannot truncate {}", part.display()), e))?;
         let mut sink = Self::with_file(path, part, file, committed_len, header);
-        sink.file.seek(SeekFrom::Start(committed_len)).map_err(|e| sink.io_error("cannot seek in", e))?;
+        sink.file
+            .seek(SeekFrom::Start(committed_len))
+            .map_err(|e| sink.io_error("cannot seek in", e))?;
         Ok(sink)
     }
 
@@ -136,14 +142,20 @@ impl FileSink {
     pub fn finish(mut self) -> Result<PathBuf> {
         self.flush_and_sync()?;
         std::fs::rename(&self.part, &self.path).map_err(|e| {
-            Error::io(format!("cannot rename {} to {}", self.part.display(), self.path.display()), e)
+            Error::io(
+                format!("cannot rename {} to {}", self.part.display(), self.path.display()),
+                e,
+            )
         })?;
         Ok(self.path)
     }
 
     fn flush_and_sync(&mut self) -> Result<()> {
         self.file.flush().map_err(|e| self.io_error("cannot write", e))?;
-        self.file.get_ref().sync_data().map_err(|e| self.io_error("cannot sync", e))
+        self.file
+            .get_ref()
+            .sync_data()
+            .map_err(|e| self.io_error("cannot sync", e))
     }
 
     fn io_error(&self, what: &str, err: std::io::Error) -> Error {
@@ -151,7 +163,9 @@ impl FileSink {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file.write_all(bytes).map_err(|e| Error::io(format!("cannot write {}", self.part.display()), e))?;
+        self.file
+            .write_all(bytes)
+            .map_err(|e| Error::io(format!("cannot write {}", self.part.display()), e))?;
         self.written_len += bytes.len() as u64;
         Ok(())
     }
@@ -204,8 +218,10 @@ impl Sink for FileSink {
     async fn abort(&mut self, _window: &Window) -> Result<()> {
         self.file.flush().map_err(|e| self.io_error("cannot write", e))?;
         let file = self.file.get_mut();
-        file.set_len(self.committed_len).map_err(|e| Error::io("cannot truncate an aborted window", e))?;
-        file.seek(SeekFrom::Start(self.committed_len)).map_err(|e| Error::io("cannot seek", e))?;
+        file.set_len(self.committed_len)
+            .map_err(|e| Error::io("cannot truncate an aborted window", e))?;
+        file.seek(SeekFrom::Start(self.committed_len))
+            .map_err(|e| Error::io("cannot seek", e))?;
         if self.committed_len == 0 {
             // The header of an aborted first window goes too.
             self.header = None;
@@ -235,7 +251,13 @@ pub struct WriterSink<W: Write> {
 impl<W: Write + Send> WriterSink<W> {
     /// Wraps a writer. Wrap it in a `BufWriter` if it is not buffered.
     pub fn new(out: W) -> Self {
-        WriterSink { out, header_written: false, current: HashSet::new(), written: HashSet::new(), replay_until: None }
+        WriterSink {
+            out,
+            header_written: false,
+            current: HashSet::new(),
+            written: HashSet::new(),
+            replay_until: None,
+        }
     }
 
     /// Flushes and returns the writer.
@@ -248,7 +270,9 @@ impl<W: Write + Send> WriterSink<W> {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.out.write_all(bytes).map_err(|e| Error::io("cannot write the output", e))
+        self.out
+            .write_all(bytes)
+            .map_err(|e| Error::io("cannot write the output", e))
     }
 }
 
@@ -325,7 +349,16 @@ pub struct Dedup<S> {
 impl<S: Sink> Dedup<S> {
     /// Wraps `inner`.
     pub fn new(inner: S, seen: HashSet<String>, remember_from: Option<chrono::DateTime<chrono::Utc>>) -> Self {
-        Dedup { inner, seen, remember_from, remembered: Vec::new(), pending: Vec::new(), collecting: false, skipped: 0, pending_skipped: 0 }
+        Dedup {
+            inner,
+            seen,
+            remember_from,
+            remembered: Vec::new(),
+            pending: Vec::new(),
+            collecting: false,
+            skipped: 0,
+            pending_skipped: 0,
+        }
     }
 
     /// Identities of committed records in windows at or after `remember_from`.
@@ -397,7 +430,10 @@ mod tests {
 
     fn window() -> Window {
         let start = Utc.timestamp_opt(0, 0).single().unwrap_or_default();
-        Window { start, end: start + chrono::TimeDelta::seconds(60) }
+        Window {
+            start,
+            end: start + chrono::TimeDelta::seconds(60),
+        }
     }
 
     #[tokio::test]
@@ -418,7 +454,10 @@ mod tests {
         assert!(!path.exists(), "the final name must not exist before finish");
         assert_eq!(sink.committed_len(), 16);
         let done = sink.finish()?;
-        assert_eq!(std::fs::read(&done).map_err(|e| Error::io("read", e))?, b"{\"a\":1}\n{\"c\":3}\n");
+        assert_eq!(
+            std::fs::read(&done).map_err(|e| Error::io("read", e))?,
+            b"{\"a\":1}\n{\"c\":3}\n"
+        );
         assert!(!part_path(&path).exists());
         Ok(())
     }
@@ -448,7 +487,10 @@ mod tests {
         let mismatch = sink.header(b"a,c").await;
         assert!(matches!(mismatch, Err(Error::Decode { .. })));
         let done = sink.finish()?;
-        assert_eq!(std::fs::read(&done).map_err(|e| Error::io("read", e))?, b"a,b\n1,2\n5,6\n");
+        assert_eq!(
+            std::fs::read(&done).map_err(|e| Error::io("read", e))?,
+            b"a,b\n1,2\n5,6\n"
+        );
         Ok(())
     }
 
@@ -457,7 +499,10 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
         let path = dir.path().join("out.ndjson");
         std::fs::write(part_path(&path), b"abc").map_err(|e| Error::io("write", e))?;
-        let err = FileSink::resume(&path, Format::Ndjson, 10).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = FileSink::resume(&path, Format::Ndjson, 10)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("has 3 bytes but the checkpoint recorded 10"), "{err}");
         Ok(())
     }
