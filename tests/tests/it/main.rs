@@ -1,0 +1,4 @@
+//! Workspace-level integration tests, compiled into one binary (a module per area).
+
+mod api_surface;
+mod pinned_calls;
