@@ -228,7 +228,7 @@ fn plan_job(
         let target = if to_stdout {
             Target::Stdout(WriterSink::new(BufWriter::new(std::io::stdout())))
         } else {
-            Target::File(FileSink::create(&path)?)
+            Target::File(FileSink::create(&path)?.sync_on_commit(state.is_some()))
         };
         return Ok(Some(Job {
             data_type,
@@ -313,7 +313,7 @@ fn plan_job(
             let target = if to_stdout {
                 Target::Stdout(WriterSink::new(BufWriter::new(std::io::stdout())))
             } else {
-                Target::File(FileSink::create(&path)?)
+                Target::File(FileSink::create(&path)?.sync_on_commit(state.is_some()))
             };
             (start.trunc_subsecs(0), HashSet::new(), target, None)
         }
