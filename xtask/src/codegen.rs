@@ -214,7 +214,7 @@ mod tests {
         // One more enum value, as a spec change would add.
         let changed = text.replacen(
             "          - userUpdate\n",
-            "          - userUpdate\n          - smsClick\n",
+            "          - userUpdate\n          - xtaskProbe\n",
             1,
         );
         assert_ne!(changed, text, "the fixture edit no longer applies to the spec");
@@ -229,7 +229,10 @@ mod tests {
             err.contains("generated code is out of date") && err.contains("run `cargo xtask generate`"),
             "{err}"
         );
-        assert!(err.contains("+    SmsClick,"), "the diff shows the new variant: {err}");
+        assert!(
+            err.contains("+        XtaskProbe,"),
+            "the diff shows the new variant: {err}"
+        );
 
         assert_eq!(
             generate_file(&spec, "spec.yml", &out, Mode::Write)?,

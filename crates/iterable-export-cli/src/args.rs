@@ -113,7 +113,7 @@ pub struct ExportArgs {
     #[arg(long, value_enum, default_value = "ndjson")]
     pub format: FormatArg,
 
-    /// Output directory (files DIR/<dataType>.<ndjson|csv>), or '-' for standard output (one
+    /// Output directory (files `DIR/<dataType>.<ndjson|csv>`), or '-' for standard output (one
     /// data type only). Example: --output ./exports
     #[arg(long, short, default_value = ".")]
     pub output: PathBuf,

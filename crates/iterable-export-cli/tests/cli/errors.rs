@@ -166,7 +166,11 @@ async fn usage_errors_exit_2_and_name_the_argument() -> TestResult {
         assert!(!stderr(&output).contains("panicked"), "{args:?}");
     }
     assert_eq!(mock.counters().requests, 0);
-    assert_eq!(std::fs::read_dir(cwd.path())?.count(), 0, "a refused command leaves no file behind");
+    assert_eq!(
+        std::fs::read_dir(cwd.path())?.count(),
+        0,
+        "a refused command leaves no file behind"
+    );
     Ok(())
 }
 
