@@ -92,6 +92,15 @@ pub struct Event {
     pub workflow_id: Option<i64>,
     /// All fields in wire order: positions of the typed ones, and the values of the others.
     slots: Vec<Slot>,
+    /// The JSON text of the values in `slots`, one after the other (one allocation instead of one per field).
+    text: String,
+}
+
+/// Where a value's JSON text lies in [`Event::text`].
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: usize,
+    end: usize,
 }
 
 /// The typed fields.
@@ -235,9 +244,9 @@ enum Slot {
     /// A typed field whose value is in canonical form.
     Known(Known),
     /// A typed field and its original JSON, which is written back while the typed value still matches it.
-    KnownRaw(Known, Box<RawValue>),
+    KnownRaw(Known, Span),
     /// Any other field.
-    Other(Cow<'static, str>, Box<RawValue>),
+    Other(Cow<'static, str>, Span),
 }
 
 impl Slot {
@@ -249,22 +258,19 @@ impl Slot {
     }
 }
 
-impl PartialEq for Slot {
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Slot::Known(a), Slot::Known(b)) => a == b,
-            (Slot::KnownRaw(a, x), Slot::KnownRaw(b, y)) => a == b && x.get() == y.get(),
-            (Slot::Other(a, x), Slot::Other(b, y)) => a == b && x.get() == y.get(),
-            _ => false,
-        }
-    }
-}
-
 /// Two events are equal when their typed fields are equal and their other fields are the same JSON text in the
 /// same order.
 impl PartialEq for Event {
     fn eq(&self, other: &Self) -> bool {
-        ALL_KNOWN.iter().all(|&k| self.typed(k) == other.typed(k)) && self.slots == other.slots
+        let slot_eq = |a: &Slot, b: &Slot| match (a, b) {
+            (Slot::Known(a), Slot::Known(b)) => a == b,
+            (Slot::KnownRaw(a, x), Slot::KnownRaw(b, y)) => a == b && self.text_of(*x) == other.text_of(*y),
+            (Slot::Other(a, x), Slot::Other(b, y)) => a == b && self.text_of(*x) == other.text_of(*y),
+            _ => false,
+        };
+        ALL_KNOWN.iter().all(|&k| self.typed(k) == other.typed(k))
+            && self.slots.len() == other.slots.len()
+            && self.slots.iter().zip(&other.slots).all(|(a, b)| slot_eq(a, b))
     }
 }
 
@@ -290,6 +296,24 @@ impl Event {
     /// An event without fields.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn text_of(&self, span: Span) -> &str {
+        &self.text[span.start..span.end]
+    }
+
+    /// The stored JSON of a value (always valid: it was parsed or checked when stored).
+    fn raw_of(&self, span: Span) -> Option<&RawValue> {
+        serde_json::from_str(self.text_of(span)).ok()
+    }
+
+    fn push_text(&mut self, json: &str) -> Span {
+        let start = self.text.len();
+        self.text.push_str(json);
+        Span {
+            start,
+            end: self.text.len(),
+        }
     }
 
     fn typed(&self, k: Known) -> Typed<'_> {
@@ -344,15 +368,14 @@ impl Event {
                 let v = self.typed(*k);
                 v.is_some().then_some(Value::Typed(v))
             }
-            Slot::KnownRaw(k, raw) => {
+            Slot::KnownRaw(k, span) => {
                 let v = self.typed(*k);
-                if parse_known(*k, raw).is_ok_and(|(orig, _)| orig == v) {
-                    Some(Value::Raw(raw))
-                } else {
-                    v.is_some().then_some(Value::Typed(v))
+                match self.raw_of(*span) {
+                    Some(raw) if parse_known(*k, raw).is_ok_and(|(orig, _)| orig == v) => Some(Value::Raw(raw)),
+                    _ => v.is_some().then_some(Value::Typed(v)),
                 }
             }
-            Slot::Other(_, raw) => Some(Value::Raw(raw)),
+            Slot::Other(_, span) => self.raw_of(*span).map(Value::Raw),
         }
     }
 
@@ -378,8 +401,8 @@ impl Event {
     /// ```
     pub fn get(&self, name: &str) -> Option<&RawValue> {
         self.slots.iter().find_map(|s| match s {
-            Slot::Other(n, raw) if n == name => Some(&**raw),
-            Slot::KnownRaw(k, raw) if k.wire_name() == name && !self.typed(*k).is_some() => Some(&**raw),
+            Slot::Other(n, span) if n == name => self.raw_of(*span),
+            Slot::KnownRaw(k, span) if k.wire_name() == name && !self.typed(*k).is_some() => self.raw_of(*span),
             _ => None,
         })
     }
@@ -412,7 +435,7 @@ impl Event {
     /// The fields without a typed field, in wire order.
     pub fn other_fields(&self) -> impl Iterator<Item = (&str, &RawValue)> + '_ {
         self.slots.iter().filter_map(|s| match s {
-            Slot::Other(name, raw) => Some((&**name, &**raw)),
+            Slot::Other(name, span) => Some((&**name, self.raw_of(*span)?)),
             _ => None,
         })
     }
@@ -434,11 +457,15 @@ impl Event {
             Some(k) => {
                 let (typed, keep) = parse_known(k, &value).unwrap_or((Typed::Str(None), true));
                 self.set_typed(k, typed);
-                if keep { Slot::KnownRaw(k, value) } else { Slot::Known(k) }
+                if keep {
+                    Slot::KnownRaw(k, self.push_text(value.get()))
+                } else {
+                    Slot::Known(k)
+                }
             }
             None => Slot::Other(
                 intern(name).map_or_else(|| Cow::Owned(name.to_owned()), Cow::Borrowed),
-                value,
+                self.push_text(value.get()),
             ),
         };
         match self.slots.iter_mut().find(|s| s.name() == name) {
@@ -565,6 +592,7 @@ impl<'de> Visitor<'de> for EventVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Event, A::Error> {
         let mut event = Event {
             slots: Vec::with_capacity(20),
+            text: String::with_capacity(512),
             ..Event::default()
         };
         let mut seen = 0u16;
@@ -580,18 +608,89 @@ impl<'de> Visitor<'de> for EventVisitor {
                     }
                     seen |= k.bit();
                     event.set_typed(k, typed);
-                    event.slots.push(match keep {
+                    let slot = match keep {
                         None => Slot::Known(k),
-                        Some(raw) => Slot::KnownRaw(k, raw),
-                    });
+                        Some(raw) => Slot::KnownRaw(k, event.push_text(raw.get())),
+                    };
+                    event.slots.push(slot);
                 }
                 Key::Other(name) => {
-                    let value: Box<RawValue> = map.next_value()?;
-                    event.slots.push(Slot::Other(name, value));
+                    let start = event.text.len();
+                    map.next_value_seed(AppendRaw(&mut event.text))?;
+                    event.slots.push(Slot::Other(
+                        name,
+                        Span {
+                            start,
+                            end: event.text.len(),
+                        },
+                    ));
                 }
             }
         }
         Ok(event)
+    }
+}
+
+/// The name serde_json gives the newtype struct through which it hands out raw JSON text (how `RawValue`
+/// itself is deserialized). Asking for it lets one visitor take the text borrowed (from `from_str`, `from_slice`)
+/// or owned (`from_reader`, `from_value`), and append it to the event's text without a `Box<RawValue>` per field.
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+/// Appends a value's JSON text to a buffer.
+struct AppendRaw<'a>(&'a mut String);
+
+impl<'de> DeserializeSeed<'de> for AppendRaw<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_newtype_struct(RAW_VALUE_TOKEN, self)
+    }
+}
+
+impl<'de> Visitor<'de> for AppendRaw<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    /// serde_json: a one-entry map from the token to the JSON text.
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if map.next_key::<de::IgnoredAny>()?.is_none() {
+            return Err(de::Error::custom("expected raw JSON text"));
+        }
+        map.next_value_seed(AppendStr(self.0))
+    }
+
+    /// Other deserializers: take the value and write it as JSON.
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        self.0.push_str(&value.to_string());
+        Ok(())
+    }
+}
+
+struct AppendStr<'a>(&'a mut String);
+
+impl<'de> DeserializeSeed<'de> for AppendStr<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AppendStr<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("raw JSON text")
+    }
+
+    #[inline]
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.0.push_str(v);
+        Ok(())
     }
 }
 

@@ -88,6 +88,9 @@ struct CsvParser {
     rec_line: u64,
     rec_offset: u64,
     eof: bool,
+    /// Whether the first 3 bytes were seen (csv-core only recognises a byte order mark that arrives whole).
+    started: bool,
+    head: BytesMut,
     max: usize,
 }
 
@@ -114,7 +117,37 @@ impl CsvParser {
             rec_line: 1,
             rec_offset: 0,
             eof: false,
+            started: false,
+            head: BytesMut::new(),
             max,
+        }
+    }
+
+    fn push(&mut self, chunk: Bytes) {
+        if self.started {
+            self.chunk = chunk;
+        } else {
+            self.head.extend_from_slice(&chunk);
+            if self.head.len() >= 3 {
+                self.start();
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        self.eof = true;
+        if !self.started {
+            self.start();
+        }
+    }
+
+    fn start(&mut self) {
+        self.started = true;
+        self.chunk = self.head.split().freeze();
+        if self.chunk.starts_with(b"\xef\xbb\xbf") {
+            // It belongs to no record (and csv-core never sees it).
+            self.chunk.advance(3);
+            self.pos = 3;
         }
     }
 
@@ -292,13 +325,13 @@ impl CsvRecords {
             match self.body.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(chunk))) => {
                     self.bytes_read += chunk.len() as u64;
-                    self.parser.chunk = chunk;
+                    self.parser.push(chunk);
                 }
                 Poll::Ready(Some(Err(e))) => {
                     self.done = true;
                     return Poll::Ready(Some(Err(e)));
                 }
-                Poll::Ready(None) => self.parser.eof = true,
+                Poll::Ready(None) => self.parser.finish(),
                 Poll::Pending => return Poll::Pending,
             }
         }

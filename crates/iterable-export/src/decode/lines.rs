@@ -122,7 +122,8 @@ impl LineSplitter {
         self.lines += 1;
         let start = self.offset;
         self.offset += full_len;
-        if line.is_empty() {
+        // Blank: empty or only whitespace (checking stops at the first other byte, usually the first).
+        if line.iter().all(u8::is_ascii_whitespace) {
             return Ok(None);
         }
         self.last_line = self.lines;
@@ -143,7 +144,8 @@ impl LineSplitter {
 
 /// The lines of an NDJSON body, as raw bytes.
 ///
-/// Each item is one line without its terminator (`"\n"` or `"\r\n"`); blank lines are skipped. Lines lying inside
+/// Each item is one line without its terminator (`"\n"` or `"\r\n"`); blank lines (empty or only whitespace) are
+/// skipped. Lines lying inside
 /// one received chunk are slices of it (no copy). Memory is bounded by the maximum line length: a longer line ends
 /// the stream with [`Error::LineTooLong`] without being buffered. Errors from the body pass through unchanged, and
 /// the stream ends after any error.

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures::Stream;
 use serde::de::DeserializeOwned;
 
-use super::{Lines, decode_error};
+use super::{Lines, parse_json};
 use crate::{Event, Result};
 
 /// The records of an NDJSON body, one per line, decoded into `T` (by default [`Event`], which keeps every field).
@@ -84,10 +84,7 @@ impl<T: DeserializeOwned> Stream for Records<T> {
         let item = match Pin::new(&mut this.lines).poll_next(cx) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(None) => None,
-            Poll::Ready(Some(Ok(line))) => Some(
-                serde_json::from_slice(&line)
-                    .map_err(|e| decode_error(this.lines.line_number(), this.lines.line_offset(), e)),
-            ),
+            Poll::Ready(Some(Ok(line))) => Some(parse_json(&line, this.lines.line_number(), this.lines.line_offset())),
             Poll::Ready(Some(Err(e))) => Some(Err(e)),
         };
         this.done = !matches!(item, Some(Ok(_)));

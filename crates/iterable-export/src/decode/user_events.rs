@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 
-use super::{ByteStream, Lines, Records, decode_error};
+use super::{ByteStream, Lines, Records, decode_error, parse_json};
 use crate::{Error, Event, Result};
 
 /// The events of a `/export/userEvents` body.
@@ -165,9 +165,7 @@ impl Stream for UserEvents {
                 }
                 Inner::Wrapped { body, splitter } => {
                     let item = match splitter.next_element() {
-                        Ok(Some((bytes, line, offset))) => {
-                            serde_json::from_slice(&bytes).map_err(|e| decode_error(line, offset, e))
-                        }
+                        Ok(Some((bytes, line, offset))) => parse_json(&bytes, line, offset),
                         Ok(None) if splitter.finished => {
                             this.inner = Inner::Done;
                             return Poll::Ready(None);
