@@ -221,7 +221,8 @@ fn chunks(body: &Bytes) -> Vec<Bytes> {
 }
 
 fn body(chunks: &[Bytes]) -> impl futures::Stream<Item = iterable_export::Result<Bytes>> + Send + 'static {
-    stream::iter(chunks.to_vec().into_iter().map(Ok))
+    let owned: Vec<Bytes> = chunks.to_vec();
+    stream::iter(owned.into_iter().map(Ok))
 }
 
 fn bench<M: Measurement>(c: &mut Criterion<M>) {

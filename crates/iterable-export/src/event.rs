@@ -758,23 +758,24 @@ impl KnownSeed {
         }
     }
 
-    fn from_str<E: de::Error>(&self, v: &str, escaped: bool) -> Result<KnownOut, E> {
+    fn known_from_str<E: de::Error>(&self, v: &str) -> Result<KnownOut, E> {
         match self.0.kind() {
-            // An escaped string is written back with serde_json's escaping: the same string, maybe other bytes.
+            // A string with escapes (`\u00e9`, `\/`) is written back with serde_json's escaping: the same string,
+            // maybe other bytes.
             Kind::Str => Ok((Typed::Str(Some(Cow::Owned(v.to_owned()))), None)),
             Kind::Int => {
                 let n = v.trim().parse::<i64>().ok();
                 Ok((Typed::Int(n), Some(raw_of(v)?)))
             }
             Kind::Time => match parse_time(v) {
-                Some((t, true)) if !escaped => Ok((Typed::Time(Some(t)), None)),
+                Some((t, true)) => Ok((Typed::Time(Some(t)), None)),
                 Some((t, _)) => Ok((Typed::Time(Some(t)), Some(raw_of(v)?))),
                 None => Ok((Typed::Time(None), Some(raw_of(v)?))),
             },
         }
     }
 
-    fn from_i64<E: de::Error>(&self, v: i64) -> Result<KnownOut, E> {
+    fn known_from_i64<E: de::Error>(&self, v: i64) -> Result<KnownOut, E> {
         match self.0.kind() {
             Kind::Int => Ok((Typed::Int(Some(v)), None)),
             Kind::Str => Ok((Typed::Str(Some(Cow::Owned(v.to_string()))), Some(raw_of(&v)?))),
@@ -804,22 +805,22 @@ impl<'de> Visitor<'de> for KnownSeed {
 
     #[inline]
     fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<KnownOut, E> {
-        self.from_str(v, false)
+        self.known_from_str(v)
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<KnownOut, E> {
-        self.from_str(v, true)
+        self.known_from_str(v)
     }
 
     #[inline]
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<KnownOut, E> {
-        self.from_i64(v)
+        self.known_from_i64(v)
     }
 
     #[inline]
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<KnownOut, E> {
         match i64::try_from(v) {
-            Ok(v) => self.from_i64(v),
+            Ok(v) => self.known_from_i64(v),
             Err(_) if self.0.kind() == Kind::Str => {
                 Ok((Typed::Str(Some(Cow::Owned(v.to_string()))), Some(raw_of(&v)?)))
             }
