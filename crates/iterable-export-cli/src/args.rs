@@ -118,9 +118,15 @@ pub struct ExportArgs {
     #[arg(long, short, default_value = ".")]
     pub output: PathBuf,
 
-    /// Length of each request's time window. Example: --window 12h
+    /// Length of the first request's time window. Windows then double while their bodies
+    /// arrive in under half a rate-limit slot (7.5 s at 4 requests/min), up to --max-window, and
+    /// halve when the server cuts one off. Example: --window 12h
     #[arg(long, value_parser = parse_duration, default_value = "1d")]
     pub window: Duration,
+
+    /// The longest window; equal to --window for fixed windows. Example: --max-window 7d
+    #[arg(long, value_parser = parse_duration, default_value = "30d")]
+    pub max_window: Duration,
 
     /// Checkpoint file: completed windows per data type, written after each window. Rerunning
     /// with it resumes an interrupted export; without --start it continues where the last run

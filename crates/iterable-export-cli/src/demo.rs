@@ -66,6 +66,7 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<(), Error> {
             format,
             output: args.output.clone(),
             window: Duration::from_secs(86_400),
+            max_window: Duration::from_secs(86_400),
             state: None,
             max_retries: 8,
             read_timeout: Client::DEFAULT_READ_TIMEOUT,

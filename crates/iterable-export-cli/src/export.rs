@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use indicatif::ProgressBar;
 use iterable_export::{
-    Client, DataType, Dedup, Error, Export, FileSink, Format, Sink, Window, WindowOptions, WriterSink, plan_windows,
+    Client, DataType, Dedup, Error, Export, FileSink, Format, Sink, Window, WindowOptions, WriterSink,
 };
 
 use crate::args::ExportArgs;
@@ -168,7 +168,8 @@ struct Job {
     data_type: DataType,
     key: String,
     export: Export,
-    windows: Vec<Window>,
+    /// Spans to export in order; empty for a `--range` export.
+    spans: Vec<Window>,
     target: Target,
     seen: HashSet<String>,
     tail_from: Option<DateTime<Utc>>,
@@ -186,18 +187,15 @@ fn fields_key(args: &ExportArgs) -> String {
     }
 }
 
-/// Splits `[start, end)` into windows and, with a checkpoint, keeps the last `lookback` as its
-/// own window so its records can be remembered for the next incremental run.
-fn windows_with_tail(
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    size: Duration,
-    tail_from: DateTime<Utc>,
-) -> Vec<Window> {
-    let tail_from = tail_from.clamp(start, end);
-    let mut windows = plan_windows(start, tail_from, size);
-    windows.extend(plan_windows(tail_from, end, size));
-    windows
+/// The spans exported one after another: `[start, end)`, and with a checkpoint the last
+/// `lookback` of it as a span of its own, so that its records can be remembered for the next
+/// incremental run. Each span is cut into (adaptive) windows.
+fn spans(start: DateTime<Utc>, end: DateTime<Utc>, tail_from: Option<DateTime<Utc>>) -> Vec<Window> {
+    match tail_from.map(|t| t.clamp(start, end)) {
+        Some(tail) if tail > start && tail < end => vec![Window { start, end: tail }, Window { start: tail, end }],
+        _ if start < end => vec![Window { start, end }],
+        _ => Vec::new(),
+    }
 }
 
 fn usage(msg: impl Into<String>) -> Error {
@@ -234,7 +232,7 @@ fn plan_job(
             data_type,
             key,
             export: export.range(range),
-            windows: Vec::new(),
+            spans: Vec::new(),
             target,
             seen: HashSet::new(),
             tail_from: None,
@@ -269,13 +267,13 @@ fn plan_job(
             )));
         }
         let target = Target::File(FileSink::resume(&entry.output, format, entry.committed_len)?);
-        let windows = windows_with_tail(entry.cursor, entry.end, args.window, entry.tail_from.max(entry.cursor));
+        let spans = spans(entry.cursor, entry.end, Some(entry.tail_from));
         let note = Some(format!("resumed from {}", entry.cursor.to_rfc3339()));
         return Ok(Some(Job {
             data_type,
             key,
             export,
-            windows,
+            spans,
             target,
             seen: entry.seen.iter().cloned().collect(),
             tail_from: Some(entry.tail_from),
@@ -349,11 +347,7 @@ fn plan_job(
         data_type,
         key,
         export: export.between(start, end),
-        windows: if state.is_some() {
-            windows_with_tail(start, end, args.window, tail_from)
-        } else {
-            plan_windows(start, end, args.window)
-        },
+        spans: spans(start, end, state.map(|_| tail_from)),
         target,
         seen,
         tail_from: state.map(|_| tail_from),
@@ -483,7 +477,19 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
                 bytes: 0,
                 checkpoint,
             };
-            let result = job.export.export_plan(job.windows, options, &mut sink).await;
+            let result = if job.spans.is_empty() {
+                job.export.export_plan(Vec::new(), options, &mut sink).await.map(drop)
+            } else {
+                let mut result = Ok(());
+                for span in &job.spans {
+                    let export = job.export.clone().between(span.start, span.end);
+                    if let Err(err) = export.export_windows(options, &mut sink).await {
+                        result = Err(err);
+                        break;
+                    }
+                }
+                result
+            };
             let finished = match result {
                 Ok(_) => finish(sink),
                 Err(err) => Err(err),
@@ -617,14 +623,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_tail_is_its_own_window() {
+    fn the_tail_is_its_own_span() {
         let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().unwrap_or_default();
         let end = start + TimeDelta::days(2);
-        let windows = windows_with_tail(start, end, Duration::from_secs(86_400), end - TimeDelta::minutes(5));
-        let bounds: Vec<(i64, i64)> = windows
-            .iter()
-            .map(|w| ((w.start - start).num_minutes(), (w.end - start).num_minutes()))
-            .collect();
-        assert_eq!(bounds, vec![(0, 1440), (1440, 2875), (2875, 2880)]);
+        let minutes = |spans: Vec<Window>| -> Vec<(i64, i64)> {
+            spans.iter().map(|w| ((w.start - start).num_minutes(), (w.end - start).num_minutes())).collect()
+        };
+        assert_eq!(minutes(spans(start, end, Some(end - TimeDelta::minutes(5)))), vec![(0, 2875), (2875, 2880)]);
+        assert_eq!(minutes(spans(start, end, None)), vec![(0, 2880)]);
+        assert_eq!(minutes(spans(start, end, Some(start - TimeDelta::minutes(5)))), vec![(0, 2880)]);
+        assert_eq!(minutes(spans(end, end, None)), Vec::<(i64, i64)>::new());
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use futures::TryStreamExt;
@@ -74,7 +74,7 @@ impl std::fmt::Display for Window {
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// use iterable_export::plan_windows;
 ///
 /// let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap();
@@ -132,8 +132,13 @@ pub trait Sink: Send {
 /// How a windowed export splits and retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowOptions {
-    /// Length of each window.
+    /// Length of each window ([`Export::export_windows`]: of the first window).
     pub size: Duration,
+    /// [`Export::export_windows`] doubles the window, up to this length, after a window whose
+    /// body arrived in less than half of the rate limit's interval (15 s at 4 requests per
+    /// minute): with a per-request limit, small windows waste most of each request's slot.
+    /// Set it to `size` for fixed windows.
+    pub max_size: Duration,
     /// Windows are not split below this length.
     pub min_size: Duration,
     /// Failures mid-body of one window before it is split in half.
@@ -146,6 +151,7 @@ impl Default for WindowOptions {
     fn default() -> Self {
         WindowOptions {
             size: Duration::from_secs(86_400),
+            max_size: Duration::from_secs(30 * 86_400),
             min_size: Duration::from_secs(60),
             split_after: 2,
             format: Format::Ndjson,
@@ -182,8 +188,14 @@ impl Export {
                 "a windowed export needs dates: call between(start, end) instead of range(...)".into(),
             ));
         };
-        self.export_plan(plan_windows(start, end, options.size), options, sink)
-            .await
+        let plan = Plan::Adaptive {
+            cursor: start.trunc_subsecs(0),
+            end: end.trunc_subsecs(0),
+            size: whole_seconds(options.size),
+            max: whole_seconds(options.max_size.max(options.size)),
+            pending: VecDeque::new(),
+        };
+        self.run_plan(plan, options, sink).await
     }
 
     /// Exports the given windows, in order, into `sink` (the export's own dates are replaced by
@@ -206,17 +218,22 @@ impl Export {
         options: WindowOptions,
         sink: &mut S,
     ) -> Result<WindowedSummary> {
+        let plan = if self.predefined_range().is_some() {
+            Plan::Fixed(VecDeque::from([Window::ALL]))
+        } else {
+            Plan::Fixed(windows.into_iter().collect())
+        };
+        self.run_plan(plan, options, sink).await
+    }
+
+    async fn run_plan<S: Sink>(&self, mut plan: Plan, options: WindowOptions, sink: &mut S) -> Result<WindowedSummary> {
         self.validate()?;
         let ranged = self.predefined_range().is_some();
-        let mut queue: VecDeque<Window> = if ranged {
-            VecDeque::from([Window::ALL])
-        } else {
-            windows.into_iter().collect()
-        };
+        let slot = self.client().rate_limit().min_interval();
         let mut summary = WindowedSummary::default();
         let policy = self.client().retry_policy();
         let min = TimeDelta::from_std(options.min_size).unwrap_or(TimeDelta::MAX);
-        while let Some(window) = queue.pop_front() {
+        while let Some(window) = plan.next() {
             let attempt = if ranged {
                 self.clone()
             } else {
@@ -227,8 +244,9 @@ impl Export {
             loop {
                 sink.begin(&window).await?;
                 let err = match deliver(&attempt, options.format, sink).await {
-                    Ok((records, bytes)) => {
+                    Ok((records, bytes, elapsed)) => {
                         sink.commit(&window, records).await?;
+                        plan.completed(elapsed < slot / 2);
                         summary.windows += 1;
                         summary.records += records;
                         summary.bytes += bytes;
@@ -261,8 +279,7 @@ impl Export {
                     tracing::warn!(data_type = %self.data_type(), %window, error = %err, "splitting the window after repeated failures");
                     self.client().count_window_split();
                     summary.splits += 1;
-                    queue.push_front(second);
-                    queue.push_front(first);
+                    plan.split(first, second);
                     break;
                 }
                 summary.retries += 1;
@@ -274,6 +291,58 @@ impl Export {
         }
         Ok(summary)
     }
+}
+
+/// The windows still to export.
+enum Plan {
+    /// A list fixed in advance (split halves go to its front).
+    Fixed(VecDeque<Window>),
+    /// Windows cut from `cursor` as the export goes, growing while bodies are fast.
+    Adaptive { cursor: DateTime<Utc>, end: DateTime<Utc>, size: TimeDelta, max: TimeDelta, pending: VecDeque<Window> },
+}
+
+impl Plan {
+    fn next(&mut self) -> Option<Window> {
+        match self {
+            Plan::Fixed(queue) => queue.pop_front(),
+            Plan::Adaptive { cursor, end, size, pending, .. } => pending.pop_front().or_else(|| {
+                (*cursor < *end).then(|| {
+                    let next = cursor.checked_add_signed(*size).map_or(*end, |n| n.min(*end));
+                    let window = Window { start: *cursor, end: next };
+                    *cursor = next;
+                    window
+                })
+            }),
+        }
+    }
+
+    fn split(&mut self, first: Window, second: Window) {
+        match self {
+            Plan::Fixed(queue) => {
+                queue.push_front(second);
+                queue.push_front(first);
+            }
+            Plan::Adaptive { size, pending, .. } => {
+                pending.push_front(second);
+                pending.push_front(first);
+                // The server cut a window this long: do not start the next one at this size.
+                *size = (*size / 2).max(TimeDelta::seconds(1));
+            }
+        }
+    }
+
+    fn completed(&mut self, fast: bool) {
+        if let Plan::Adaptive { size, max, pending, .. } = self
+            && fast
+            && pending.is_empty()
+        {
+            *size = (*size * 2).min(*max);
+        }
+    }
+}
+
+fn whole_seconds(d: Duration) -> TimeDelta {
+    TimeDelta::seconds(i64::try_from(d.as_secs().max(1)).unwrap_or(i64::MAX / 1000))
 }
 
 enum Failure {
@@ -305,22 +374,28 @@ fn window_failed(export: &Export, ranged: bool, window: &Window, attempts: u32, 
 }
 
 /// One attempt at one window: open it and hand every record to the sink.
-async fn deliver<S: Sink>(export: &Export, format: Format, sink: &mut S) -> std::result::Result<(u64, u64), Failure> {
+async fn deliver<S: Sink>(
+    export: &Export,
+    format: Format,
+    sink: &mut S,
+) -> std::result::Result<(u64, u64, Duration), Failure> {
     let mut records = 0u64;
     match format {
         Format::Ndjson => {
             let mut lines = export.lines().await.map_err(|e| Failure::Request(Attempt::Open(e)))?;
+            let started = Instant::now();
             while let Some(line) = lines.try_next().await.map_err(|e| Failure::Request(Attempt::Body(e)))? {
                 sink.record(&line).await.map_err(Failure::Sink)?;
                 records += 1;
             }
-            Ok((records, lines.bytes_read()))
+            Ok((records, lines.bytes_read(), started.elapsed()))
         }
         Format::Csv => {
             let body = export
                 .body(Format::Csv)
                 .await
                 .map_err(|e| Failure::Request(Attempt::Open(e)))?;
+            let started = Instant::now();
             // Reading the header row is already part of the body.
             let mut rows = crate::CsvRecords::new(body.into_inner(), export.client().max_line_length())
                 .await
@@ -330,7 +405,7 @@ async fn deliver<S: Sink>(export: &Export, format: Format, sink: &mut S) -> std:
                 sink.record(row.raw()).await.map_err(Failure::Sink)?;
                 records += 1;
             }
-            Ok((records, rows.bytes_read()))
+            Ok((records, rows.bytes_read(), started.elapsed()))
         }
     }
 }

@@ -20,6 +20,8 @@ async fn ndjson_export_of_two_data_types_is_exact() -> TestResult {
         "2024-01-03T12:00:00Z",
         "--window",
         "1d",
+        "--max-window",
+        "1d",
         "--requests-per-minute",
         "6000",
         "--output",

@@ -19,6 +19,8 @@ fn export_args(dir: &std::path::Path) -> Vec<String> {
         "2024-01-03",
         "--window",
         "6h",
+        "--max-window",
+        "6h",
         "--requests-per-minute",
         "6000",
         "--output",
