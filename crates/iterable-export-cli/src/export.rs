@@ -448,6 +448,7 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
 
     let options = WindowOptions {
         size: args.window,
+        max_size: args.max_window.max(args.window),
         format: args.format.into(),
         ..WindowOptions::default()
     };
