@@ -50,10 +50,11 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<(), Error> {
     let mut failure = None;
     for format in [FormatArg::Ndjson, FormatArg::Csv] {
         ui.line(&format!(
-            "demo: exporting {} from {} to {} as {format:?} into {}/",
+            "demo: exporting {} from {} to {} as {} into {}/",
             DEMO_DATA_TYPES.map(|d| d.to_string()).join(", "),
             start.format("%Y-%m-%d"),
             today.format("%Y-%m-%d"),
+            iterable_export::Format::from(format).extension(),
             args.output.display()
         ));
         let export_args = ExportArgs {
