@@ -129,7 +129,7 @@ impl Sink for Tracked {
         self.inner.record(record).await?;
         self.attempt_records += 1;
         self.attempt_bytes += record.len() as u64 + 1;
-        if self.attempt_records % 1024 == 0 {
+        if self.attempt_records.is_multiple_of(1024) {
             self.bar.set_position(self.records + self.attempt_records);
         }
         Ok(())
@@ -628,11 +628,20 @@ mod tests {
         let start = Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).single().unwrap_or_default();
         let end = start + TimeDelta::days(2);
         let minutes = |spans: Vec<Window>| -> Vec<(i64, i64)> {
-            spans.iter().map(|w| ((w.start - start).num_minutes(), (w.end - start).num_minutes())).collect()
+            spans
+                .iter()
+                .map(|w| ((w.start - start).num_minutes(), (w.end - start).num_minutes()))
+                .collect()
         };
-        assert_eq!(minutes(spans(start, end, Some(end - TimeDelta::minutes(5)))), vec![(0, 2875), (2875, 2880)]);
+        assert_eq!(
+            minutes(spans(start, end, Some(end - TimeDelta::minutes(5)))),
+            vec![(0, 2875), (2875, 2880)]
+        );
         assert_eq!(minutes(spans(start, end, None)), vec![(0, 2880)]);
-        assert_eq!(minutes(spans(start, end, Some(start - TimeDelta::minutes(5)))), vec![(0, 2880)]);
+        assert_eq!(
+            minutes(spans(start, end, Some(start - TimeDelta::minutes(5)))),
+            vec![(0, 2880)]
+        );
         assert_eq!(minutes(spans(end, end, None)), Vec::<(i64, i64)>::new());
     }
 }

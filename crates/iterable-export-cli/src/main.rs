@@ -99,30 +99,24 @@ async fn run(cli: Cli, ui: &Ui) -> u8 {
             }
             code
         }
-        Command::UserEvents(args) => match client(
-            &cli.global,
-            4,
-            RetryPolicy::default().max_retries,
-            Client::DEFAULT_READ_TIMEOUT,
-        ) {
-            Ok(client) => match user_events(&client, args).await {
-                Ok(()) => 0,
-                Err(err) => report(ui, "user-events", &err),
-            },
-            Err(err) => report(ui, "", &err),
+        Command::UserEvents(args) => single(&cli.global, ui, "user-events", |client| user_events(client, args)).await,
+        Command::Experiments(args) => single(&cli.global, ui, "experiments", |client| experiments(client, args)).await,
+    }
+}
+
+/// Runs a one-request subcommand with the default retry policy and read timeout.
+async fn single<F, Fut>(global: &Global, ui: &Ui, name: &str, command: F) -> u8
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = iterable_export::Result<()>>,
+{
+    let policy = RetryPolicy::default();
+    match client(global, 4, policy.max_retries, Client::DEFAULT_READ_TIMEOUT) {
+        Ok(client) => match command(client).await {
+            Ok(()) => 0,
+            Err(err) => report(ui, name, &err),
         },
-        Command::Experiments(args) => match client(
-            &cli.global,
-            4,
-            RetryPolicy::default().max_retries,
-            Client::DEFAULT_READ_TIMEOUT,
-        ) {
-            Ok(client) => match experiments(&client, args).await {
-                Ok(()) => 0,
-                Err(err) => report(ui, "experiments", &err),
-            },
-            Err(err) => report(ui, "", &err),
-        },
+        Err(err) => report(ui, "", &err),
     }
 }
 
@@ -190,7 +184,7 @@ async fn write_body(body: iterable_export::Body, output: &Path) -> iterable_expo
     Ok(bytes)
 }
 
-async fn user_events(client: &Client, args: UserEventsArgs) -> iterable_export::Result<()> {
+async fn user_events(client: Client, args: UserEventsArgs) -> iterable_export::Result<()> {
     let request = client
         .user_events(args.email)
         .include_custom_events(!args.no_custom_events);
@@ -198,7 +192,7 @@ async fn user_events(client: &Client, args: UserEventsArgs) -> iterable_export::
     write_body(body, &args.output).await.map(drop)
 }
 
-async fn experiments(client: &Client, args: ExperimentsArgs) -> iterable_export::Result<()> {
+async fn experiments(client: Client, args: ExperimentsArgs) -> iterable_export::Result<()> {
     let request = client
         .experiment_metrics()
         .experiment_ids(args.experiment_ids)

@@ -141,6 +141,22 @@ pub fn expected_ndjson(
     })
 }
 
+/// The exact `GET /export/data.json` body for a window without field filters: the lines of
+/// [`expected_ndjson`], each followed by `\n`. Builds the whole body in memory: for tests.
+pub fn expected_body(
+    config: &MockConfig,
+    data_type: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<u8>, MockError> {
+    let mut body = Vec::new();
+    for line in expected_ndjson(config, data_type, start, end)? {
+        body.extend_from_slice(&line);
+        body.push(b'\n');
+    }
+    Ok(body)
+}
+
 /// The number of records of `data_type` in `[start, end)` (cheap: nothing is generated).
 pub fn expected_count(
     config: &MockConfig,

@@ -298,17 +298,32 @@ enum Plan {
     /// A list fixed in advance (split halves go to its front).
     Fixed(VecDeque<Window>),
     /// Windows cut from `cursor` as the export goes, growing while bodies are fast.
-    Adaptive { cursor: DateTime<Utc>, end: DateTime<Utc>, size: TimeDelta, max: TimeDelta, pending: VecDeque<Window> },
+    Adaptive {
+        cursor: DateTime<Utc>,
+        end: DateTime<Utc>,
+        size: TimeDelta,
+        max: TimeDelta,
+        pending: VecDeque<Window>,
+    },
 }
 
 impl Plan {
     fn next(&mut self) -> Option<Window> {
         match self {
             Plan::Fixed(queue) => queue.pop_front(),
-            Plan::Adaptive { cursor, end, size, pending, .. } => pending.pop_front().or_else(|| {
+            Plan::Adaptive {
+                cursor,
+                end,
+                size,
+                pending,
+                ..
+            } => pending.pop_front().or_else(|| {
                 (*cursor < *end).then(|| {
                     let next = cursor.checked_add_signed(*size).map_or(*end, |n| n.min(*end));
-                    let window = Window { start: *cursor, end: next };
+                    let window = Window {
+                        start: *cursor,
+                        end: next,
+                    };
                     *cursor = next;
                     window
                 })

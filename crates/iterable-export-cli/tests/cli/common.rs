@@ -44,14 +44,7 @@ pub fn stderr(output: &Output) -> String {
 }
 
 pub fn expected_body(config: &MockConfig, data_type: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<u8> {
-    let mut body = Vec::new();
-    if let Ok(lines) = iterable_export_mock::expected_ndjson(config, data_type, start, end) {
-        for line in lines {
-            body.extend_from_slice(&line);
-            body.push(b'\n');
-        }
-    }
-    body
+    iterable_export_mock::expected_body(config, data_type, start, end).unwrap_or_default()
 }
 
 pub fn sorted_lines(body: &[u8]) -> Vec<&[u8]> {

@@ -48,14 +48,7 @@ pub fn client(mock: &MockServer) -> Result<Client, iterable_export::Error> {
 
 /// The exact NDJSON body the mock serves for a window (each line followed by `\n`).
 pub fn expected_body(config: &MockConfig, data_type: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<u8> {
-    let mut body = Vec::new();
-    if let Ok(lines) = iterable_export_mock::expected_ndjson(config, data_type, start, end) {
-        for line in lines {
-            body.extend_from_slice(&line);
-            body.push(b'\n');
-        }
-    }
-    body
+    iterable_export_mock::expected_body(config, data_type, start, end).unwrap_or_default()
 }
 
 /// Sorted lines of an NDJSON body, for order-independent comparison.

@@ -39,7 +39,13 @@ async fn windowed(
 
 fn options(hours: u64) -> WindowOptions {
     let size = HOUR * hours as u32;
-    WindowOptions { size, max_size: size, min_size: Duration::from_secs(60), split_after: 2, format: Format::Ndjson }
+    WindowOptions {
+        size,
+        max_size: size,
+        min_size: Duration::from_secs(60),
+        split_after: 2,
+        format: Format::Ndjson,
+    }
 }
 
 /// Exports two days in 6-hour windows (8 requests) with `faults` queued, and checks the output is
@@ -317,16 +323,26 @@ async fn windows_grow_while_bodies_arrive_fast() -> TestResult {
     let client = Client::builder()
         .api_key(mock.api_key())
         .base_url(mock.base_url())
-        .rate_limit(RateLimit { requests: 4, per: Duration::from_secs(2) })
+        .rate_limit(RateLimit {
+            requests: 4,
+            per: Duration::from_secs(2),
+        })
         .retry_policy(fast_retries(0))
         .build()?;
-    let options = WindowOptions { size: HOUR * 24, max_size: HOUR * 24 * 30, ..WindowOptions::default() };
+    let options = WindowOptions {
+        size: HOUR * 24,
+        max_size: HOUR * 24 * 30,
+        ..WindowOptions::default()
+    };
     let run = windowed(&client, DataType::EmailSend, day(0, 0), day(60, 0), options).await?;
     let summary = run.result?;
     // 1 + 2 + 4 + 8 + 16 days, then the 30-day cap: 6 requests instead of 60.
     assert_eq!(summary.windows, 6);
     assert_eq!(mock.counters().requests, 6);
     assert_eq!(mock.counters().rate_limited, 0);
-    assert_eq!(sorted_lines(&run.output), sorted_lines(&expected_body(&mock_config, "emailSend", day(0, 0), day(60, 0))));
+    assert_eq!(
+        sorted_lines(&run.output),
+        sorted_lines(&expected_body(&mock_config, "emailSend", day(0, 0), day(60, 0)))
+    );
     Ok(())
 }
