@@ -16,7 +16,9 @@ use serde_json::value::RawValue;
 /// The fields most programs need are typed; **every** other field is kept, in order, with its JSON value as it
 /// arrived ([`RawValue`]). Serializing an `Event` with `serde_json` writes all fields back with their wire names,
 /// in their original positions, and the original text of values that were not in canonical form (a `createdAt`
-/// in RFC 3339, a `campaignId` sent as a string, …): a compact record round-trips byte for byte.
+/// in RFC 3339, a `campaignId` sent as a string, …): a compact record round-trips byte for byte. (Only a typed
+/// string field written with escapes that serde_json writes differently, such as `\u00e9` or `\/`, comes back as
+/// the same string in other bytes.)
 ///
 /// # Typed fields
 ///
@@ -135,13 +137,6 @@ const ALL_KNOWN: [Known; 12] = [
     Known::WorkflowId,
 ];
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Str,
-    Int,
-    Time,
-}
-
 impl Known {
     fn wire_name(self) -> &'static str {
         match self {
@@ -179,63 +174,68 @@ impl Known {
         })
     }
 
-    fn kind(self) -> Kind {
-        match self {
-            Known::Email | Known::UserId | Known::MessageId | Known::EventName | Known::EventType => Kind::Str,
-            Known::CreatedAt => Kind::Time,
-            _ => Kind::Int,
-        }
-    }
-
     fn bit(self) -> u16 {
         1 << self as u16
     }
 }
 
-/// Field names seen often enough to be worth not allocating for.
+/// Classifies a field name in one match: a typed field, a name seen often enough to be worth not allocating for,
+/// or another name.
 #[inline]
-fn intern(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "messageBusId" => "messageBusId",
-        "catalogCollectionCount" => "catalogCollectionCount",
-        "catalogLookupCount" => "catalogLookupCount",
-        "productRecommendationCount" => "productRecommendationCount",
-        "transactionalData" => "transactionalData",
-        "itblInternal" => "itblInternal",
-        "city" => "city",
-        "country" => "country",
-        "region" => "region",
-        "ip" => "ip",
-        "userAgent" => "userAgent",
-        "userAgentDevice" => "userAgentDevice",
-        "url" => "url",
-        "hrefIndex" => "hrefIndex",
-        "linkId" => "linkId",
-        "linkUrl" => "linkUrl",
-        "recipientState" => "recipientState",
-        "status" => "status",
-        "id" => "id",
-        "total" => "total",
-        "items" => "items",
-        "dataFields" => "dataFields",
-        "campaignName" => "campaignName",
-        "templateName" => "templateName",
-        "workflowName" => "workflowName",
-        "emailListIds" => "emailListIds",
-        "emailSubject" => "emailSubject",
-        "unsubSource" => "unsubSource",
-        "bounceMessage" => "bounceMessage",
-        "platformEndpoint" => "platformEndpoint",
-        "signupDate" => "signupDate",
-        "profileUpdatedAt" => "profileUpdatedAt",
-        "firstName" => "firstName",
-        "lastName" => "lastName",
-        "phoneNumber" => "phoneNumber",
-        "locale" => "locale",
-        "eventUpdatedAt" => "eventUpdatedAt",
-        "isCustomEvent" => "isCustomEvent",
-        _ => return None,
-    })
+fn classify(name: &str) -> Key {
+    match name {
+        "email" => Key::Known(Known::Email),
+        "userId" => Key::Known(Known::UserId),
+        "createdAt" => Key::Known(Known::CreatedAt),
+        "campaignId" => Key::Known(Known::CampaignId),
+        "templateId" => Key::Known(Known::TemplateId),
+        "messageId" => Key::Known(Known::MessageId),
+        "eventName" => Key::Known(Known::EventName),
+        "_type" => Key::Known(Known::EventType),
+        "contentId" => Key::Known(Known::ContentId),
+        "channelId" => Key::Known(Known::ChannelId),
+        "messageTypeId" => Key::Known(Known::MessageTypeId),
+        "workflowId" => Key::Known(Known::WorkflowId),
+        "messageBusId" => Key::Other(Cow::Borrowed("messageBusId")),
+        "catalogCollectionCount" => Key::Other(Cow::Borrowed("catalogCollectionCount")),
+        "catalogLookupCount" => Key::Other(Cow::Borrowed("catalogLookupCount")),
+        "productRecommendationCount" => Key::Other(Cow::Borrowed("productRecommendationCount")),
+        "transactionalData" => Key::Other(Cow::Borrowed("transactionalData")),
+        "itblInternal" => Key::Other(Cow::Borrowed("itblInternal")),
+        "city" => Key::Other(Cow::Borrowed("city")),
+        "country" => Key::Other(Cow::Borrowed("country")),
+        "region" => Key::Other(Cow::Borrowed("region")),
+        "ip" => Key::Other(Cow::Borrowed("ip")),
+        "userAgent" => Key::Other(Cow::Borrowed("userAgent")),
+        "userAgentDevice" => Key::Other(Cow::Borrowed("userAgentDevice")),
+        "url" => Key::Other(Cow::Borrowed("url")),
+        "hrefIndex" => Key::Other(Cow::Borrowed("hrefIndex")),
+        "linkId" => Key::Other(Cow::Borrowed("linkId")),
+        "linkUrl" => Key::Other(Cow::Borrowed("linkUrl")),
+        "recipientState" => Key::Other(Cow::Borrowed("recipientState")),
+        "status" => Key::Other(Cow::Borrowed("status")),
+        "id" => Key::Other(Cow::Borrowed("id")),
+        "total" => Key::Other(Cow::Borrowed("total")),
+        "items" => Key::Other(Cow::Borrowed("items")),
+        "dataFields" => Key::Other(Cow::Borrowed("dataFields")),
+        "campaignName" => Key::Other(Cow::Borrowed("campaignName")),
+        "templateName" => Key::Other(Cow::Borrowed("templateName")),
+        "workflowName" => Key::Other(Cow::Borrowed("workflowName")),
+        "emailListIds" => Key::Other(Cow::Borrowed("emailListIds")),
+        "emailSubject" => Key::Other(Cow::Borrowed("emailSubject")),
+        "unsubSource" => Key::Other(Cow::Borrowed("unsubSource")),
+        "bounceMessage" => Key::Other(Cow::Borrowed("bounceMessage")),
+        "platformEndpoint" => Key::Other(Cow::Borrowed("platformEndpoint")),
+        "signupDate" => Key::Other(Cow::Borrowed("signupDate")),
+        "profileUpdatedAt" => Key::Other(Cow::Borrowed("profileUpdatedAt")),
+        "firstName" => Key::Other(Cow::Borrowed("firstName")),
+        "lastName" => Key::Other(Cow::Borrowed("lastName")),
+        "phoneNumber" => Key::Other(Cow::Borrowed("phoneNumber")),
+        "locale" => Key::Other(Cow::Borrowed("locale")),
+        "eventUpdatedAt" => Key::Other(Cow::Borrowed("eventUpdatedAt")),
+        "isCustomEvent" => Key::Other(Cow::Borrowed("isCustomEvent")),
+        _ => Key::Other(Cow::Owned(name.to_owned())),
+    }
 }
 
 /// One field position.
@@ -333,6 +333,23 @@ impl Event {
             Known::ChannelId => Typed::Int(self.channel_id),
             Known::MessageTypeId => Typed::Int(self.message_type_id),
             Known::WorkflowId => Typed::Int(self.workflow_id),
+        }
+    }
+
+    fn target(&mut self, k: Known) -> Target<'_> {
+        match k {
+            Known::Email => Target::Str(&mut self.email),
+            Known::UserId => Target::Str(&mut self.user_id),
+            Known::CreatedAt => Target::Time(&mut self.created_at),
+            Known::CampaignId => Target::Int(&mut self.campaign_id),
+            Known::TemplateId => Target::Int(&mut self.template_id),
+            Known::MessageId => Target::Str(&mut self.message_id),
+            Known::EventName => Target::Str(&mut self.event_name),
+            Known::EventType => Target::Str(&mut self.event_type),
+            Known::ContentId => Target::Int(&mut self.content_id),
+            Known::ChannelId => Target::Int(&mut self.channel_id),
+            Known::MessageTypeId => Target::Int(&mut self.message_type_id),
+            Known::WorkflowId => Target::Int(&mut self.workflow_id),
         }
     }
 
@@ -464,7 +481,10 @@ impl Event {
                 }
             }
             None => Slot::Other(
-                intern(name).map_or_else(|| Cow::Owned(name.to_owned()), Cow::Borrowed),
+                match classify(name) {
+                    Key::Other(name) => name,
+                    Key::Known(_) => Cow::Owned(name.to_owned()),
+                },
                 self.push_text(value.get()),
             ),
         };
@@ -599,7 +619,7 @@ impl<'de> Visitor<'de> for EventVisitor {
         while let Some(key) = map.next_key_seed(KeySeed)? {
             match key {
                 Key::Known(k) => {
-                    let (typed, keep) = map.next_value_seed(KnownSeed(k))?;
+                    let keep = map.next_value_seed(KnownSeed(event.target(k)))?;
                     if seen & k.bit() != 0 {
                         // A repeated key: the last value wins, as with any serde type.
                         event
@@ -607,7 +627,6 @@ impl<'de> Visitor<'de> for EventVisitor {
                             .retain(|s| !matches!(s, Slot::Known(x) | Slot::KnownRaw(x, _) if *x == k));
                     }
                     seen |= k.bit();
-                    event.set_typed(k, typed);
                     let slot = match keep {
                         None => Slot::Known(k),
                         Some(raw) => Slot::KnownRaw(k, event.push_text(raw.get())),
@@ -718,10 +737,7 @@ impl<'de> Visitor<'de> for KeySeed {
 
     #[inline]
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
-        Ok(match Known::from_wire(v) {
-            Some(k) => Key::Known(k),
-            None => Key::Other(intern(v).map_or_else(|| Cow::Owned(v.to_owned()), Cow::Borrowed)),
-        })
+        Ok(classify(v))
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<Key, E> {
@@ -734,69 +750,98 @@ impl<'de> Visitor<'de> for KeySeed {
 
 /// Parses a typed field's JSON the same way deserialization does; `true` when the original text must be kept.
 fn parse_known(k: Known, raw: &RawValue) -> serde_json::Result<(Typed<'static>, bool)> {
+    let mut scratch = Event::default();
     let mut de = serde_json::Deserializer::from_str(raw.get());
-    let (typed, keep) = KnownSeed(k).deserialize(&mut de)?;
+    let keep = KnownSeed(scratch.target(k)).deserialize(&mut de)?;
+    let typed = match scratch.typed(k) {
+        Typed::Str(s) => Typed::Str(s.map(|s| Cow::Owned(s.into_owned()))),
+        Typed::Int(i) => Typed::Int(i),
+        Typed::Time(t) => Typed::Time(t),
+    };
     Ok((typed, keep.is_some()))
 }
 
-/// Deserializes a typed field's value leniently: the typed value, and the original JSON when it is not the
-/// canonical form of that value.
-struct KnownSeed(Known);
+/// Where a typed field's value goes.
+enum Target<'a> {
+    Str(&'a mut Option<String>),
+    Int(&'a mut Option<i64>),
+    Time(&'a mut Option<DateTime<Utc>>),
+}
 
-type KnownOut = (Typed<'static>, Option<Box<RawValue>>);
+/// Deserializes a typed field's value leniently into its field; returns the original JSON when it is not the
+/// canonical form of the value (or did not fit the type).
+struct KnownSeed<'a>(Target<'a>);
+
+type KnownOut = Option<Box<RawValue>>;
 
 fn raw_of<T: Serialize + ?Sized, E: de::Error>(v: &T) -> Result<Box<RawValue>, E> {
     serde_json::value::to_raw_value(v).map_err(E::custom)
 }
 
-impl KnownSeed {
-    fn none(&self) -> Typed<'static> {
-        match self.0.kind() {
-            Kind::Str => Typed::Str(None),
-            Kind::Int => Typed::Int(None),
-            Kind::Time => Typed::Time(None),
-        }
-    }
-
-    fn known_from_str<E: de::Error>(&self, v: &str) -> Result<KnownOut, E> {
-        match self.0.kind() {
+impl KnownSeed<'_> {
+    #[inline]
+    fn known_from_str<E: de::Error>(self, v: &str) -> Result<KnownOut, E> {
+        match self.0 {
             // A string with escapes (`\u00e9`, `\/`) is written back with serde_json's escaping: the same string,
             // maybe other bytes.
-            Kind::Str => Ok((Typed::Str(Some(Cow::Owned(v.to_owned()))), None)),
-            Kind::Int => {
-                let n = v.trim().parse::<i64>().ok();
-                Ok((Typed::Int(n), Some(raw_of(v)?)))
+            Target::Str(t) => {
+                *t = Some(v.to_owned());
+                Ok(None)
             }
-            Kind::Time => match parse_time(v) {
-                Some((t, true)) => Ok((Typed::Time(Some(t)), None)),
-                Some((t, _)) => Ok((Typed::Time(Some(t)), Some(raw_of(v)?))),
-                None => Ok((Typed::Time(None), Some(raw_of(v)?))),
-            },
+            Target::Int(t) => {
+                *t = v.trim().parse::<i64>().ok();
+                Ok(Some(raw_of(v)?))
+            }
+            Target::Time(t) => {
+                let parsed = parse_time(v);
+                *t = parsed.map(|(time, _)| time);
+                match parsed {
+                    Some((_, true)) => Ok(None),
+                    _ => Ok(Some(raw_of(v)?)),
+                }
+            }
         }
     }
 
-    fn known_from_i64<E: de::Error>(&self, v: i64) -> Result<KnownOut, E> {
-        match self.0.kind() {
-            Kind::Int => Ok((Typed::Int(Some(v)), None)),
-            Kind::Str => Ok((Typed::Str(Some(Cow::Owned(v.to_string()))), Some(raw_of(&v)?))),
-            Kind::Time => Ok((Typed::Time(DateTime::from_timestamp_millis(v)), Some(raw_of(&v)?))),
+    #[inline]
+    fn known_from_i64<E: de::Error>(self, v: i64) -> Result<KnownOut, E> {
+        match self.0 {
+            Target::Int(t) => {
+                *t = Some(v);
+                Ok(None)
+            }
+            Target::Str(t) => {
+                *t = Some(v.to_string());
+                Ok(Some(raw_of(&v)?))
+            }
+            Target::Time(t) => {
+                *t = DateTime::from_timestamp_millis(v);
+                Ok(Some(raw_of(&v)?))
+            }
         }
     }
 
-    fn other<E: de::Error>(&self, raw: Box<RawValue>) -> Result<KnownOut, E> {
-        Ok((self.none(), Some(raw)))
+    /// A value that does not fit: the field is `None` and the JSON is kept.
+    fn other<E: de::Error>(self, raw: Box<RawValue>) -> Result<KnownOut, E> {
+        match self.0 {
+            Target::Str(t) => *t = None,
+            Target::Int(t) => *t = None,
+            Target::Time(t) => *t = None,
+        }
+        Ok(Some(raw))
     }
 }
 
-impl<'de> DeserializeSeed<'de> for KnownSeed {
+impl<'de> DeserializeSeed<'de> for KnownSeed<'_> {
     type Value = KnownOut;
 
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<KnownOut, D::Error> {
         d.deserialize_any(self)
     }
 }
 
-impl<'de> Visitor<'de> for KnownSeed {
+impl<'de> Visitor<'de> for KnownSeed<'_> {
     type Value = KnownOut;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -819,12 +864,13 @@ impl<'de> Visitor<'de> for KnownSeed {
 
     #[inline]
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<KnownOut, E> {
-        match i64::try_from(v) {
-            Ok(v) => self.known_from_i64(v),
-            Err(_) if self.0.kind() == Kind::Str => {
-                Ok((Typed::Str(Some(Cow::Owned(v.to_string()))), Some(raw_of(&v)?)))
+        match (i64::try_from(v), self.0) {
+            (Ok(v), target) => KnownSeed(target).known_from_i64(v),
+            (Err(_), Target::Str(t)) => {
+                *t = Some(v.to_string());
+                Ok(Some(raw_of(&v)?))
             }
-            Err(_) => self.other(raw_of(&v)?),
+            (Err(_), target) => KnownSeed(target).other(raw_of(&v)?),
         }
     }
 
@@ -832,11 +878,12 @@ impl<'de> Visitor<'de> for KnownSeed {
         let raw = raw_of(&v)?;
         #[allow(clippy::cast_possible_truncation)]
         let int = (v.fract() == 0.0 && v.abs() < 9.0e15).then_some(v as i64);
-        match (self.0.kind(), int) {
-            (Kind::Int, Some(n)) => Ok((Typed::Int(Some(n)), Some(raw))),
-            (Kind::Time, Some(n)) => Ok((Typed::Time(DateTime::from_timestamp_millis(n)), Some(raw))),
-            _ => self.other(raw),
+        match (self.0, int) {
+            (Target::Int(t), Some(n)) => *t = Some(n),
+            (Target::Time(t), Some(n)) => *t = DateTime::from_timestamp_millis(n),
+            (target, _) => return KnownSeed(target).other(raw),
         }
+        Ok(Some(raw))
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<KnownOut, E> {
