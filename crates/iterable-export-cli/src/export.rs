@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
-use indicatif::ProgressBar;
+use indicatif::{HumanCount, ProgressBar};
 use iterable_export::{
     Client, DataType, Dedup, Error, Export, FileSink, Format, Sink, Window, WindowOptions, WriterSink,
 };
@@ -109,6 +109,11 @@ impl Checkpoint {
 }
 
 impl Tracked {
+    fn show(&self, records: u64, bytes: u64) {
+        self.bar.set_position(bytes);
+        self.bar.set_message(format!("{} records", HumanCount(records)));
+    }
+
     fn save(&self, update: impl FnOnce(&mut Entry)) -> iterable_export::Result<()> {
         self.checkpoint.as_ref().map_or(Ok(()), |cp| cp.update(update))
     }
@@ -130,7 +135,7 @@ impl Sink for Tracked {
         self.attempt_records += 1;
         self.attempt_bytes += record.len() as u64 + 1;
         if self.attempt_records.is_multiple_of(1024) {
-            self.bar.set_position(self.records + self.attempt_records);
+            self.show(self.records + self.attempt_records, self.bytes + self.attempt_bytes);
         }
         Ok(())
     }
@@ -139,7 +144,7 @@ impl Sink for Tracked {
         self.inner.commit(window, records).await?;
         self.records += self.attempt_records;
         self.bytes += self.attempt_bytes;
-        self.bar.set_position(self.records);
+        self.show(self.records, self.bytes);
         let (len, records_total, tail) = (
             self.inner.inner().committed_len(),
             self.records,
@@ -158,7 +163,7 @@ impl Sink for Tracked {
     }
 
     async fn abort(&mut self, window: &Window) -> iterable_export::Result<()> {
-        self.bar.set_position(self.records);
+        self.show(self.records, self.bytes);
         self.inner.abort(window).await
     }
 }
@@ -496,8 +501,8 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
                 Err(err) => Err(err),
             };
             match &finished {
-                Ok(_) => bar.finish_with_message("done"),
-                Err(_) => bar.abandon_with_message("failed"),
+                Ok(_) => bar.finish(),
+                Err(_) => bar.abandon(),
             }
             let report = finished.map(|f| Report {
                 name: name.clone(),

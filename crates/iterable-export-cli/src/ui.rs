@@ -49,11 +49,11 @@ impl Ui {
         }
     }
 
-    /// A progress bar for one export.
+    /// A progress bar for one export: its position counts bytes, its message the records.
     pub fn bar(&self, name: &str) -> ProgressBar {
         let bar = self.multi.add(ProgressBar::new_spinner());
         let style = ProgressStyle::with_template(
-            "{spinner} {prefix:<22} {human_pos:>11} records  {binary_bytes:>10}  {binary_bytes_per_sec:>12}  {elapsed_precise}  {wide_msg}",
+            "{spinner} {prefix:<22} {msg:>19}  {decimal_bytes:>10}  {decimal_bytes_per_sec:>12}  {elapsed_precise}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_spinner());
         bar.set_style(style);
