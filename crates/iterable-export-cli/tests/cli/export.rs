@@ -188,3 +188,49 @@ async fn demo_runs_and_verifies_its_files() -> TestResult {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_single_window_csv_file_is_the_body_byte_for_byte() -> TestResult {
+    use futures::TryStreamExt;
+    let mock = start(config(300)).await?;
+    let dir = tempfile::tempdir()?;
+    let mut cmd = command(&mock)?;
+    cmd.args([
+        "export",
+        "--data-type",
+        "emailClick",
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-01-03",
+    ])
+    .args([
+        "--window",
+        "2d",
+        "--max-window",
+        "2d",
+        "--format",
+        "csv",
+        "--requests-per-minute",
+        "6000",
+        "-o",
+    ])
+    .arg(dir.path());
+    let output = run(cmd).await?;
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let client = iterable_export::Client::builder()
+        .api_key(mock.api_key())
+        .base_url(mock.base_url())
+        .build()?;
+    let body: Vec<bytes::Bytes> = client
+        .export(iterable_export::DataType::EmailClick)
+        .between(day(0), day(2))
+        .body(iterable_export::Format::Csv)
+        .await?
+        .try_collect()
+        .await?;
+    let served = body.concat();
+    assert!(served.len() > 100_000);
+    assert_eq!(std::fs::read(dir.path().join("emailClick.csv"))?, served);
+    Ok(())
+}
