@@ -178,6 +178,8 @@ struct Job {
     target: Target,
     seen: HashSet<String>,
     tail_from: Option<DateTime<Utc>>,
+    /// Identities already remembered from the tail by the interrupted run being resumed.
+    remembered: Vec<String>,
     entry: Option<Entry>,
     note: Option<String>,
 }
@@ -241,6 +243,7 @@ fn plan_job(
             target,
             seen: HashSet::new(),
             tail_from: None,
+            remembered: Vec::new(),
             entry: None,
             note: None,
         }));
@@ -282,6 +285,7 @@ fn plan_job(
             target,
             seen: entry.seen.iter().cloned().collect(),
             tail_from: Some(entry.tail_from),
+            remembered: entry.tail.clone(),
             entry: Some(entry.clone()),
             note,
         }));
@@ -356,6 +360,7 @@ fn plan_job(
         target,
         seen,
         tail_from: state.map(|_| tail_from),
+        remembered: Vec::new(),
         entry,
         note,
     }))
@@ -473,7 +478,7 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
         tasks.spawn(async move {
             let started = Instant::now();
             let mut sink = Tracked {
-                inner: Dedup::new(job.target, job.seen, job.tail_from),
+                inner: Dedup::new(job.target, job.seen, job.tail_from).with_remembered(job.remembered),
                 bar: bar.clone(),
                 ui,
                 name: name.clone(),

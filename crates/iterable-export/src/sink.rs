@@ -376,6 +376,13 @@ impl<S: Sink> Dedup<S> {
         }
     }
 
+    /// Continues a remembered list (after resuming an interrupted run that had committed part
+    /// of its tail).
+    pub fn with_remembered(mut self, remembered: Vec<String>) -> Self {
+        self.remembered = remembered;
+        self
+    }
+
     /// Identities of committed records in windows at or after `remember_from`.
     pub fn remembered(&self) -> &[String] {
         &self.remembered
