@@ -234,11 +234,17 @@ pub fn parse_date(s: &str) -> Result<DateTime<Utc>, String> {
     ))
 }
 
+/// The longest duration any flag accepts (ten years): keeps date arithmetic in range.
+const MAX_DURATION: Duration = Duration::from_secs(3650 * 86_400);
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim())
         .map_err(|e| format!("{s:?} is not a duration ({e}): use e.g. 30s, 5m, 12h, 1d"))?;
     if d.is_zero() {
         return Err("the duration must be more than zero".into());
+    }
+    if d > MAX_DURATION {
+        return Err(format!("{s:?} is too long: at most 3650 days"));
     }
     Ok(d)
 }
@@ -270,6 +276,7 @@ mod tests {
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
         assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(43_200)));
         assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("300000y").is_err_and(|e| e.contains("at most 3650 days")));
         assert!(parse_duration("soon").is_err_and(|e| e.contains("is not a duration")));
     }
 

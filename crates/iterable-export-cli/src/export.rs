@@ -1,6 +1,5 @@
 //! `iterable-export export`: windows, checkpoints, resume and incremental sync.
 
-use std::collections::HashSet;
 use std::io::{BufWriter, Stdout};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -141,9 +140,14 @@ impl Sink for Tracked {
     }
 
     async fn commit(&mut self, window: &Window, records: u64) -> iterable_export::Result<()> {
+        let (skipped, len) = (self.inner.skipped(), self.inner.inner().committed_len());
         self.inner.commit(window, records).await?;
-        self.records += self.attempt_records;
-        self.bytes += self.attempt_bytes;
+        // Count what reached the output: not the look-back duplicates the dedupe dropped.
+        self.records += self.attempt_records - (self.inner.skipped() - skipped);
+        self.bytes += match self.inner.inner() {
+            Target::File(file) => file.committed_len() - len,
+            Target::Stdout(_) => self.attempt_bytes,
+        };
         self.show(self.records, self.bytes);
         let (len, records_total, tail) = (
             self.inner.inner().committed_len(),
@@ -176,7 +180,7 @@ struct Job {
     /// Spans to export in order; empty for a `--range` export.
     spans: Vec<Window>,
     target: Target,
-    seen: HashSet<String>,
+    seen: Vec<String>,
     tail_from: Option<DateTime<Utc>>,
     /// Identities already remembered from the tail by the interrupted run being resumed.
     remembered: Vec<String>,
@@ -231,7 +235,7 @@ fn plan_job(
 
     if let Some(range) = args.range {
         let target = if to_stdout {
-            Target::Stdout(WriterSink::new(BufWriter::new(std::io::stdout())))
+            Target::Stdout(WriterSink::new(BufWriter::new(std::io::stdout()))?)
         } else {
             Target::File(FileSink::create(&path)?.sync_on_commit(state.is_some()))
         };
@@ -241,7 +245,7 @@ fn plan_job(
             export: export.range(range),
             spans: Vec::new(),
             target,
-            seen: HashSet::new(),
+            seen: Vec::new(),
             tail_from: None,
             remembered: Vec::new(),
             entry: None,
@@ -283,7 +287,7 @@ fn plan_job(
             export,
             spans,
             target,
-            seen: entry.seen.iter().cloned().collect(),
+            seen: entry.seen.clone(),
             tail_from: Some(entry.tail_from),
             remembered: entry.tail.clone(),
             entry: Some(entry.clone()),
@@ -294,17 +298,23 @@ fn plan_job(
     let (start, seen, target, note) = match (&existing, args.start) {
         // Incremental: continue from the last run's end, re-reading the look-back.
         (Some(entry), None) => {
-            let start = (entry.end - lookback).max(entry.start);
+            // Only the previous run's tail was remembered: a longer look-back than that run's
+            // would re-read records that cannot be recognised as duplicates.
+            let start = entry
+                .end
+                .checked_sub_signed(lookback)
+                .unwrap_or(entry.start)
+                .max(entry.tail_from);
             if end <= entry.end {
                 return Ok(None);
             }
-            let target = Target::File(FileSink::resume(&entry.output, format, entry.committed_len)?);
+            let target = Target::File(FileSink::extend(&entry.output, format, entry.committed_len)?);
             let note = Some(format!(
                 "incremental from {} (look-back {})",
                 entry.end.to_rfc3339(),
                 humantime::format_duration(args.lookback)
             ));
-            (start, entry.tail.iter().cloned().collect(), target, note)
+            (start, entry.tail.clone(), target, note)
         }
         (Some(entry), Some(start)) if entry.done && start.trunc_subsecs(0) == entry.start && end == entry.end => {
             return Ok(None);
@@ -318,11 +328,11 @@ fn plan_job(
                 )));
             }
             let target = if to_stdout {
-                Target::Stdout(WriterSink::new(BufWriter::new(std::io::stdout())))
+                Target::Stdout(WriterSink::new(BufWriter::new(std::io::stdout()))?)
             } else {
                 Target::File(FileSink::create(&path)?.sync_on_commit(state.is_some()))
             };
-            (start.trunc_subsecs(0), HashSet::new(), target, None)
+            (start.trunc_subsecs(0), Vec::new(), target, None)
         }
         (None, None) => {
             return Err(usage(
@@ -338,7 +348,7 @@ fn plan_job(
             end.to_rfc3339()
         )));
     }
-    let tail_from = (end - lookback).max(start);
+    let tail_from = end.checked_sub_signed(lookback).unwrap_or(start).max(start);
     let entry = state.map(|_| Entry {
         start,
         end,
@@ -348,7 +358,7 @@ fn plan_job(
         done: false,
         output: path.clone(),
         fields: fields.clone(),
-        seen: seen.iter().cloned().collect(),
+        seen: seen.clone(),
         tail_from,
         tail: Vec::new(),
     });

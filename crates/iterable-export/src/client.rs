@@ -413,7 +413,10 @@ impl Client {
         Fut: std::future::Future<Output = Result<T>>,
     {
         let policy = self.inner.retry;
-        let mut retry = 0;
+        // 429s get a budget of their own: the limiter already spaces them, and a storm caused by
+        // another tool sharing the project's quota should not use up the retries meant for errors.
+        let rate_limit_budget = policy.max_retries.saturating_mul(4).max(8);
+        let (mut retry, mut rate_limited_retries) = (0, 0);
         loop {
             if rate_limited {
                 self.inner.limiter.acquire().await;
@@ -423,24 +426,37 @@ impl Client {
                 Ok(value) => return Ok(value),
                 Err(err) => err,
             };
-            let mut delay = None;
-            if let Error::RateLimited { retry_after, .. } = &err {
+            let delay = if let Error::RateLimited { retry_after, .. } = &err {
                 Counters::add(&self.inner.counters.rate_limited);
-                if rate_limited {
-                    self.inner.limiter.penalize(*retry_after).await;
-                    // The limiter now holds the next attempt back.
-                    delay = Some(Duration::ZERO);
-                } else {
-                    delay = *retry_after;
+                if rate_limited_retries >= rate_limit_budget {
+                    return Err(err);
                 }
-            }
-            if !err.is_transient() || retry >= policy.max_retries {
-                return Err(err);
-            }
-            retry += 1;
+                rate_limited_retries += 1;
+                if rate_limited {
+                    // The limiter holds the next attempt back.
+                    self.inner.limiter.penalize(*retry_after);
+                    Duration::ZERO
+                } else {
+                    retry_after.map_or_else(
+                        || policy.backoff(rate_limited_retries),
+                        |d| d.min(crate::limit::MAX_RETRY_AFTER),
+                    )
+                }
+            } else {
+                if !err.is_transient() || retry >= policy.max_retries {
+                    return Err(err);
+                }
+                retry += 1;
+                policy.backoff(retry)
+            };
             self.count_retry();
-            let delay = delay.unwrap_or_else(|| policy.backoff(retry));
-            tracing::warn!(retry, max_retries = policy.max_retries, delay_ms = delay.as_millis() as u64, error = %err, "retrying");
+            tracing::warn!(
+                retry = retry + rate_limited_retries,
+                max_retries = policy.max_retries,
+                delay_ms = delay.as_millis() as u64,
+                error = %err,
+                "retrying"
+            );
             tokio::time::sleep(delay).await;
         }
     }

@@ -60,7 +60,7 @@ pub use export::{
     ALL_DATA_TYPES, Body, DataType, ExperimentMetricsRequest, Export, Format, MAX_METRICS_IDS, Range,
     UserEventsRequest, format_iterable_time,
 };
-pub use limit::{RateLimit, RetryPolicy, Stats};
+pub use limit::{MAX_RETRY_AFTER, RateLimit, RetryPolicy, Stats};
 pub use region::Region;
 pub use sink::{Dedup, FileSink, WriterSink, part_path, record_identity};
 pub use windows::{Sink, Window, WindowOptions, WindowedSummary, plan_windows};

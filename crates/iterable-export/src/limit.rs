@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use std::sync::Mutex;
 use tokio::time::Instant;
 
 /// A rate limit: at most `requests` requests in any rolling `per` interval.
@@ -49,6 +49,9 @@ impl Default for RateLimit {
     }
 }
 
+/// The longest `Retry-After` honoured; a larger value (a misconfigured proxy) is cut to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
 /// A rolling-window limiter shared by every clone of a client (the limit is per project).
 #[derive(Debug)]
 pub(crate) struct Limiter {
@@ -78,50 +81,55 @@ impl Limiter {
         self.limit
     }
 
-    /// Waits until a request may start, then records it. Requests are served in arrival order
-    /// (tokio's mutex is fair), so concurrent exports share the limit evenly.
+    fn state(&self) -> std::sync::MutexGuard<'_, LimiterState> {
+        // The state stays consistent even if a holder panicked: every update is one assignment.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Waits until a request may start, then records it. The lock is never held while
+    /// waiting, so a 429's penalty takes effect for every waiter at once.
     pub(crate) async fn acquire(&self) {
         let started = Instant::now();
-        let mut state = self.state.lock().await;
         let requests = self.limit.requests.max(1) as usize;
+        // A margin of 2% of the interval: the server counts arrivals, which come a little
+        // after our sends, so waiting exactly `per` could still be a 429.
+        let per = self.limit.per + self.limit.per / 50;
         loop {
-            let now = Instant::now();
-            while state
-                .sent
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= self.limit.per + self.limit.per / 50)
-            {
-                state.sent.pop_front();
-            }
-            let mut wait_until = state.blocked_until.filter(|t| *t > now);
-            if state.sent.len() >= requests
-                && let Some(oldest) = state.sent.front()
-            {
-                // A margin of 2% of the interval: the server counts arrivals, which come a
-                // little after our sends, so waiting exactly `per` could still be a 429.
-                let free = *oldest + self.limit.per + self.limit.per / 50;
-                wait_until = Some(wait_until.map_or(free, |t| t.max(free)));
-            }
-            match wait_until {
-                Some(until) => tokio::time::sleep_until(until).await,
-                None => break,
-            }
+            let wait_until = {
+                let mut state = self.state();
+                let now = Instant::now();
+                while state.sent.front().is_some_and(|t| now.duration_since(*t) >= per) {
+                    state.sent.pop_front();
+                }
+                let mut wait_until = state.blocked_until.filter(|t| *t > now);
+                if state.sent.len() >= requests
+                    && let Some(oldest) = state.sent.front()
+                {
+                    let free = *oldest + per;
+                    wait_until = Some(wait_until.map_or(free, |t| t.max(free)));
+                }
+                match wait_until {
+                    Some(until) => until,
+                    None => {
+                        state.sent.push_back(now);
+                        break;
+                    }
+                }
+            };
+            tokio::time::sleep_until(wait_until).await;
         }
-        state.sent.push_back(Instant::now());
         let waited = started.elapsed();
         self.waited_micros
             .fetch_add(u64::try_from(waited.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
-    /// After a 429: no request before `retry_after` (when the server said so), otherwise not
-    /// before the limiter's next slot as if the window were full.
-    pub(crate) async fn penalize(&self, retry_after: Option<Duration>) {
-        let mut state = self.state.lock().await;
+    /// After a 429: no request before `retry_after` (when the server said so, at most
+    /// [`MAX_RETRY_AFTER`]), otherwise not before one average slot (`per / requests`) from now.
+    pub(crate) fn penalize(&self, retry_after: Option<Duration>) {
         let now = Instant::now();
-        let until = match retry_after {
-            Some(wait) => now + wait,
-            None => now + self.limit.min_interval(),
-        };
+        let wait = retry_after.map_or(self.limit.min_interval(), |d| d.min(MAX_RETRY_AFTER));
+        let until = now.checked_add(wait).unwrap_or(now);
+        let mut state = self.state();
         state.blocked_until = Some(state.blocked_until.map_or(until, |t| t.max(until)));
     }
 
@@ -255,12 +263,38 @@ mod tests {
     async fn penalty_honours_retry_after_or_the_next_slot() {
         let limiter = Limiter::new(RateLimit::per_minute(4));
         let start = Instant::now();
-        limiter.penalize(Some(Duration::from_secs(42))).await;
+        limiter.penalize(Some(Duration::from_secs(42)));
         limiter.acquire().await;
         assert_eq!(start.elapsed(), Duration::from_secs(42));
-        limiter.penalize(None).await;
+        limiter.penalize(None);
         limiter.acquire().await;
         assert_eq!(start.elapsed(), Duration::from_secs(57));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn absurd_retry_after_is_capped() {
+        let limiter = Limiter::new(RateLimit::per_minute(4));
+        let start = Instant::now();
+        limiter.penalize(Some(Duration::from_secs(u64::MAX)));
+        limiter.acquire().await;
+        assert_eq!(start.elapsed(), MAX_RETRY_AFTER);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_penalty_holds_back_requests_already_waiting() {
+        let limiter = Limiter::new(RateLimit::per_minute(4));
+        let start = Instant::now();
+        for _ in 0..4 {
+            limiter.acquire().await;
+        }
+        let waiter = {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.acquire().await })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        limiter.penalize(Some(Duration::from_secs(120)));
+        let _ = waiter.await;
+        assert_eq!(start.elapsed(), Duration::from_secs(121));
     }
 
     #[test]

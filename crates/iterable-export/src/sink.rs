@@ -1,7 +1,7 @@
 //! Sinks: a file that is exactly-once across retries and restarts, and de-duplication of a
 //! re-read overlap.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -60,38 +60,77 @@ impl FileSink {
     }
 
     /// Continues a file after an interruption: `<path>.part` is truncated to `committed_len`
-    /// (what the last commit recorded) and appended to. When only the complete file `path`
-    /// exists (a finished earlier run that is being extended), it is moved back to
-    /// `<path>.part` first.
+    /// (what the last commit recorded) and appended to.
     ///
     /// # Errors
-    /// [`Error::Io`] when neither file exists, or the file is shorter than `committed_len`
-    /// (it does not belong to that checkpoint).
+    /// [`Error::Io`] when the `.part` file is missing, shorter than `committed_len`, or has no
+    /// record boundary (a newline) at `committed_len`: then it does not belong to that
+    /// checkpoint, and nothing is changed.
     pub fn resume(path: impl Into<PathBuf>, format: Format, committed_len: u64) -> Result<Self> {
         let path = path.into();
         let part = part_path(&path);
-        if !part.exists() && path.exists() {
-            std::fs::rename(&path, &part)
-                .map_err(|e| Error::io(format!("cannot move {} back to {}", path.display(), part.display()), e))?;
+        Self::reopen(path, part, format, committed_len, false)
+    }
+
+    /// Appends to a complete file of an earlier run (an incremental sync): `path` must exist
+    /// with exactly `committed_len` bytes; it is moved back to `<path>.part` (replacing any
+    /// stray `.part` file, which cannot belong to a finished checkpoint) and appended to.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when `path` is missing or its length is not `committed_len`: it was
+    /// changed since the checkpoint, and nothing is changed.
+    pub fn extend(path: impl Into<PathBuf>, format: Format, committed_len: u64) -> Result<Self> {
+        let path = path.into();
+        let part = part_path(&path);
+        let len = std::fs::metadata(&path)
+            .map_err(|e| Error::io(format!("cannot find {} to continue it", path.display()), e))?
+            .len();
+        if len != committed_len {
+            return Err(foreign_file(
+                &path,
+                format!("has {len} bytes but the checkpoint recorded {committed_len}"),
+            ));
         }
+        Self::reopen(path, part, format, committed_len, true)
+    }
+
+    fn reopen(path: PathBuf, part: PathBuf, format: Format, committed_len: u64, move_back: bool) -> Result<Self> {
+        let source = if move_back { &path } else { &part };
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .open(&part)
-            .map_err(|e| Error::io(format!("cannot reopen {} to resume", part.display()), e))?;
+            .open(source)
+            .map_err(|e| Error::io(format!("cannot reopen {} to resume", source.display()), e))?;
         let len = file
             .metadata()
-            .map_err(|e| Error::io(format!("cannot read {}", part.display()), e))?
+            .map_err(|e| Error::io(format!("cannot read {}", source.display()), e))?
             .len();
         if len < committed_len {
-            return Err(Error::io(
-                format!(
-                    "{} has {len} bytes but the checkpoint recorded {committed_len}: it does not belong to this state file; \
-                     delete the state file to start over",
-                    part.display()
-                ),
-                std::io::Error::from(std::io::ErrorKind::InvalidData),
+            return Err(foreign_file(
+                source,
+                format!("has {len} bytes but the checkpoint recorded {committed_len}"),
             ));
+        }
+        if committed_len > 0 {
+            let mut last = [0u8];
+            let mut reader = &file;
+            reader
+                .seek(SeekFrom::Start(committed_len - 1))
+                .and_then(|_| std::io::Read::read_exact(&mut reader, &mut last))
+                .map_err(|e| Error::io(format!("cannot read {}", source.display()), e))?;
+            if last[0] != b'\n' {
+                return Err(foreign_file(
+                    source,
+                    format!("has no record boundary at byte {committed_len}"),
+                ));
+            }
+            reader
+                .seek(SeekFrom::Start(0))
+                .map_err(|e| Error::io(format!("cannot read {}", source.display()), e))?;
+        }
+        if move_back {
+            std::fs::rename(&path, &part)
+                .map_err(|e| Error::io(format!("cannot move {} back to {}", path.display(), part.display()), e))?;
         }
         let header = if format == Format::Csv && committed_len > 0 {
             let mut line = Vec::new();
@@ -182,6 +221,17 @@ impl FileSink {
     }
 }
 
+fn foreign_file(path: &Path, what: String) -> Error {
+    Error::io(
+        format!(
+            "{} {what}: it does not belong to this checkpoint (was it changed or replaced?); \
+             move it away, or delete the state file to start over",
+            path.display()
+        ),
+        std::io::Error::from(std::io::ErrorKind::InvalidData),
+    )
+}
+
 /// `<path>.part`.
 pub fn part_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
@@ -195,24 +245,13 @@ impl Sink for FileSink {
     }
 
     async fn header(&mut self, header: &[u8]) -> Result<()> {
-        match &self.header {
-            None => {
-                self.write(header)?;
-                self.write(b"\n")?;
-                self.header = Some(header.to_vec());
-                Ok(())
-            }
-            Some(first) if first == header => Ok(()),
-            Some(_) => Err(Error::Decode {
-                line: 1,
-                offset: 0,
-                message: format!(
-                    "the CSV columns of this window differ from those already in {}; one file cannot hold both — \
-                     export this data type as NDJSON, or use only_fields to fix the columns",
-                    self.path.display()
-                ),
-            }),
+        let output = self.path.display().to_string();
+        if check_header(self.header.as_deref(), header, &output)? {
+            self.write(header)?;
+            self.write(b"\n")?;
+            self.header = Some(header.to_vec());
         }
+        Ok(())
     }
 
     async fn record(&mut self, record: &[u8]) -> Result<()> {
@@ -247,32 +286,31 @@ impl Sink for FileSink {
 }
 
 /// Writes records to any [`Write`] (standard output, a pipe, a socket) that cannot take back
-/// what it wrote. Exactly-once still holds: when an attempt is aborted, the identities of the
-/// records already written are kept, and a retry of the window (or of its halves after a
-/// split) skips them. The set is dropped once the export has moved past the aborted window.
-/// Memory grows with the records of one window (an identity of 16 bytes each), not with the
-/// whole export: choose smaller windows for very large exports to standard output.
+/// what it wrote. Each window attempt is spooled to an anonymous temporary file, and copied to
+/// the writer only when the window commits; an aborted attempt is dropped. So every record
+/// reaches the writer exactly once, memory stays bounded, and the temporary disk space is one
+/// window's records.
 #[derive(Debug)]
 pub struct WriterSink<W: Write> {
     out: W,
-    header_written: bool,
-    /// Identities written in the current attempt.
-    current: HashSet<[u8; 16]>,
-    /// Identities written by aborted attempts, and the end of the latest aborted window.
-    written: HashSet<[u8; 16]>,
-    replay_until: Option<chrono::DateTime<chrono::Utc>>,
+    spool: BufWriter<File>,
+    header: Option<Vec<u8>>,
+    header_pending: Option<Vec<u8>>,
 }
 
 impl<W: Write + Send> WriterSink<W> {
     /// Wraps a writer. Wrap it in a `BufWriter` if it is not buffered.
-    pub fn new(out: W) -> Self {
-        WriterSink {
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the temporary spool file cannot be created.
+    pub fn new(out: W) -> Result<Self> {
+        let spool = tempfile::tempfile().map_err(|e| Error::io("cannot create a temporary spool file", e))?;
+        Ok(WriterSink {
             out,
-            header_written: false,
-            current: HashSet::new(),
-            written: HashSet::new(),
-            replay_until: None,
-        }
+            spool: BufWriter::with_capacity(WRITE_BUFFER, spool),
+            header: None,
+            header_pending: None,
+        })
     }
 
     /// Flushes and returns the writer.
@@ -284,58 +322,76 @@ impl<W: Write + Send> WriterSink<W> {
         Ok(self.out)
     }
 
-    fn write(&mut self, bytes: &[u8]) -> Result<()> {
-        self.out
-            .write_all(bytes)
-            .map_err(|e| Error::io("cannot write the output", e))
+    fn reset_spool(&mut self) -> Result<()> {
+        self.spool
+            .flush()
+            .map_err(|e| Error::io("cannot write the spool file", e))?;
+        let file = self.spool.get_mut();
+        file.set_len(0)
+            .map_err(|e| Error::io("cannot truncate the spool file", e))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io("cannot seek in the spool file", e))?;
+        Ok(())
     }
-}
-
-fn identity16(record: &[u8]) -> [u8; 16] {
-    let digest = Sha256::digest(record);
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&digest[..16]);
-    id
 }
 
 impl<W: Write + Send> Sink for WriterSink<W> {
-    async fn begin(&mut self, window: &Window) -> Result<()> {
-        if self.replay_until.is_some_and(|until| window.start >= until) {
-            self.replay_until = None;
-            self.written.clear();
-        }
-        self.current.clear();
-        Ok(())
+    async fn begin(&mut self, _window: &Window) -> Result<()> {
+        self.header_pending = None;
+        self.reset_spool()
     }
 
     async fn header(&mut self, header: &[u8]) -> Result<()> {
-        if !self.header_written {
-            self.write(header)?;
-            self.write(b"\n")?;
-            self.header_written = true;
+        if check_header(self.header.as_deref(), header, "the output")? {
+            self.header_pending = Some(header.to_vec());
         }
         Ok(())
     }
 
     async fn record(&mut self, record: &[u8]) -> Result<()> {
-        let id = identity16(record);
-        if self.written.contains(&id) {
-            return Ok(());
-        }
-        self.current.insert(id);
-        self.write(record)?;
-        self.write(b"\n")
+        let io = |e| Error::io("cannot write the spool file", e);
+        self.spool.write_all(record).map_err(io)?;
+        self.spool.write_all(b"\n").map_err(io)
     }
 
     async fn commit(&mut self, _window: &Window, _records: u64) -> Result<()> {
-        self.current.clear();
-        self.out.flush().map_err(|e| Error::io("cannot write the output", e))
+        self.spool
+            .flush()
+            .map_err(|e| Error::io("cannot write the spool file", e))?;
+        let out_err = |e| Error::io("cannot write the output", e);
+        if let Some(header) = self.header_pending.take() {
+            self.out.write_all(&header).map_err(out_err)?;
+            self.out.write_all(b"\n").map_err(out_err)?;
+            self.header = Some(header);
+        }
+        let file = self.spool.get_mut();
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io("cannot read the spool file", e))?;
+        std::io::copy(file, &mut self.out).map_err(out_err)?;
+        self.out.flush().map_err(out_err)?;
+        self.reset_spool()
     }
 
-    async fn abort(&mut self, window: &Window) -> Result<()> {
-        self.written.extend(self.current.drain());
-        self.replay_until = Some(self.replay_until.map_or(window.end, |t| t.max(window.end)));
-        Ok(())
+    async fn abort(&mut self, _window: &Window) -> Result<()> {
+        self.header_pending = None;
+        self.reset_spool()
+    }
+}
+
+/// Whether a window's CSV header must be written (`true`: none yet), is the one already
+/// written (`false`), or differs from it (an error: one file cannot hold both).
+fn check_header(first: Option<&[u8]>, header: &[u8], output: &str) -> Result<bool> {
+    match first {
+        None => Ok(true),
+        Some(first) if first == header => Ok(false),
+        Some(_) => Err(Error::Decode {
+            line: 1,
+            offset: 0,
+            message: format!(
+                "the CSV columns of this window differ from those already in {output}; one file cannot hold both — \
+                 export this data type as NDJSON, or use only_fields to fix the columns"
+            ),
+        }),
     }
 }
 
@@ -347,32 +403,45 @@ pub fn record_identity(record: &[u8]) -> String {
 }
 
 /// Wraps a sink for incremental syncs that re-read a look-back: records whose identity is in
-/// `seen` (collected by the previous run) are dropped, and the identities of records in windows
-/// that start at or after `remember_from` are collected for the next run.
+/// `seen` (collected by the previous run) are dropped — as many times as they occur there, so
+/// two identical records stay two — and the identities of records in windows that start at or
+/// after `remember_from` are collected for the next run (dropped ones included: the output has
+/// them from the earlier run).
 #[derive(Debug)]
 pub struct Dedup<S> {
     inner: S,
-    seen: HashSet<String>,
+    /// Occurrences still to drop, per identity.
+    seen: HashMap<String, u32>,
+    /// Identities dropped in the current attempt (given back on abort).
+    taken: Vec<String>,
     remember_from: Option<chrono::DateTime<chrono::Utc>>,
     remembered: Vec<String>,
     pending: Vec<String>,
     collecting: bool,
     skipped: u64,
-    pending_skipped: u64,
 }
 
 impl<S: Sink> Dedup<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S, seen: HashSet<String>, remember_from: Option<chrono::DateTime<chrono::Utc>>) -> Self {
+    /// Wraps `inner`; `seen` lists the identities (see [`record_identity`]) to drop, once per
+    /// occurrence.
+    pub fn new(
+        inner: S,
+        seen: impl IntoIterator<Item = String>,
+        remember_from: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Self {
+        let mut counts = HashMap::new();
+        for id in seen {
+            *counts.entry(id).or_insert(0u32) += 1;
+        }
         Dedup {
             inner,
-            seen,
+            seen: counts,
+            taken: Vec::new(),
             remember_from,
             remembered: Vec::new(),
             pending: Vec::new(),
             collecting: false,
             skipped: 0,
-            pending_skipped: 0,
         }
     }
 
@@ -402,12 +471,18 @@ impl<S: Sink> Dedup<S> {
     pub fn into_inner(self) -> S {
         self.inner
     }
+
+    fn give_back(&mut self) {
+        for id in self.taken.drain(..) {
+            *self.seen.entry(id).or_insert(0) += 1;
+        }
+    }
 }
 
 impl<S: Sink> Sink for Dedup<S> {
     async fn begin(&mut self, window: &Window) -> Result<()> {
         self.pending.clear();
-        self.pending_skipped = 0;
+        self.give_back();
         self.collecting = self.remember_from.is_some_and(|from| window.start >= from);
         self.inner.begin(window).await
     }
@@ -421,12 +496,15 @@ impl<S: Sink> Sink for Dedup<S> {
             return self.inner.record(record).await;
         }
         let id = record_identity(record);
-        if self.seen.contains(&id) {
-            self.pending_skipped += 1;
-            return Ok(());
-        }
         if self.collecting {
-            self.pending.push(id);
+            self.pending.push(id.clone());
+        }
+        if let Some(left) = self.seen.get_mut(&id)
+            && *left > 0
+        {
+            *left -= 1;
+            self.taken.push(id);
+            return Ok(());
         }
         self.inner.record(record).await
     }
@@ -434,12 +512,15 @@ impl<S: Sink> Sink for Dedup<S> {
     async fn commit(&mut self, window: &Window, records: u64) -> Result<()> {
         self.inner.commit(window, records).await?;
         self.remembered.append(&mut self.pending);
-        self.skipped += std::mem::take(&mut self.pending_skipped);
+        self.skipped += self.taken.len() as u64;
+        self.taken.clear();
+        self.seen.retain(|_, left| *left > 0);
         Ok(())
     }
 
     async fn abort(&mut self, window: &Window) -> Result<()> {
         self.pending.clear();
+        self.give_back();
         self.inner.abort(window).await
     }
 }
@@ -533,7 +614,7 @@ mod tests {
     async fn dedup_drops_seen_records_and_remembers_the_tail() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
         let path = dir.path().join("out.ndjson");
-        let seen: HashSet<String> = [record_identity(b"old")].into_iter().collect();
+        let seen = vec![record_identity(b"old")];
         let w = window();
         let mut sink = Dedup::new(FileSink::create(&path)?, seen, Some(w.start));
         sink.begin(&w).await?;
@@ -545,9 +626,47 @@ mod tests {
         sink.record(b"new").await?;
         sink.commit(&w, 1).await?;
         assert_eq!(sink.skipped(), 1);
-        assert_eq!(sink.remembered(), [record_identity(b"new")]);
+        assert_eq!(sink.remembered(), [record_identity(b"old"), record_identity(b"new")]);
         sink.into_inner().finish()?;
         assert_eq!(std::fs::read(&path).map_err(|e| Error::io("read", e))?, b"new\n");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn dedup_drops_each_seen_occurrence_once() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let path = dir.path().join("out.ndjson");
+        let w = window();
+        let mut sink = Dedup::new(FileSink::create(&path)?, vec![record_identity(b"same")], None);
+        sink.begin(&w).await?;
+        sink.record(b"same").await?;
+        sink.record(b"same").await?;
+        sink.commit(&w, 2).await?;
+        assert_eq!(sink.skipped(), 1);
+        sink.into_inner().finish()?;
+        assert_eq!(std::fs::read(&path).map_err(|e| Error::io("read", e))?, b"same\n");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn writer_sink_emits_only_committed_windows_and_one_header() -> Result<()> {
+        let w = window();
+        let mut sink = WriterSink::new(Vec::new())?;
+        sink.begin(&w).await?;
+        sink.header(b"a,b").await?;
+        sink.record(b"1,2").await?;
+        sink.abort(&w).await?;
+        sink.begin(&w).await?;
+        sink.header(b"a,b").await?;
+        sink.record(b"1,2").await?;
+        sink.record(b"3,4").await?;
+        sink.commit(&w, 2).await?;
+        sink.begin(&w).await?;
+        sink.header(b"a,b").await?;
+        sink.record(b"5,6").await?;
+        sink.commit(&w, 1).await?;
+        assert!(matches!(sink.header(b"a,c").await, Err(Error::Decode { .. })));
+        assert_eq!(sink.finish()?, b"a,b\n1,2\n3,4\n5,6\n");
         Ok(())
     }
 }

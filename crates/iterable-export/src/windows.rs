@@ -415,7 +415,10 @@ async fn deliver<S: Sink>(
             let mut rows = crate::CsvRecords::new(body.into_inner(), export.client().max_line_length())
                 .await
                 .map_err(|e| Failure::Request(Attempt::Body(e)))?;
-            sink.header(&csv_row(rows.headers())).await.map_err(Failure::Sink)?;
+            // An empty body has no header row: there is nothing to write for it.
+            if !rows.headers().is_empty() {
+                sink.header(&csv_row(rows.headers())).await.map_err(Failure::Sink)?;
+            }
             while let Some(row) = rows.try_next().await.map_err(|e| Failure::Request(Attempt::Body(e)))? {
                 sink.record(row.raw()).await.map_err(Failure::Sink)?;
                 records += 1;
