@@ -22,8 +22,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options of every subcommand.
-#[derive(Debug, Args)]
+/// Options of every subcommand. Its `Debug` never shows the key.
+#[derive(Args)]
 pub struct Global {
     /// Iterable API key (a server-side key). Prefer the environment variable: a flag shows in
     /// the process list. Example: --api-key 0123abcd...
@@ -46,6 +46,18 @@ pub struct Global {
     /// More log output (-v: debug, -vv: trace).
     #[arg(long, short, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+impl std::fmt::Debug for Global {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Global")
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("region", &self.region)
+            .field("base_url", &self.base_url)
+            .field("quiet", &self.quiet)
+            .field("verbose", &self.verbose)
+            .finish()
+    }
 }
 
 /// Subcommands.
@@ -278,6 +290,17 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("300000y").is_err_and(|e| e.contains("at most 3650 days")));
         assert!(parse_duration("soon").is_err_and(|e| e.contains("is not a duration")));
+    }
+
+    #[test]
+    fn debug_output_hides_the_key() {
+        use clap::Parser;
+        let cli = Cli::try_parse_from(["iterable-export", "--api-key", "secret-123", "demo"]);
+        let shown = format!("{cli:?}");
+        assert!(
+            shown.contains("api_key: Some(\"***\")") && !shown.contains("secret-123"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -425,3 +425,21 @@ fn user_events_in_both_forms() {
         "{got:?}"
     );
 }
+
+#[test]
+fn the_csv_header_is_kept_as_received_across_chunks() -> Result<()> {
+    let body = b"\"email, primary\",\"say \"\"hi\"\"\",plain\r\na@x.com,1,2\r\n";
+    for cut in 1..body.len() {
+        let records = block_on(CsvRecords::from_stream(chunked(body, &[cut]), 1 << 20))?;
+        assert_eq!(
+            records.header_raw(),
+            b"\"email, primary\",\"say \"\"hi\"\"\",plain",
+            "cut at {cut}"
+        );
+        assert_eq!(records.headers(), ["email, primary", "say \"hi\"", "plain"]);
+    }
+    let empty = block_on(CsvRecords::from_stream(one_chunk(b""), 1 << 20))?;
+    assert_eq!(empty.header_raw(), b"");
+    assert!(empty.headers().is_empty());
+    Ok(())
+}

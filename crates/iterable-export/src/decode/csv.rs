@@ -41,6 +41,7 @@ pub struct CsvRecords {
     body: ByteStream,
     parser: CsvParser,
     headers: Arc<[String]>,
+    header_raw: Bytes,
     bytes_read: u64,
     done: bool,
 }
@@ -250,6 +251,7 @@ impl CsvRecords {
             body,
             parser: CsvParser::new(max_record_length),
             headers: Arc::from(Vec::new()),
+            header_raw: Bytes::new(),
             bytes_read: 0,
             done: false,
         };
@@ -258,6 +260,7 @@ impl CsvRecords {
             this.headers = (0..header.ends.len())
                 .map(|i| field(&header.data, &header.ends, i).to_owned())
                 .collect();
+            this.header_raw = header.raw;
         }
         Ok(this)
     }
@@ -273,6 +276,12 @@ impl CsvRecords {
     /// The header row (empty if the body was empty).
     pub fn headers(&self) -> &[String] {
         &self.headers
+    }
+
+    /// The header row exactly as received, without its terminator (and without a byte-order
+    /// mark); empty if the body was empty.
+    pub fn header_raw(&self) -> &[u8] {
+        &self.header_raw
     }
 
     /// Body bytes received so far.
