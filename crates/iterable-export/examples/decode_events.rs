@@ -7,8 +7,8 @@
 //!     --data-type emailSend --start 2024-01-01 --end 2024-01-02
 //! ```
 //!
-//! Prints `records=N unknown_fields=U seconds=S` on standard output: `unknown_fields` is the
-//! number of fields kept beyond the typed ones (they are preserved, not dropped), `seconds` the
+//! Prints `records=N other_fields=U seconds=S` on standard output: `other_fields` is the number
+//! of fields beyond `Event`'s typed ones, kept as raw JSON (preserved, not dropped), `seconds` the
 //! time from sending the request to the last record.
 
 use std::process::ExitCode;
@@ -103,12 +103,12 @@ async fn run(args: Args) -> iterable_export::Result<()> {
         .ndjson()
         .await?;
     let mut records: u64 = 0;
-    let mut unknown: u64 = 0;
+    let mut other: u64 = 0;
     while let Some(event) = events.try_next().await? {
         records += 1;
-        unknown += event.other_fields().count() as u64;
+        other += event.other_fields().count() as u64;
     }
     let seconds = started.elapsed().as_secs_f64();
-    println!("records={records} unknown_fields={unknown} seconds={seconds:.3}");
+    println!("records={records} other_fields={other} seconds={seconds:.3}");
     Ok(())
 }
