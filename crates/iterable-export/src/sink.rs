@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 use crate::{Error, Format, Result, Sink, Window};
 
 const WRITE_BUFFER: usize = 256 * 1024;
+/// How much may be written between two background syncs of a [`FileSink`].
+const BACKGROUND_SYNC_EVERY: u64 = 64 * 1024 * 1024;
 
 /// Writes records to `<path>.part` and renames it to `path` when [`FileSink::finish`] is called.
 ///
@@ -45,6 +47,9 @@ pub struct FileSink {
     written_len: u64,
     header: Option<Vec<u8>>,
     sync_on_commit: bool,
+    /// `written_len` when the last background sync started.
+    synced_hint: u64,
+    background: Option<std::thread::JoinHandle<()>>,
 }
 
 impl FileSink {
@@ -162,6 +167,8 @@ impl FileSink {
             written_len: len,
             header,
             sync_on_commit: true,
+            synced_hint: len,
+            background: None,
         }
     }
 
@@ -217,7 +224,26 @@ impl FileSink {
             .write_all(bytes)
             .map_err(|e| Error::io(format!("cannot write {}", self.part.display()), e))?;
         self.written_len += bytes.len() as u64;
+        if self.written_len >= self.synced_hint + BACKGROUND_SYNC_EVERY {
+            self.sync_in_background();
+        }
         Ok(())
+    }
+
+    /// Starts writing what the page cache holds of the file to disk on another thread, so the
+    /// `fsync` of a commit or of [`FileSink::finish`] finds little left to do: the disk works
+    /// while the download goes on, instead of after it. At most one such sync runs at a time;
+    /// failures are ignored here because the final sync reports them.
+    fn sync_in_background(&mut self) {
+        if self.background.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        self.synced_hint = self.written_len;
+        if let Ok(file) = self.file.get_ref().try_clone() {
+            self.background = Some(std::thread::spawn(move || {
+                let _ = file.sync_data();
+            }));
+        }
     }
 }
 
