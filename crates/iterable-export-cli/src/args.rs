@@ -24,6 +24,7 @@ pub struct Cli {
 
 /// Options of every subcommand. Its `Debug` never shows the key.
 #[derive(Args)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Iterable API key (a server-side key). Prefer the environment variable: a flag shows in
     /// the process list. Example: --api-key 0123abcd...
