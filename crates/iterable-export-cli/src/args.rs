@@ -40,6 +40,15 @@ pub struct Global {
     #[arg(long, global = true, env = "ITERABLE_BASE_URL")]
     pub base_url: Option<String>,
 
+    /// Retries of a failing request or window before giving up. Example: --max-retries 12
+    #[arg(long, global = true, default_value_t = 8)]
+    pub max_retries: u32,
+
+    /// How long a response may send nothing before the attempt counts as failed.
+    /// Example: --read-timeout 2m
+    #[arg(long, global = true, value_parser = parse_duration, default_value = "5m")]
+    pub read_timeout: Duration,
+
     /// No progress bars and no summary; only errors.
     #[arg(long, short, global = true)]
     pub quiet: bool,
@@ -55,6 +64,8 @@ impl std::fmt::Debug for Global {
             .field("api_key", &self.api_key.as_ref().map(|_| "***"))
             .field("region", &self.region)
             .field("base_url", &self.base_url)
+            .field("max_retries", &self.max_retries)
+            .field("read_timeout", &self.read_timeout)
             .field("quiet", &self.quiet)
             .field("verbose", &self.verbose)
             .finish()
@@ -146,15 +157,6 @@ pub struct ExportArgs {
     /// ended. Example: --state ./exports/state.json
     #[arg(long)]
     pub state: Option<PathBuf>,
-
-    /// Retries of a failing request or window before giving up. Example: --max-retries 12
-    #[arg(long, default_value_t = 8)]
-    pub max_retries: u32,
-
-    /// How long a response may send nothing before the attempt counts as failed.
-    /// Example: --read-timeout 2m
-    #[arg(long, value_parser = parse_duration, default_value = "5m")]
-    pub read_timeout: Duration,
 
     /// Export requests per minute (Iterable allows 4 per project). Lower it when other tools
     /// export from the same project. Example: --requests-per-minute 2

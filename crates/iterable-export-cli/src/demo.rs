@@ -69,8 +69,6 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<(), Error> {
             window: Duration::from_secs(86_400),
             max_window: Duration::from_secs(86_400),
             state: None,
-            max_retries: 8,
-            read_timeout: Client::DEFAULT_READ_TIMEOUT,
             requests_per_minute: DEMO_REQUESTS_PER_MINUTE,
             lookback: Duration::from_secs(300),
         };

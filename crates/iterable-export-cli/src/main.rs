@@ -9,7 +9,7 @@ mod ui;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Parser;
 use futures::TryStreamExt;
@@ -78,12 +78,7 @@ async fn run(cli: Cli, ui: &Ui) -> u8 {
             Err(err) => report(ui, "demo", &err),
         },
         Command::Export(args) => {
-            let client = match client(
-                &cli.global,
-                args.requests_per_minute,
-                args.max_retries,
-                args.read_timeout,
-            ) {
+            let client = match client(&cli.global, args.requests_per_minute) {
                 Ok(client) => client,
                 Err(err) => return report(ui, "", &err),
             };
@@ -106,14 +101,13 @@ async fn run(cli: Cli, ui: &Ui) -> u8 {
     }
 }
 
-/// Runs a one-request subcommand with the default retry policy and read timeout.
+/// Runs a one-request subcommand.
 async fn single<F, Fut>(global: &Global, ui: &Ui, name: &str, command: F) -> u8
 where
     F: FnOnce(Client) -> Fut,
     Fut: std::future::Future<Output = iterable_export::Result<()>>,
 {
-    let policy = RetryPolicy::default();
-    match client(global, 4, policy.max_retries, Client::DEFAULT_READ_TIMEOUT) {
+    match client(global, RateLimit::default().requests) {
         Ok(client) => match command(client).await {
             Ok(()) => 0,
             Err(err) => report(ui, name, &err),
@@ -122,12 +116,7 @@ where
     }
 }
 
-fn client(
-    global: &Global,
-    per_minute: u32,
-    max_retries: u32,
-    read_timeout: Duration,
-) -> iterable_export::Result<Client> {
+fn client(global: &Global, per_minute: u32) -> iterable_export::Result<Client> {
     let Some(key) = global.api_key.as_deref().filter(|k| !k.trim().is_empty()) else {
         return Err(Error::Config(
             "no API key: set ITERABLE_API_KEY (or pass --api-key) to a server-side key from Iterable's \
@@ -137,10 +126,10 @@ fn client(
     };
     let mut builder = Client::builder()
         .api_key(key)
-        .read_timeout(read_timeout)
+        .read_timeout(global.read_timeout)
         .rate_limit(RateLimit::per_minute(per_minute))
         .retry_policy(RetryPolicy {
-            max_retries,
+            max_retries: global.max_retries,
             ..RetryPolicy::default()
         });
     if let Some(region) = global.region {
