@@ -65,3 +65,16 @@ pub fn assert_exact(path: &Path, expected: &[u8]) -> TestResult {
     );
     Ok(())
 }
+
+/// Runs the binary against the mock with `args` and checks its exit code; returns the output.
+pub async fn run_expecting<I, S>(mock: &MockServer, args: I, code: i32) -> Result<Output, BoxError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut cmd = command(mock)?;
+    cmd.args(args);
+    let output = run(cmd).await?;
+    assert_eq!(output.status.code(), Some(code), "{}", stderr(&output));
+    Ok(output)
+}

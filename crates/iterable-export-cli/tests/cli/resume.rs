@@ -67,10 +67,7 @@ async fn killed_at_any_moment_then_resumed_is_exact() -> TestResult {
             "killed at {kill_after_ms} ms: no complete-looking file"
         );
 
-        let mut cmd = command(&mock)?;
-        cmd.args(export_args(dir.path()));
-        let output = run(cmd).await?;
-        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let output = run_expecting(&mock, export_args(dir.path()), 0).await?;
         assert_exact(
             &dir.path().join("emailSend.ndjson"),
             &expected_body(&config, "emailSend", day(0), day(2)),
@@ -114,10 +111,7 @@ async fn incremental_sync_continues_and_drops_the_look_back_duplicates() -> Test
         "--state",
         &state,
     ];
-    let mut cmd = command(&mock)?;
-    cmd.args(first);
-    let output = run(cmd).await?;
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    run_expecting(&mock, first, 0).await?;
 
     let next = [
         "export",
@@ -130,10 +124,7 @@ async fn incremental_sync_continues_and_drops_the_look_back_duplicates() -> Test
         "--state",
         &state,
     ];
-    let mut cmd = command(&mock)?;
-    cmd.args(next);
-    let output = run(cmd).await?;
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = run_expecting(&mock, next, 0).await?;
     assert_exact(
         &dir.path().join("emailSend.ndjson"),
         &expected_body(&config, "emailSend", day(0), day(2)),
@@ -148,10 +139,7 @@ async fn incremental_sync_continues_and_drops_the_look_back_duplicates() -> Test
     let query = &mock.requests().last().map(|r| r.query.clone()).unwrap_or_default();
     assert!(query.contains("endDateTime=2024-01-03"), "{query}");
 
-    let mut cmd = command(&mock)?;
-    cmd.args(next);
-    let output = run(cmd).await?;
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = run_expecting(&mock, next, 0).await?;
     assert!(
         stderr(&output).contains("already complete, nothing new to export"),
         "{}",
@@ -255,18 +243,18 @@ async fn a_stray_part_file_never_replaces_a_finished_export() -> TestResult {
         "--state",
         &state,
     ];
-    let mut cmd = command(&mock)?;
-    cmd.args(base).args(["--start", "2024-01-01", "--end", "2024-01-02"]);
-    assert_eq!(run(cmd).await?.status.code(), Some(0));
+    run_expecting(
+        &mock,
+        base.iter().chain(&["--start", "2024-01-01", "--end", "2024-01-02"]),
+        0,
+    )
+    .await?;
     // A failed ad-hoc run left its .part behind.
     std::fs::write(
         dir.path().join("emailSend.ndjson.part"),
         b"{\"garbage\":true}\n{\"more\":1}\n",
     )?;
-    let mut cmd = command(&mock)?;
-    cmd.args(base).args(["--end", "2024-01-03"]);
-    let output = run(cmd).await?;
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    run_expecting(&mock, base.iter().chain(&["--end", "2024-01-03"]), 0).await?;
     assert_exact(
         &dir.path().join("emailSend.ndjson"),
         &expected_body(&config, "emailSend", day(0), day(2)),
@@ -277,10 +265,7 @@ async fn a_stray_part_file_never_replaces_a_finished_export() -> TestResult {
     let mut tampered = std::fs::read(&path)?;
     tampered.extend_from_slice(b"{\"appended\":1}\n");
     std::fs::write(&path, &tampered)?;
-    let mut cmd = command(&mock)?;
-    cmd.args(base).args(["--end", "2024-01-04"]);
-    let output = run(cmd).await?;
-    assert_eq!(output.status.code(), Some(7), "{}", stderr(&output));
+    let output = run_expecting(&mock, base.iter().chain(&["--end", "2024-01-04"]), 7).await?;
     assert!(
         stderr(&output).contains("does not belong to this checkpoint"),
         "{}",
