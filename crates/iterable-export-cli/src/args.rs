@@ -163,8 +163,9 @@ pub struct ExportArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..))]
     pub requests_per_minute: u32,
 
-    /// With --state and no --start: how much before the last run's end to read again, to catch
-    /// events Iterable indexed late (duplicates are dropped). Example: --lookback 10m
+    /// With --state: how much of this run's end to remember, so that the next incremental run
+    /// (--state without --start) reads it again to catch events Iterable indexed late, dropping
+    /// the ones already exported. Example: --lookback 10m
     #[arg(long, value_parser = parse_duration, default_value = "5m")]
     pub lookback: Duration,
 }

@@ -3,10 +3,10 @@
 use std::time::{Duration, Instant};
 
 use chrono::{TimeDelta, Utc};
-use iterable_export::{Client, DataType, Error, RateLimit};
+use iterable_export::{Client, DataType, Error, RateLimit, RetryPolicy};
 use iterable_export_mock::{MockConfig, MockServer};
 
-use crate::args::{DemoArgs, ExportArgs, FormatArg};
+use crate::args::{DemoArgs, ExportArgs, FormatArg, Global};
 use crate::export;
 use crate::ui::Ui;
 
@@ -16,7 +16,7 @@ const DEMO_REQUESTS_PER_MINUTE: u32 = 600;
 const DEMO_DATA_TYPES: [DataType; 3] = [DataType::EmailSend, DataType::EmailOpen, DataType::CustomEvent];
 const DEMO_DAYS: i64 = 3;
 
-pub async fn run(args: DemoArgs, ui: &Ui) -> Result<(), Error> {
+pub async fn run(args: DemoArgs, global: &Global, ui: &Ui) -> Result<(), Error> {
     let today = Utc::now()
         .date_naive()
         .and_hms_opt(0, 0, 0)
@@ -44,6 +44,11 @@ pub async fn run(args: DemoArgs, ui: &Ui) -> Result<(), Error> {
         .api_key(mock.api_key())
         .base_url(mock.base_url())
         .rate_limit(RateLimit::per_minute(DEMO_REQUESTS_PER_MINUTE))
+        .read_timeout(global.read_timeout)
+        .retry_policy(RetryPolicy {
+            max_retries: global.max_retries,
+            ..RetryPolicy::default()
+        })
         .build()?;
 
     let started = Instant::now();

@@ -75,6 +75,26 @@ impl Sink for Target {
     }
 }
 
+/// How to open the output, decided while planning and carried out only once every data type
+/// was planned and the checkpoint saved, so a refused run changes no file.
+enum Opening {
+    Stdout,
+    Create { path: PathBuf, sync: bool },
+    Resume { path: PathBuf, format: Format, len: u64 },
+    Extend { path: PathBuf, format: Format, len: u64 },
+}
+
+impl Opening {
+    fn open(self) -> iterable_export::Result<Target> {
+        Ok(match self {
+            Opening::Stdout => Target::Stdout(WriterSink::new(BufWriter::new(std::io::stdout()))?),
+            Opening::Create { path, sync } => Target::File(FileSink::create(path)?.sync_on_commit(sync)),
+            Opening::Resume { path, format, len } => Target::File(FileSink::resume(path, format, len)?),
+            Opening::Extend { path, format, len } => Target::File(FileSink::extend(path, format, len)?),
+        })
+    }
+}
+
 /// Counts what is committed, drives the progress bar and writes the checkpoint.
 struct Tracked {
     inner: Dedup<Target>,
@@ -154,8 +174,10 @@ impl Sink for Tracked {
             self.records,
             self.inner.remembered().to_vec(),
         );
+        let seen = self.inner.remaining_seen();
         self.save(|entry| {
             entry.cursor = window.end;
+            entry.seen = seen;
             entry.committed_len = len;
             entry.records = records_total;
             entry.tail = tail;
@@ -179,8 +201,10 @@ struct Job {
     export: Export,
     /// Spans to export in order; empty for a `--range` export.
     spans: Vec<Window>,
-    target: Target,
+    opening: Opening,
     seen: Vec<String>,
+    /// Seen records are dropped only before this time (the previous run's end).
+    seen_until: Option<DateTime<Utc>>,
     tail_from: Option<DateTime<Utc>>,
     /// Identities already remembered from the tail by the interrupted run being resumed.
     remembered: Vec<String>,
@@ -198,15 +222,29 @@ fn fields_key(args: &ExportArgs) -> String {
     }
 }
 
-/// The spans exported one after another: `[start, end)`, and with a checkpoint the last
-/// `lookback` of it as a span of its own, so that its records can be remembered for the next
-/// incremental run. Each span is cut into (adaptive) windows.
-fn spans(start: DateTime<Utc>, end: DateTime<Utc>, tail_from: Option<DateTime<Utc>>) -> Vec<Window> {
-    match tail_from.map(|t| t.clamp(start, end)) {
-        Some(tail) if tail > start && tail < end => vec![Window { start, end: tail }, Window { start: tail, end }],
-        _ if start < end => vec![Window { start, end }],
-        _ => Vec::new(),
+/// The spans exported one after another: `[start, end)` cut at each of `cuts` that falls
+/// inside it — with a checkpoint, the start of this run's look-back tail (so its records can be
+/// remembered for the next incremental run) and the previous run's end (where dropping its
+/// records stops). Each span is cut into (adaptive) windows.
+fn spans(start: DateTime<Utc>, end: DateTime<Utc>, cuts: &[Option<DateTime<Utc>>]) -> Vec<Window> {
+    let mut points: Vec<DateTime<Utc>> = cuts
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|t| *t > start && *t < end)
+        .collect();
+    points.sort_unstable();
+    points.dedup();
+    let mut spans = Vec::new();
+    let mut from = start;
+    for point in points.into_iter().chain((start < end).then_some(end)) {
+        spans.push(Window {
+            start: from,
+            end: point,
+        });
+        from = point;
     }
+    spans
 }
 
 fn usage(msg: impl Into<String>) -> Error {
@@ -233,19 +271,23 @@ fn plan_job(
     }
     let lookback = TimeDelta::from_std(args.lookback).unwrap_or(TimeDelta::zero());
 
+    let fresh = if to_stdout {
+        Opening::Stdout
+    } else {
+        Opening::Create {
+            path: path.clone(),
+            sync: state.is_some(),
+        }
+    };
     if let Some(range) = args.range {
-        let target = if to_stdout {
-            Target::Stdout(WriterSink::new(BufWriter::new(std::io::stdout()))?)
-        } else {
-            Target::File(FileSink::create(&path)?.sync_on_commit(state.is_some()))
-        };
         return Ok(Some(Job {
             data_type,
             key,
             export: export.range(range),
             spans: Vec::new(),
-            target,
+            opening: fresh,
             seen: Vec::new(),
+            seen_until: None,
             tail_from: None,
             remembered: Vec::new(),
             entry: None,
@@ -265,6 +307,20 @@ fn plan_job(
             entry.fields
         )));
     }
+    if let Some(entry) = &existing
+        && !to_stdout
+        && entry.output != path
+    {
+        return Err(usage(format!(
+            "the state file's export of {key} writes to {}, this run to {}: use --output {} or another state file",
+            entry.output.display(),
+            path.display(),
+            entry
+                .output
+                .parent()
+                .map_or_else(|| ".".into(), |p| p.display().to_string())
+        )));
+    }
 
     // An unfinished run: resume it exactly where its last checkpoint left it.
     if let Some(entry) = existing.as_ref().filter(|e| !e.done) {
@@ -278,16 +334,22 @@ fn plan_job(
                 entry.end.to_rfc3339()
             )));
         }
-        let target = Target::File(FileSink::resume(&entry.output, format, entry.committed_len)?);
-        let spans = spans(entry.cursor, entry.end, Some(entry.tail_from));
+        FileSink::check_resume(&entry.output, entry.committed_len)?;
+        let opening = Opening::Resume {
+            path: entry.output.clone(),
+            format,
+            len: entry.committed_len,
+        };
+        let spans = spans(entry.cursor, entry.end, &[Some(entry.tail_from), entry.seen_until]);
         let note = Some(format!("resumed from {}", entry.cursor.to_rfc3339()));
         return Ok(Some(Job {
             data_type,
             key,
             export,
             spans,
-            target,
+            opening,
             seen: entry.seen.clone(),
+            seen_until: entry.seen_until,
             tail_from: Some(entry.tail_from),
             remembered: entry.tail.clone(),
             entry: Some(entry.clone()),
@@ -295,26 +357,25 @@ fn plan_job(
         }));
     }
 
-    let (start, seen, target, note) = match (&existing, args.start) {
-        // Incremental: continue from the last run's end, re-reading the look-back.
+    let (start, seen, seen_until, opening, note) = match (&existing, args.start) {
+        // Incremental: continue from the last run's end, re-reading the tail it remembered (the
+        // look-back it was run with), so that everything re-read can be recognised.
         (Some(entry), None) => {
-            // Only the previous run's tail was remembered: a longer look-back than that run's
-            // would re-read records that cannot be recognised as duplicates.
-            let start = entry
-                .end
-                .checked_sub_signed(lookback)
-                .unwrap_or(entry.start)
-                .max(entry.tail_from);
             if end <= entry.end {
                 return Ok(None);
             }
-            let target = Target::File(FileSink::extend(&entry.output, format, entry.committed_len)?);
+            FileSink::check_extend(&entry.output, entry.committed_len)?;
+            let opening = Opening::Extend {
+                path: entry.output.clone(),
+                format,
+                len: entry.committed_len,
+            };
             let note = Some(format!(
-                "incremental from {} (look-back {})",
+                "incremental from {}, re-reading from {}",
                 entry.end.to_rfc3339(),
-                humantime::format_duration(args.lookback)
+                entry.tail_from.to_rfc3339()
             ));
-            (start, entry.tail.clone(), target, note)
+            (entry.tail_from, entry.tail.clone(), Some(entry.end), opening, note)
         }
         (Some(entry), Some(start)) if entry.done && start.trunc_subsecs(0) == entry.start && end == entry.end => {
             return Ok(None);
@@ -327,12 +388,7 @@ fn plan_job(
                     end.to_rfc3339()
                 )));
             }
-            let target = if to_stdout {
-                Target::Stdout(WriterSink::new(BufWriter::new(std::io::stdout()))?)
-            } else {
-                Target::File(FileSink::create(&path)?.sync_on_commit(state.is_some()))
-            };
-            (start.trunc_subsecs(0), Vec::new(), target, None)
+            (start.trunc_subsecs(0), Vec::new(), None, fresh, None)
         }
         (None, None) => {
             return Err(usage(
@@ -349,16 +405,21 @@ fn plan_job(
         )));
     }
     let tail_from = end.checked_sub_signed(lookback).unwrap_or(start).max(start);
+    let committed_len = match &opening {
+        Opening::Extend { len, .. } | Opening::Resume { len, .. } => *len,
+        Opening::Stdout | Opening::Create { .. } => 0,
+    };
     let entry = state.map(|_| Entry {
         start,
         end,
         cursor: start,
-        committed_len: target.committed_len(),
+        committed_len,
         records: 0,
         done: false,
         output: path.clone(),
         fields: fields.clone(),
         seen: seen.clone(),
+        seen_until,
         tail_from,
         tail: Vec::new(),
     });
@@ -366,9 +427,10 @@ fn plan_job(
         data_type,
         key,
         export: export.between(start, end),
-        spans: spans(start, end, state.map(|_| tail_from)),
-        target,
+        spans: spans(start, end, &[state.map(|_| tail_from), seen_until]),
+        opening,
         seen,
+        seen_until,
         tail_from: state.map(|_| tail_from),
         remembered: Vec::new(),
         entry,
@@ -487,8 +549,17 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
         let ui = ui.clone();
         tasks.spawn(async move {
             let started = Instant::now();
+            let target = match job.opening.open() {
+                Ok(target) => target,
+                Err(err) => {
+                    bar.abandon();
+                    return (name, Err(err));
+                }
+            };
             let mut sink = Tracked {
-                inner: Dedup::new(job.target, job.seen, job.tail_from).with_remembered(job.remembered),
+                inner: Dedup::new(target, job.seen, job.tail_from)
+                    .with_drop_until(job.seen_until)
+                    .with_remembered(job.remembered),
                 bar: bar.clone(),
                 ui,
                 name: name.clone(),
@@ -653,15 +724,21 @@ mod tests {
                 .map(|w| ((w.start - start).num_minutes(), (w.end - start).num_minutes()))
                 .collect()
         };
+        let five = end - TimeDelta::minutes(5);
+        assert_eq!(minutes(spans(start, end, &[Some(five)])), vec![(0, 2875), (2875, 2880)]);
+        assert_eq!(minutes(spans(start, end, &[None])), vec![(0, 2880)]);
         assert_eq!(
-            minutes(spans(start, end, Some(end - TimeDelta::minutes(5)))),
-            vec![(0, 2875), (2875, 2880)]
+            minutes(spans(
+                start,
+                end,
+                &[Some(five), Some(start + TimeDelta::days(1)), Some(five)]
+            )),
+            vec![(0, 1440), (1440, 2875), (2875, 2880)]
         );
-        assert_eq!(minutes(spans(start, end, None)), vec![(0, 2880)]);
         assert_eq!(
-            minutes(spans(start, end, Some(start - TimeDelta::minutes(5)))),
+            minutes(spans(start, end, &[Some(start - TimeDelta::minutes(5)), Some(end)])),
             vec![(0, 2880)]
         );
-        assert_eq!(minutes(spans(end, end, None)), Vec::<(i64, i64)>::new());
+        assert_eq!(minutes(spans(end, end, &[])), Vec::<(i64, i64)>::new());
     }
 }

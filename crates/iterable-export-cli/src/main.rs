@@ -73,7 +73,7 @@ fn report(ui: &Ui, context: &str, err: &Error) -> u8 {
 
 async fn run(cli: Cli, ui: &Ui) -> u8 {
     match cli.command {
-        Command::Demo(args) => match demo::run(args, ui).await {
+        Command::Demo(args) => match demo::run(args, &cli.global, ui).await {
             Ok(()) => 0,
             Err(err) => report(ui, "demo", &err),
         },

@@ -40,6 +40,9 @@ pub struct Entry {
     /// read again).
     #[serde(default)]
     pub seen: Vec<String>,
+    /// The previous run's end: seen records are dropped only before it.
+    #[serde(default)]
+    pub seen_until: Option<DateTime<Utc>>,
     /// Start of this run's look-back tail.
     pub tail_from: DateTime<Utc>,
     /// Identities of records committed in this run's tail so far.
@@ -139,6 +142,7 @@ mod tests {
                 output: "x".into(),
                 fields: String::new(),
                 seen: vec![],
+                seen_until: None,
                 tail_from: t,
                 tail: vec!["ab".into()],
             },

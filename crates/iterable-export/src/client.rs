@@ -415,7 +415,11 @@ impl Client {
         let policy = self.inner.retry;
         // 429s get a budget of their own: the limiter already spaces them, and a storm caused by
         // another tool sharing the project's quota should not use up the retries meant for errors.
-        let rate_limit_budget = policy.max_retries.saturating_mul(4).max(8);
+        let rate_limit_budget = if policy.max_retries == 0 {
+            0
+        } else {
+            policy.max_retries.saturating_mul(4).max(8)
+        };
         let (mut retry, mut rate_limited_retries) = (0, 0);
         loop {
             if rate_limited {

@@ -49,7 +49,8 @@ pub struct FileSink {
     sync_on_commit: bool,
     /// `written_len` when the last background sync started.
     synced_hint: u64,
-    background: Option<std::thread::JoinHandle<()>>,
+    background_error: Option<std::io::Error>,
+    background: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
 impl FileSink {
@@ -65,16 +66,22 @@ impl FileSink {
     }
 
     /// Continues a file after an interruption: `<path>.part` is truncated to `committed_len`
-    /// (what the last commit recorded) and appended to.
+    /// (what the last commit recorded) and appended to. When only `path` exists (the export
+    /// was renamed complete, but its checkpoint not yet marked done), it is continued as with
+    /// [`FileSink::extend`].
     ///
     /// # Errors
-    /// [`Error::Io`] when the `.part` file is missing, shorter than `committed_len`, or has no
-    /// record boundary (a newline) at `committed_len`: then it does not belong to that
-    /// checkpoint, and nothing is changed.
+    /// [`Error::Io`] when the file is missing, shorter than `committed_len`, or has no record
+    /// boundary (a newline) at `committed_len`: then it does not belong to that checkpoint, and
+    /// nothing is changed.
     pub fn resume(path: impl Into<PathBuf>, format: Format, committed_len: u64) -> Result<Self> {
         let path = path.into();
         let part = part_path(&path);
-        Self::reopen(path, part, format, committed_len, false)
+        if !part.exists() && path.exists() {
+            return Self::extend(path, format, committed_len);
+        }
+        let file = open_checked(&part, committed_len, false)?;
+        Self::continue_file(path, part, file, format, committed_len)
     }
 
     /// Appends to a complete file of an earlier run (an incremental sync): `path` must exist
@@ -87,61 +94,45 @@ impl FileSink {
     pub fn extend(path: impl Into<PathBuf>, format: Format, committed_len: u64) -> Result<Self> {
         let path = path.into();
         let part = part_path(&path);
-        let len = std::fs::metadata(&path)
-            .map_err(|e| Error::io(format!("cannot find {} to continue it", path.display()), e))?
-            .len();
-        if len != committed_len {
-            return Err(foreign_file(
-                &path,
-                format!("has {len} bytes but the checkpoint recorded {committed_len}"),
-            ));
-        }
-        Self::reopen(path, part, format, committed_len, true)
+        let file = open_checked(&path, committed_len, true)?;
+        let sink = Self::continue_file(path, part, file, format, committed_len)?;
+        // The last step, so that a failure above leaves the finished file where it was.
+        std::fs::rename(&sink.path, &sink.part).map_err(|e| {
+            Error::io(
+                format!("cannot move {} back to {}", sink.path.display(), sink.part.display()),
+                e,
+            )
+        })?;
+        Ok(sink)
     }
 
-    fn reopen(path: PathBuf, part: PathBuf, format: Format, committed_len: u64, move_back: bool) -> Result<Self> {
-        let source = if move_back { &path } else { &part };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(source)
-            .map_err(|e| Error::io(format!("cannot reopen {} to resume", source.display()), e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io(format!("cannot read {}", source.display()), e))?
-            .len();
-        if len < committed_len {
-            return Err(foreign_file(
-                source,
-                format!("has {len} bytes but the checkpoint recorded {committed_len}"),
-            ));
+    /// Checks, without changing anything, that [`FileSink::resume`] would accept the file.
+    ///
+    /// # Errors
+    /// As [`FileSink::resume`].
+    pub fn check_resume(path: &Path, committed_len: u64) -> Result<()> {
+        let part = part_path(path);
+        if !part.exists() && path.exists() {
+            return Self::check_extend(path, committed_len);
         }
-        if committed_len > 0 {
-            let mut last = [0u8];
-            let mut reader = &file;
-            reader
-                .seek(SeekFrom::Start(committed_len - 1))
-                .and_then(|_| std::io::Read::read_exact(&mut reader, &mut last))
-                .map_err(|e| Error::io(format!("cannot read {}", source.display()), e))?;
-            if last[0] != b'\n' {
-                return Err(foreign_file(
-                    source,
-                    format!("has no record boundary at byte {committed_len}"),
-                ));
-            }
-            reader
-                .seek(SeekFrom::Start(0))
-                .map_err(|e| Error::io(format!("cannot read {}", source.display()), e))?;
-        }
-        if move_back {
-            std::fs::rename(&path, &part)
-                .map_err(|e| Error::io(format!("cannot move {} back to {}", path.display(), part.display()), e))?;
-        }
+        open_checked(&part, committed_len, false).map(drop)
+    }
+
+    /// Checks, without changing anything, that [`FileSink::extend`] would accept the file.
+    ///
+    /// # Errors
+    /// As [`FileSink::extend`].
+    pub fn check_extend(path: &Path, committed_len: u64) -> Result<()> {
+        open_checked(path, committed_len, true).map(drop)
+    }
+
+    /// Reads the CSV header back, truncates to `committed_len` and positions for appending.
+    fn continue_file(path: PathBuf, part: PathBuf, file: File, format: Format, committed_len: u64) -> Result<Self> {
         let header = if format == Format::Csv && committed_len > 0 {
             let mut line = Vec::new();
             BufReader::new(&file)
                 .read_until(b'\n', &mut line)
-                .map_err(|e| Error::io(format!("cannot read the CSV header of {}", part.display()), e))?;
+                .map_err(|e| Error::io(format!("cannot read the CSV header of {}", path.display()), e))?;
             while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                 line.pop();
             }
@@ -150,7 +141,7 @@ impl FileSink {
             None
         };
         file.set_len(committed_len)
-            .map_err(|e| Error::io(format!("cannot truncate {}", part.display()), e))?;
+            .map_err(|e| Error::io(format!("cannot truncate {}", path.display()), e))?;
         let mut sink = Self::with_file(path, part, file, committed_len, header);
         sink.file
             .seek(SeekFrom::Start(committed_len))
@@ -169,6 +160,7 @@ impl FileSink {
             sync_on_commit: true,
             synced_hint: len,
             background: None,
+            background_error: None,
         }
     }
 
@@ -209,6 +201,7 @@ impl FileSink {
 
     fn flush_and_sync(&mut self) -> Result<()> {
         self.file.flush().map_err(|e| self.io_error("cannot write", e))?;
+        self.join_background()?;
         self.file
             .get_ref()
             .sync_data()
@@ -232,19 +225,80 @@ impl FileSink {
 
     /// Starts writing what the page cache holds of the file to disk on another thread, so the
     /// `fsync` of a commit or of [`FileSink::finish`] finds little left to do: the disk works
-    /// while the download goes on, instead of after it. At most one such sync runs at a time;
-    /// failures are ignored here because the final sync reports them.
+    /// while the download goes on, instead of after it. At most one such sync runs at a time.
+    /// It syncs through its own descriptor, and its result is collected (and an error reported)
+    /// by the next sync of the sink.
     fn sync_in_background(&mut self) {
         if self.background.as_ref().is_some_and(|h| !h.is_finished()) {
             return;
         }
+        if let Some(done) = self.background.take() {
+            // A finished sync's error is kept for the next synchronous sync to report.
+            if let Ok(Err(err)) = done.join() {
+                self.background_error.get_or_insert(err);
+            }
+        }
         self.synced_hint = self.written_len;
-        if let Ok(file) = self.file.get_ref().try_clone() {
-            self.background = Some(std::thread::spawn(move || {
-                let _ = file.sync_data();
-            }));
+        if let Ok(file) = File::open(&self.part) {
+            self.background = Some(std::thread::spawn(move || file.sync_data()));
         }
     }
+
+    /// Waits for the background sync and reports its error, if it had one.
+    fn join_background(&mut self) -> Result<()> {
+        if let Some(handle) = self.background.take() {
+            match handle.join() {
+                Ok(Err(err)) => {
+                    self.background_error.get_or_insert(err);
+                }
+                Ok(Ok(())) => {}
+                Err(_) => {
+                    self.background_error
+                        .get_or_insert(std::io::Error::other("the background sync panicked"));
+                }
+            }
+        }
+        match self.background_error.take() {
+            Some(err) => Err(self.io_error("cannot sync", err)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Opens a file to continue it after checking it belongs to a checkpoint of `committed_len`
+/// bytes: at least that long (`exact`: exactly), with a record boundary (a newline) there.
+fn open_checked(source: &Path, committed_len: u64, exact: bool) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(source)
+        .map_err(|e| Error::io(format!("cannot reopen {} to continue it", source.display()), e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| Error::io(format!("cannot read {}", source.display()), e))?
+        .len();
+    if len < committed_len || (exact && len != committed_len) {
+        return Err(foreign_file(
+            source,
+            format!("has {len} bytes but the checkpoint recorded {committed_len}"),
+        ));
+    }
+    if committed_len > 0 {
+        let mut last = [0u8];
+        let mut reader = &file;
+        reader
+            .seek(SeekFrom::Start(committed_len - 1))
+            .and_then(|_| std::io::Read::read_exact(&mut reader, &mut last))
+            .and_then(|_| reader.seek(SeekFrom::Start(0)))
+            .map_err(|e| Error::io(format!("cannot read {}", source.display()), e))?;
+        if last[0] != b'\n' {
+            return Err(foreign_file(
+                source,
+                format!("has no record boundary at byte {committed_len}"),
+            ));
+        }
+    }
+    Ok(file)
 }
 
 fn foreign_file(path: &Path, what: String) -> Error {
@@ -445,6 +499,8 @@ pub struct Dedup<S> {
     pending: Vec<String>,
     collecting: bool,
     skipped: u64,
+    drop_until: Option<chrono::DateTime<chrono::Utc>>,
+    dropping: bool,
 }
 
 impl<S: Sink> Dedup<S> {
@@ -468,7 +524,28 @@ impl<S: Sink> Dedup<S> {
             pending: Vec::new(),
             collecting: false,
             skipped: 0,
+            drop_until: None,
+            dropping: true,
         }
+    }
+
+    /// Drops seen records only in windows that start before `until` (the end of the previous
+    /// run: later records are new, even when identical to an old one).
+    pub fn with_drop_until(mut self, until: Option<chrono::DateTime<chrono::Utc>>) -> Self {
+        self.drop_until = until;
+        self
+    }
+
+    /// The identities still to drop, once per remaining occurrence: what a checkpoint must keep
+    /// so that a resumed run drops exactly what this one had not dropped yet.
+    pub fn remaining_seen(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .seen
+            .iter()
+            .flat_map(|(id, left)| std::iter::repeat_n(id.clone(), *left as usize))
+            .collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// Continues a remembered list (after resuming an interrupted run that had committed part
@@ -510,6 +587,7 @@ impl<S: Sink> Sink for Dedup<S> {
         self.pending.clear();
         self.give_back();
         self.collecting = self.remember_from.is_some_and(|from| window.start >= from);
+        self.dropping = self.drop_until.is_none_or(|until| window.start < until);
         self.inner.begin(window).await
     }
 
@@ -518,14 +596,16 @@ impl<S: Sink> Sink for Dedup<S> {
     }
 
     async fn record(&mut self, record: &[u8]) -> Result<()> {
-        if self.seen.is_empty() && !self.collecting {
+        let dropping = self.dropping && !self.seen.is_empty();
+        if !dropping && !self.collecting {
             return self.inner.record(record).await;
         }
         let id = record_identity(record);
         if self.collecting {
             self.pending.push(id.clone());
         }
-        if let Some(left) = self.seen.get_mut(&id)
+        if dropping
+            && let Some(left) = self.seen.get_mut(&id)
             && *left > 0
         {
             *left -= 1;
@@ -693,6 +773,30 @@ mod tests {
         sink.commit(&w, 1).await?;
         assert!(matches!(sink.header(b"a,c").await, Err(Error::Decode { .. })));
         assert_eq!(sink.finish()?, b"a,b\n1,2\n3,4\n5,6\n");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn dedup_stops_dropping_at_the_previous_end_and_reports_what_is_left() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let path = dir.path().join("out.ndjson");
+        let w = window();
+        let later = Window {
+            start: w.end,
+            end: w.end + chrono::TimeDelta::seconds(60),
+        };
+        let seen = vec![record_identity(b"a"), record_identity(b"b")];
+        let mut sink = Dedup::new(FileSink::create(&path)?, seen, None).with_drop_until(Some(w.end));
+        sink.begin(&w).await?;
+        sink.record(b"a").await?;
+        sink.commit(&w, 1).await?;
+        assert_eq!(sink.remaining_seen(), [record_identity(b"b")]);
+        sink.begin(&later).await?;
+        sink.record(b"b").await?;
+        sink.commit(&later, 1).await?;
+        assert_eq!(sink.skipped(), 1);
+        sink.into_inner().finish()?;
+        assert_eq!(std::fs::read(&path).map_err(|e| Error::io("read", e))?, b"b\n");
         Ok(())
     }
 }

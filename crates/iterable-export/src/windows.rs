@@ -273,7 +273,7 @@ impl Export {
                 }
                 if !ranged
                     && failures >= options.split_after
-                    && window.len() >= min * 2
+                    && min.checked_mul(2).is_some_and(|m| window.len() >= m)
                     && let Some((first, second)) = window.halves()
                 {
                     tracing::warn!(data_type = %self.data_type(), %window, error = %err, "splitting the window after repeated failures");
@@ -351,13 +351,16 @@ impl Plan {
             && fast
             && pending.is_empty()
         {
-            *size = (*size * 2).min(*max);
+            *size = size.checked_mul(2).map_or(*max, |d| d.min(*max));
         }
     }
 }
 
 fn whole_seconds(d: Duration) -> TimeDelta {
-    TimeDelta::seconds(i64::try_from(d.as_secs().max(1)).unwrap_or(i64::MAX / 1000))
+    i64::try_from(d.as_secs().max(1))
+        .ok()
+        .and_then(TimeDelta::try_seconds)
+        .unwrap_or(TimeDelta::MAX)
 }
 
 enum Failure {

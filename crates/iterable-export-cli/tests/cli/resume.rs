@@ -303,3 +303,64 @@ async fn csv_windows_without_records_keep_one_header() -> TestResult {
     assert_eq!(reader.records().count(), 100);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_run_moves_no_file_and_another_output_dir_is_refused() -> TestResult {
+    let mock = start(config(200)).await?;
+    let dir = tempfile::tempdir()?;
+    let d = dir.path().display().to_string();
+    let state = format!("{d}/state.json");
+    let both = [
+        "export",
+        "--data-type",
+        "emailSend",
+        "--data-type",
+        "emailOpen",
+        "--requests-per-minute",
+        "6000",
+    ];
+    let first_args = [
+        "-o",
+        &d,
+        "--state",
+        &state,
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-01-02",
+    ];
+    let first = both.iter().chain(&first_args);
+    run_expecting(&mock, first, 0).await?;
+    // emailOpen's file was changed: the incremental run is refused before touching emailSend's.
+    let open = dir.path().join("emailOpen.ndjson");
+    let mut changed = std::fs::read(&open)?;
+    changed.truncate(changed.len() - 10);
+    std::fs::write(&open, &changed)?;
+    let next_args = ["-o", &d, "--state", &state, "--end", "2024-01-03"];
+    let next = both.iter().chain(&next_args);
+    let output = run_expecting(&mock, next, 7).await?;
+    assert!(
+        stderr(&output).contains("does not belong to this checkpoint"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(dir.path().join("emailSend.ndjson").exists());
+    assert!(!dir.path().join("emailSend.ndjson.part").exists());
+
+    let other = tempfile::tempdir()?;
+    let o = other.path().display().to_string();
+    let elsewhere = [
+        "export",
+        "--data-type",
+        "emailSend",
+        "-o",
+        &o,
+        "--state",
+        &state,
+        "--end",
+        "2024-01-03",
+    ];
+    let output = run_expecting(&mock, elsewhere, 2).await?;
+    assert!(stderr(&output).contains("use --output"), "{}", stderr(&output));
+    Ok(())
+}
