@@ -245,3 +245,51 @@ async fn regions_resolve_to_their_hosts_and_base_url_overrides() -> TestResult {
     assert!(matches!(bad, Err(iterable_export::Error::Config(msg)) if msg.contains("ITERABLE_REGION=\"mars\"")));
     Ok(())
 }
+
+/// Iterable may compress responses: the client asks for gzip and decodes it transparently.
+#[tokio::test]
+async fn gzip_bodies_are_decoded() -> TestResult {
+    use std::io::Write;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let body =
+        b"{\"email\":\"a@example.com\",\"createdAt\":\"2024-01-01 00:00:01 +00:00\"}\n{\"email\":\"b@example.com\"}\n";
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(body)?;
+    let gz = encoder.finish()?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await?;
+        let mut request = vec![0u8; 4096];
+        let n = socket.read(&mut request).await?;
+        let head = String::from_utf8_lossy(&request[..n]).to_ascii_lowercase();
+        let header = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ncontent-encoding: gzip\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            gz.len()
+        );
+        socket.write_all(header.as_bytes()).await?;
+        socket.write_all(&gz).await?;
+        socket.shutdown().await?;
+        Ok::<_, std::io::Error>(head)
+    });
+    let client = Client::builder()
+        .api_key("k")
+        .base_url(format!("http://{addr}/api"))
+        .build()?;
+    let events: Vec<Event> = client
+        .export(DataType::EmailSend)
+        .range(Range::All)
+        .ndjson()
+        .await?
+        .try_collect()
+        .await?;
+    let head = server.await??;
+    assert!(head.contains("accept-encoding: gzip"), "{head}");
+    assert!(head.contains("user-agent: iterable-export/"), "{head}");
+    assert_eq!(
+        events.iter().map(|e| e.email.as_deref()).collect::<Vec<_>>(),
+        [Some("a@example.com"), Some("b@example.com")]
+    );
+    Ok(())
+}
