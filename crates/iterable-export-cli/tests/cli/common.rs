@@ -78,3 +78,9 @@ where
     assert_eq!(output.status.code(), Some(code), "{}", stderr(&output));
     Ok(output)
 }
+
+/// Asserts the command's stderr contains `text`, showing all of stderr when it does not.
+pub fn assert_stderr_contains(output: &Output, text: &str) {
+    let err = stderr(output);
+    assert!(err.contains(text), "stderr lacks {text:?}:\n{err}");
+}

@@ -170,7 +170,7 @@ async fn demo_runs_and_verifies_its_files() -> TestResult {
         .arg(dir.path());
     let output = run(cmd).await?;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(stderr(&output).contains("demo: done"), "{}", stderr(&output));
+    assert_stderr_contains(&output, "demo: done");
     let mut names: Vec<String> = std::fs::read_dir(dir.path())?
         .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect::<Result<_, _>>()?;

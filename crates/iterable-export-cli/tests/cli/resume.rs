@@ -131,20 +131,12 @@ async fn incremental_sync_continues_and_drops_the_look_back_duplicates() -> Test
     )?;
     let dropped = iterable_export_mock::expected_count(&config, "emailSend", day(1) - TimeDelta::minutes(5), day(1))?;
     assert!(dropped > 0);
-    assert!(
-        stderr(&output).contains(&format!("({dropped} duplicates from the look-back dropped)")),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_contains(&output, &format!("({dropped} duplicates from the look-back dropped)"));
     let query = &mock.requests().last().map(|r| r.query.clone()).unwrap_or_default();
     assert!(query.contains("endDateTime=2024-01-03"), "{query}");
 
     let output = run_expecting(&mock, next, 0).await?;
-    assert!(
-        stderr(&output).contains("already complete, nothing new to export"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_contains(&output, "already complete, nothing new to export");
     Ok(())
 }
 
@@ -179,11 +171,7 @@ async fn a_state_file_for_another_span_is_refused_and_left_valid() -> TestResult
     ]);
     let output = run(cmd).await?;
     assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr(&output).contains("the state file holds an unfinished export of emailSend.ndjson"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_contains(&output, "the state file holds an unfinished export of emailSend.ndjson");
     Ok(())
 }
 
@@ -266,11 +254,7 @@ async fn a_stray_part_file_never_replaces_a_finished_export() -> TestResult {
     tampered.extend_from_slice(b"{\"appended\":1}\n");
     std::fs::write(&path, &tampered)?;
     let output = run_expecting(&mock, base.iter().chain(&["--end", "2024-01-04"]), 7).await?;
-    assert!(
-        stderr(&output).contains("does not belong to this checkpoint"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_contains(&output, "does not belong to this checkpoint");
     assert_eq!(std::fs::read(&path)?, tampered);
     Ok(())
 }
@@ -339,11 +323,7 @@ async fn a_refused_run_moves_no_file_and_another_output_dir_is_refused() -> Test
     let next_args = ["-o", &d, "--state", &state, "--end", "2024-01-03"];
     let next = both.iter().chain(&next_args);
     let output = run_expecting(&mock, next, 7).await?;
-    assert!(
-        stderr(&output).contains("does not belong to this checkpoint"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_contains(&output, "does not belong to this checkpoint");
     assert!(dir.path().join("emailSend.ndjson").exists());
     assert!(!dir.path().join("emailSend.ndjson.part").exists());
 
@@ -361,6 +341,6 @@ async fn a_refused_run_moves_no_file_and_another_output_dir_is_refused() -> Test
         "2024-01-03",
     ];
     let output = run_expecting(&mock, elsewhere, 2).await?;
-    assert!(stderr(&output).contains("use --output"), "{}", stderr(&output));
+    assert_stderr_contains(&output, "use --output");
     Ok(())
 }
