@@ -170,17 +170,18 @@ fn the_corpus_decodes_as_expected() {
 fn line_too_long_at_the_exact_boundary() {
     let max = 10;
     for terminator in ["\n", "\r\n", ""] {
-        // Exactly `max` bytes: fine, whatever the chunking.
-        let body = format!("0123456789{terminator}");
+        // Exactly `max` bytes (a JSON value: a last line without a terminator must be one): fine, whatever the
+        // chunking.
+        let body = format!("\"01234567\"{terminator}");
         for cuts in [vec![], (0..body.len()).collect::<Vec<_>>()] {
             let got: Vec<_> = lines(chunked(body.as_bytes(), &cuts), max)
                 .into_iter()
                 .map(|l| l.expect("ok"))
                 .collect();
-            assert_eq!(got, [Bytes::from_static(b"0123456789")]);
+            assert_eq!(got, [Bytes::from_static(b"\"01234567\"")]);
         }
         // `max + 1` bytes, after a short line and a blank one: LineTooLong with its number and offset, then the end.
-        let body = format!("ab\n\n0123456789X{terminator}");
+        let body = format!("ab\n\n\"01234567\"X{terminator}");
         for cuts in [vec![], (0..body.len()).collect::<Vec<_>>()] {
             let got = lines(chunked(body.as_bytes(), &cuts), max);
             assert_eq!(got.len(), 2, "{terminator:?} {cuts:?}");
@@ -442,4 +443,91 @@ fn the_csv_header_is_kept_as_received_across_chunks() -> Result<()> {
     assert_eq!(empty.header_raw(), b"");
     assert!(empty.headers().is_empty());
     Ok(())
+}
+
+/// Whether an error is the decoders' report of a body that ended inside a record.
+fn is_cut_off(err: &Error) -> bool {
+    matches!(err, Error::Transport { message, .. } if message.starts_with("the response body ended in the middle of a record"))
+        && err.is_transient()
+}
+
+/// A connection-delimited body closed early (no length, no error, just the end) at every byte of
+/// the corpus: the lines yielded are exactly the complete lines of the prefix, and a prefix that
+/// ends inside a record ends the stream with the transient cut-off error instead of yielding it.
+#[test]
+fn ndjson_cut_at_any_byte_never_yields_a_partial_record() {
+    let full = ok_lines(one_chunk(NDJSON.as_bytes()));
+    let body = NDJSON.as_bytes();
+    let mut cut_reports = 0;
+    for cut in 0..=body.len() {
+        let prefix = &body[..cut];
+        let got = lines(chunked(prefix, &[cut / 2]), 1 << 20);
+        // What the prefix holds: its terminated lines, and the unterminated rest.
+        let rest_start = prefix.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let rest = prefix[rest_start..].strip_suffix(b"\r").unwrap_or(&prefix[rest_start..]);
+        let complete = ok_lines(one_chunk(&prefix[..rest_start]));
+        let rest_is_record = !rest.iter().all(u8::is_ascii_whitespace);
+        let rest_is_whole = rest_is_record && full.get(complete.len()).is_some_and(|l| &l[..] == rest);
+        let (ok, err): (Vec<_>, Vec<_>) = got.into_iter().partition(Result::is_ok);
+        let ok: Vec<Bytes> = ok.into_iter().map(|l| l.expect("ok")).collect();
+        if rest_is_record && !rest_is_whole {
+            cut_reports += 1;
+            assert_eq!(ok, complete, "cut at {cut}");
+            assert_eq!(err.len(), 1, "cut at {cut}");
+            assert!(err.iter().all(|e| e.as_ref().err().is_some_and(is_cut_off)), "cut at {cut}: {err:?}");
+        } else {
+            assert!(err.is_empty(), "cut at {cut}: {err:?}");
+            let mut expected = complete;
+            if rest_is_whole {
+                expected.push(Bytes::copy_from_slice(rest));
+            }
+            assert_eq!(ok, expected, "cut at {cut}");
+        }
+    }
+    // Most positions fall inside a record.
+    assert!(cut_reports > body.len() * 9 / 10, "{cut_reports} of {}", body.len());
+}
+
+fn csv_result(body: &'static [u8]) -> (usize, Option<Error>) {
+    block_on(async {
+        let records = CsvRecords::from_stream(one_chunk(body), 1024).await.expect("header");
+        let got: Vec<_> = records.collect().await;
+        let ok = got.iter().filter(|r| r.is_ok()).count();
+        (ok, got.into_iter().find_map(|r| r.err()))
+    })
+}
+
+/// A CSV body closed early inside its last record: an open quoted field, or an unterminated
+/// record with fewer fields than the header, is reported as cut off; a complete final record
+/// without a terminator is accepted.
+#[test]
+fn csv_cut_inside_the_last_record_is_reported() {
+    for body in [
+        &b"a,b\n1,2\n3"[..],
+        b"a,b\n1,2\n3,\"x",
+        b"a,b\n1,2\n3,\"x\n",
+        b"a,b\n1,2\n3,\"x\"\"",
+        b"a,b,c\n1,2,3\n4,5",
+    ] {
+        let (ok, err) = csv_result(body);
+        assert_eq!(ok, 1, "{}", String::from_utf8_lossy(body));
+        assert!(
+            err.as_ref().is_some_and(is_cut_off),
+            "{}: {err:?}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    for (body, records) in [
+        (&b"a,b\n1,2\n3,4"[..], 2),
+        (b"a,b\n1,2\n3,\"x\"", 2),
+        (b"a,b\n1,2\n3,\"x\"\"y\"", 2),
+        (b"a,b\n1,2\n", 1),
+        (b"a,b\n1,2\n3,4,5\n", 2),
+        (b"a,b\n", 0),
+        (b"", 0),
+    ] {
+        let (ok, err) = csv_result(body);
+        assert!(err.is_none(), "{}: {err:?}", String::from_utf8_lossy(body));
+        assert_eq!(ok, records, "{}", String::from_utf8_lossy(body));
+    }
 }

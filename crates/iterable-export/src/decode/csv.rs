@@ -17,7 +17,10 @@ use crate::{Error, Result};
 /// stream yields the records after it.
 ///
 /// Quoted fields may contain commas, doubled quotes and line breaks; records may end with `"\n"` or `"\r\n"`; blank
-/// lines are skipped; a UTF-8 byte order mark is ignored; records may have more or fewer fields than the header.
+/// lines are skipped; a UTF-8 byte order mark is ignored; records may have more or fewer fields than the header,
+/// except the last one when it has no terminator: a body that ends cleanly inside its last record (a quoted field
+/// left open, or an unterminated record with another field count than the header's: a connection closed early
+/// without an error) ends the stream with a transient [`Error::Transport`] instead of yielding the partial record.
 /// Fields must be UTF-8. Memory is bounded by the maximum record length (the record's bytes as received, without
 /// its terminator): a longer record ends the stream with [`Error::LineTooLong`]. Decoding errors carry the line
 /// number and byte offset where the record starts.
@@ -63,6 +66,13 @@ struct Parsed {
     raw: Bytes,
     line: u64,
     offset: u64,
+    /// The record was completed by the end of the body rather than by its terminator: the
+    /// last record of a body that may have been cut off.
+    at_end: bool,
+    /// The raw bytes ended with a line terminator.
+    terminated: bool,
+    /// An odd number of `"`: the body ended inside a quoted field.
+    open_quote: bool,
 }
 
 enum Step {
@@ -222,6 +232,8 @@ impl CsvParser {
             self.pending.split().freeze()
         };
         self.newlines += count_newlines(&raw);
+        let terminated = raw.last().is_some_and(is_terminator);
+        let open_quote = self.eof && memchr::memchr_iter(b'"', &raw).count() % 2 == 1;
         while raw.last().is_some_and(is_terminator) {
             raw.truncate(raw.len() - 1);
         }
@@ -240,6 +252,9 @@ impl CsvParser {
             raw,
             line,
             offset,
+            at_end: self.eof,
+            terminated,
+            open_quote,
         })
     }
 }
@@ -320,7 +335,19 @@ impl CsvRecords {
         }
         loop {
             match self.parser.step() {
-                Ok(Step::Record(p)) => return Poll::Ready(Some(Ok(p))),
+                Ok(Step::Record(p)) => {
+                    // A body that ended cleanly inside its last record (a connection closed
+                    // early without an error): a quoted field left open, or a final record
+                    // without a terminator whose field count differs from the header's.
+                    let cut = p.at_end
+                        && (p.open_quote
+                            || (!p.terminated && !self.headers.is_empty() && p.ends.len() != self.headers.len()));
+                    if cut {
+                        self.done = true;
+                        return Poll::Ready(Some(Err(super::lines::cut_off(p.line, p.offset))));
+                    }
+                    return Poll::Ready(Some(Ok(p)));
+                }
                 Ok(Step::End) => {
                     self.done = true;
                     return Poll::Ready(None);

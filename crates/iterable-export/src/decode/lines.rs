@@ -140,12 +140,42 @@ impl LineSplitter {
         let line = self.partial.split().freeze();
         self.complete(line, 0)
     }
+
+    /// Like [`LineSplitter::finish`], for NDJSON: a last line without a terminator must be a
+    /// complete JSON value. A body that ends cleanly in the middle of a record (a proxy closing a
+    /// connection-delimited response early, with no error) leaves a prefix of a JSON value
+    /// there, and that is reported as [`Error::Transport`] (transient: the request is worth
+    /// retrying) instead of being handed on as a record. A complete final record without a
+    /// newline is accepted. (A prefix of a JSON value fails to parse either at its end or, cut
+    /// inside a number or a literal such as `12.` or `tru`, as a syntax error: both count.)
+    pub(crate) fn finish_ndjson(&mut self) -> Result<Option<Bytes>> {
+        let Some(line) = self.finish()? else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<serde::de::IgnoredAny>(&line) {
+            Ok(_) => Ok(Some(line)),
+            Err(_) => Err(cut_off(self.last_line, self.last_offset)),
+        }
+    }
+}
+
+/// The error for a body that ended, without a transport error, inside the record at `line`.
+pub(crate) fn cut_off(line: u64, offset: u64) -> Error {
+    Error::Transport {
+        message: format!(
+            "the response body ended in the middle of a record (line {line}, byte offset {offset}): \
+             the connection was closed early"
+        ),
+        source: None,
+    }
 }
 
 /// The lines of an NDJSON body, as raw bytes.
 ///
 /// Each item is one line without its terminator (`"\n"` or `"\r\n"`); blank lines (empty or only whitespace) are
-/// skipped. Lines lying inside
+/// skipped. A last line without a terminator must be a complete JSON value: a body that ended cleanly inside a
+/// record (a connection closed early, without an error) ends the stream with a transient
+/// [`Error::Transport`] instead of yielding the partial record. Lines lying inside
 /// one received chunk are slices of it (no copy). Memory is bounded by the maximum line length: a longer line ends
 /// the stream with [`Error::LineTooLong`] without being buffered. Errors from the body pass through unchanged, and
 /// the stream ends after any error.
@@ -244,7 +274,7 @@ impl Stream for Lines {
                 Poll::Ready(Some(Err(e))) => return this.fail(e),
                 Poll::Ready(None) => {
                     this.done = true;
-                    return Poll::Ready(this.splitter.finish().transpose());
+                    return Poll::Ready(this.splitter.finish_ndjson().transpose());
                 }
                 Poll::Pending => return Poll::Pending,
             }
