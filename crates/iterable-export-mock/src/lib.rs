@@ -79,6 +79,8 @@ pub enum MockError {
 /// Made by [`expected_ndjson`] or [`MockServer::expected_ndjson`].
 pub struct ExpectedRecords {
     records: data::RecordStream,
+    /// `Some`: CSV rows with these columns ([`expected_csv`]); `None`: NDJSON lines.
+    csv_columns: Option<Vec<&'static str>>,
     total: u64,
     yielded: u64,
 }
@@ -108,7 +110,10 @@ impl Iterator for ExpectedRecords {
         }
         self.yielded += 1;
         let mut line = Vec::with_capacity(512);
-        self.records.rec.write_ndjson(&mut line, &data::FieldFilter::All, None);
+        match &self.csv_columns {
+            Some(columns) => self.records.rec.write_csv(&mut line, columns),
+            None => self.records.rec.write_ndjson(&mut line, &data::FieldFilter::All, None),
+        }
         line.pop();
         Some(line)
     }
@@ -136,9 +141,42 @@ pub fn expected_ndjson(
     let total = records.total();
     Ok(ExpectedRecords {
         records,
+        csv_columns: None,
         total,
         yielded: 0,
     })
+}
+
+/// The header row (without its `\n`) that `GET /export/data.csv` sends for `data_type` without
+/// `onlyFields`/`omitFields`.
+pub fn expected_csv_header(data_type: &str) -> Result<Vec<u8>, MockError> {
+    let dt: DataType = data_type.parse()?;
+    let mut header = Vec::new();
+    for (i, column) in dt.fields().iter().enumerate() {
+        if i > 0 {
+            header.push(b',');
+        }
+        data::push_csv_cell(&mut header, column.as_bytes());
+    }
+    Ok(header)
+}
+
+/// The records (as CSV rows without the trailing `\n`) that `GET /export/data.csv` returns for
+/// `dataTypeName=data_type` and the window `[start, end)` without `onlyFields`/`omitFields`, in
+/// the order the server sends them: the response body is [`expected_csv_header`] and then these
+/// rows, each followed by `\n`. (A row may span lines: cells with line breaks are quoted.)
+///
+/// Only `seed`, `records_per_day` and `data_start` of `config` matter.
+pub fn expected_csv(
+    config: &MockConfig,
+    data_type: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<ExpectedRecords, MockError> {
+    let dt: DataType = data_type.parse()?;
+    let mut expected = expected_ndjson(config, data_type, start, end)?;
+    expected.csv_columns = Some(dt.fields());
+    Ok(expected)
 }
 
 /// The exact `GET /export/data.json` body for a window without field filters: the lines of
@@ -193,8 +231,16 @@ impl MockServer {
     /// both on the current tokio runtime.
     pub async fn start(config: MockConfig) -> Result<MockServer, MockError> {
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
-        let redirect_listener = tokio::net::TcpListener::bind(SocketAddr::new(config.bind.ip(), 0)).await?;
+        MockServer::start_on(listener, config).await
+    }
+
+    /// [`MockServer::start`] on a listener the caller bound (`config.bind` is ignored). With
+    /// [`tokio::net::TcpSocket`], a test can bind a port first — connections to it are refused
+    /// while it is not listening, and no other process can take it — and start serving on it
+    /// later.
+    pub async fn start_on(listener: tokio::net::TcpListener, config: MockConfig) -> Result<MockServer, MockError> {
         let addr = listener.local_addr()?;
+        let redirect_listener = tokio::net::TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await?;
         let redirect_addr = redirect_listener.local_addr()?;
         let shared = Arc::new(server::Shared::new(config, format!("http://{redirect_addr}")));
         let (stop, stop_rx) = tokio::sync::watch::channel(false);

@@ -45,7 +45,9 @@ struct CounterState {
 pub(crate) struct Shared {
     config: RwLock<MockConfig>,
     faults: Mutex<Vec<Fault>>,
-    rate: Mutex<HashMap<&'static str, VecDeque<Instant>>>,
+    /// Arrival times per limited endpoint, on tokio's clock: the real clock, except in tests that
+    /// pause tokio's time (then the rolling window follows the paused clock).
+    rate: Mutex<HashMap<&'static str, VecDeque<tokio::time::Instant>>>,
     log: Mutex<VecDeque<Arc<LogEntry>>>,
     counters: Mutex<CounterState>,
     bytes: AtomicU64,
@@ -152,7 +154,7 @@ impl Shared {
         if limit.requests == 0 {
             return Ok(());
         }
-        let now = Instant::now();
+        let now = tokio::time::Instant::now();
         let mut rate = lock(&self.rate);
         let q = rate.entry(endpoint).or_default();
         while q.front().is_some_and(|t| now.duration_since(*t) >= limit.window) {

@@ -25,6 +25,32 @@ async fn data_json_is_exactly_the_expected_lines() -> R {
     Ok(())
 }
 
+/// Proves: `expected_csv_header` and `expected_csv` describe the data.csv body byte for byte,
+/// for every data type.
+#[tokio::test]
+async fn data_csv_is_exactly_the_expected_header_and_rows() -> R {
+    let mock = MockServer::start(small(30)).await?;
+    let (s, e) = ("2024-01-01 00:00:00", "2024-01-02 12:00:00");
+    for dt in DataType::ALL {
+        let name = dt.as_str();
+        let (status, ct, body) = get_all(&mock, &export_path("csv", name, s, e)).await?;
+        assert_eq!((status, ct.as_str()), (200, "text/csv"), "{name}");
+        let mut expected = iterable_export_mock::expected_csv_header(name)?;
+        expected.push(b'\n');
+        let rows = iterable_export_mock::expected_csv(&mock.config(), name, t(s)?, t(e)?)?;
+        assert_eq!(rows.total(), 45, "{name}");
+        let mut count = 0;
+        for row in rows {
+            expected.extend_from_slice(&row);
+            expected.push(b'\n');
+            count += 1;
+        }
+        assert_eq!(count, 45, "{name}");
+        assert_eq!(String::from_utf8(body)?, String::from_utf8(expected)?, "{name}");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn larger_export_streams_in_many_chunks() -> R {
     let mock = MockServer::start(small(20_000).with_chunk_size(16 * 1024)).await?;

@@ -1,11 +1,12 @@
 //! Fault injection.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use iterable_export_mock::{Fault, MockServer, RateLimit};
+use tokio::time::{Instant, advance};
 
-use crate::{R, client, expected_body, export_path, get, get_all, json, lines, small};
+use crate::{R, client, expected_body, export_path, get, get_all, hold_clock, json, let_run, lines, small};
 
 const S: &str = "2024-01-01 00:00:00";
 const E: &str = "2024-01-02 00:00:00";
@@ -97,9 +98,15 @@ async fn truncated_body_is_an_incomplete_chunked_body() -> R {
     Ok(())
 }
 
-#[tokio::test]
+/// Proves: a stall pauses the body after exactly `after_bytes` bytes for exactly `duration`, then
+/// the body goes on to the end, complete. Tokio's clock is paused and held still, so "not before
+/// 800 ms" and "at 800 ms" are exact, whatever the machine's load.
+#[tokio::test(start_paused = true)]
 async fn stall_pauses_mid_body() -> R {
+    let _clock = hold_clock();
     let mock = MockServer::start(small(100)).await?;
+    let expected = expected_body(&mock, "emailSend", S, E)?;
+    assert!(expected.len() > 20_000);
     mock.inject(Fault::Stall {
         after_bytes: 5_000,
         duration: Duration::from_millis(800),
@@ -109,20 +116,33 @@ async fn stall_pauses_mid_body() -> R {
     let resp = get(&mock, &path()).await?;
     let mut stream = resp.bytes_stream();
     let mut got = Vec::new();
-    let mut first_part_at = None;
-    while let Some(c) = stream.next().await {
-        got.extend_from_slice(&c?);
-        if got.len() == 5_000 {
-            first_part_at = Some(start.elapsed());
-        }
+    while got.len() < 5_000 {
+        got.extend_from_slice(&stream.next().await.ok_or("the body ended before the stall")??);
     }
-    let total = start.elapsed();
-    assert!(
-        first_part_at.is_some_and(|t| t < Duration::from_millis(500)),
-        "{first_part_at:?}"
-    );
-    assert!(total >= Duration::from_millis(800), "{total:?}");
-    assert_eq!(got, expected_body(&mock, "emailSend", S, E)?);
+    // Without the stall the first chunk (64 KiB) would hold the whole body.
+    assert_eq!(got.len(), 5_000, "the stall cuts the body after exactly 5000 bytes");
+    assert_eq!(start.elapsed(), Duration::ZERO);
+    let rest = tokio::spawn(async move {
+        let mut rest = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            rest.extend_from_slice(&chunk?);
+        }
+        Ok::<_, reqwest::Error>((rest, start.elapsed()))
+    });
+    // One millisecond before the stall ends, nothing more has come.
+    advance(Duration::from_millis(799)).await;
+    let_run(20).await;
+    assert!(!rest.is_finished(), "the body went on before the stall ended");
+    let log = mock.requests();
+    assert_eq!((log[0].bytes_sent, log[0].completed), (5_000, false));
+    // At 800 ms the rest arrives, and the body is complete.
+    advance(Duration::from_millis(1)).await;
+    let (rest, ended_at) = rest.await??;
+    assert_eq!(ended_at, Duration::from_millis(800));
+    got.extend_from_slice(&rest);
+    assert_eq!(got, expected);
+    let log = mock.requests();
+    assert_eq!((log[0].bytes_sent, log[0].completed), (expected.len() as u64, true));
     Ok(())
 }
 
