@@ -36,9 +36,16 @@ pub struct Global {
     pub region: Option<Region>,
 
     /// Send requests to this base URL instead of the region's (a proxy or a mock server).
-    /// Example: --base-url http://127.0.0.1:8080/api
+    /// Plain http is refused unless the host is loopback (127.0.0.1, ::1, localhost); see
+    /// --allow-insecure-http. Example: --base-url http://127.0.0.1:8080/api
     #[arg(long, global = true, env = "ITERABLE_BASE_URL")]
     pub base_url: Option<String>,
+
+    /// DANGER: allow a plain-http --base-url to a host other than loopback. The API key then
+    /// travels unencrypted: anyone on the network path can read it and export all of the
+    /// project's data. Only for a trusted network (e.g. a TLS-terminating proxy nearby).
+    #[arg(long, global = true)]
+    pub allow_insecure_http: bool,
 
     /// Retries of a failing request or window before giving up. Example: --max-retries 12
     #[arg(long, global = true, default_value_t = 8)]
@@ -64,6 +71,7 @@ impl std::fmt::Debug for Global {
             .field("api_key", &self.api_key.as_ref().map(|_| "***"))
             .field("region", &self.region)
             .field("base_url", &self.base_url)
+            .field("allow_insecure_http", &self.allow_insecure_http)
             .field("max_retries", &self.max_retries)
             .field("read_timeout", &self.read_timeout)
             .field("quiet", &self.quiet)
@@ -165,8 +173,11 @@ pub struct ExportArgs {
 
     /// With --state: how much of this run's end to remember, so that the next incremental run
     /// (--state without --start) reads it again to catch events Iterable indexed late, dropping
-    /// the ones already exported. Example: --lookback 10m
-    #[arg(long, value_parser = parse_duration, default_value = "5m")]
+    /// the ones already exported. Whole seconds (Iterable's dates have second precision: a
+    /// fraction such as 300500ms is refused, not rounded), from 0s (no look-back) to 24h. Each
+    /// remembered record costs 16 bytes of memory and about 21 bytes of state file.
+    /// Example: --lookback 10m
+    #[arg(long, value_parser = parse_lookback, default_value = "5m")]
     pub lookback: Duration,
 }
 
@@ -265,9 +276,45 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// The longest look-back: a day. At 1M records a day that is 16 MiB of identities in memory and
+/// about 21 MiB of state file (measured in BENCHMARKS.md).
+pub const MAX_LOOKBACK: Duration = Duration::from_secs(86_400);
+
+fn parse_lookback(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?} is not a duration ({e}): use e.g. 0s, 90s, 5m, 1h"))?;
+    if d.subsec_nanos() != 0 {
+        return Err(format!(
+            "{s:?} is not a whole number of seconds: Iterable's dates have second precision; use e.g. {}s",
+            d.as_secs()
+        ));
+    }
+    if d > MAX_LOOKBACK {
+        return Err(format!(
+            "{s:?} is longer than the longest look-back, 24h: late events arrive within minutes, and each \
+             remembered record costs memory and state file space"
+        ));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lookbacks_are_whole_seconds_up_to_a_day() {
+        assert_eq!(parse_lookback("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_lookback("0s"), Ok(Duration::ZERO));
+        assert_eq!(parse_lookback("24h"), Ok(MAX_LOOKBACK));
+        assert_eq!(
+            parse_lookback("300500ms"),
+            Err("\"300500ms\" is not a whole number of seconds: Iterable's dates have second precision; use e.g. 300s"
+                .to_owned())
+        );
+        assert!(parse_lookback("24h 1s").is_err_and(|e| e.contains("longer than the longest look-back, 24h")));
+        assert!(parse_lookback("soon").is_err_and(|e| e.contains("is not a duration")));
+    }
 
     #[test]
     fn dates_in_every_accepted_form() {

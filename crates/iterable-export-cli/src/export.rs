@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use indicatif::{HumanCount, ProgressBar};
 use iterable_export::{
-    Client, DataType, Dedup, Error, Export, FileSink, Format, Sink, Window, WindowOptions, WriterSink,
+    Client, DataType, Dedup, Error, ExclusiveLock, Export, FileSink, Format, RecordId, Sink, Window, WindowOptions,
+    WriterSink,
 };
 
 use crate::args::ExportArgs;
@@ -115,15 +116,24 @@ struct Checkpoint {
 }
 
 impl Checkpoint {
-    fn update(&self, update: impl FnOnce(&mut Entry)) -> iterable_export::Result<()> {
-        let mut state = self.state.lock().map_err(|_| Error::Io {
-            context: "the state is unusable after a panic".into(),
-            source: std::io::Error::other("poisoned lock"),
-        })?;
-        if let Some(entry) = state.exports.get_mut(&self.key) {
-            update(entry);
-        }
-        state.save(&self.path)
+    /// Updates this data type's entry and saves the state file, on a blocking thread: the
+    /// `fsync`s of a save must not stall the other downloads on the runtime.
+    async fn update(&self, update: impl FnOnce(&mut Entry) + Send + 'static) -> iterable_export::Result<()> {
+        let (state, path, key) = (self.state.clone(), self.path.clone(), self.key.clone());
+        let save = move || {
+            let mut state = state.lock().map_err(|_| Error::Io {
+                context: "the state is unusable after a panic".into(),
+                source: std::io::Error::other("poisoned lock"),
+            })?;
+            if let Some(entry) = state.exports.get_mut(&key) {
+                update(entry);
+            }
+            state.save(&path)
+        };
+        tokio::task::spawn_blocking(save).await.map_err(|err| Error::Io {
+            context: "saving the state file failed".into(),
+            source: std::io::Error::other(err.to_string()),
+        })?
     }
 }
 
@@ -133,8 +143,11 @@ impl Tracked {
         self.bar.set_message(format!("{} records", HumanCount(records)));
     }
 
-    fn save(&self, update: impl FnOnce(&mut Entry)) -> iterable_export::Result<()> {
-        self.checkpoint.as_ref().map_or(Ok(()), |cp| cp.update(update))
+    async fn save(&self, update: impl FnOnce(&mut Entry) + Send + 'static) -> iterable_export::Result<()> {
+        match &self.checkpoint {
+            Some(checkpoint) => checkpoint.update(update).await,
+            None => Ok(()),
+        }
     }
 }
 
@@ -175,13 +188,15 @@ impl Sink for Tracked {
             self.inner.remembered().to_vec(),
         );
         let seen = self.inner.remaining_seen();
-        self.save(|entry| {
-            entry.cursor = window.end;
+        let cursor = window.end;
+        self.save(move |entry| {
+            entry.cursor = cursor;
             entry.seen = seen;
             entry.committed_len = len;
             entry.records = records_total;
             entry.tail = tail;
-        })?;
+        })
+        .await?;
         if !self.ui.bars && *window != Window::ALL {
             tracing::info!("{}: window {window} done, {} records so far", self.name, self.records);
         }
@@ -202,12 +217,12 @@ struct Job {
     /// Spans to export in order; empty for a `--range` export.
     spans: Vec<Window>,
     opening: Opening,
-    seen: Vec<String>,
+    seen: Vec<RecordId>,
     /// Seen records are dropped only before this time (the previous run's end).
     seen_until: Option<DateTime<Utc>>,
     tail_from: Option<DateTime<Utc>>,
     /// Identities already remembered from the tail by the interrupted run being resumed.
-    remembered: Vec<String>,
+    remembered: Vec<RecordId>,
     entry: Option<Entry>,
     note: Option<String>,
 }
@@ -320,6 +335,14 @@ fn plan_job(
                 .parent()
                 .map_or_else(|| ".".into(), |p| p.display().to_string())
         )));
+    }
+
+    // A finished run whose final rename was lost (a power cut after the checkpoint said done):
+    // the `.part` file is the complete output the checkpoint describes; publish it.
+    if let Some(entry) = existing.as_ref().filter(|e| e.done)
+        && FileSink::complete_rename(&entry.output, entry.committed_len)?
+    {
+        tracing::info!("{}: completed the interrupted rename of the finished export", entry.output.display());
     }
 
     // An unfinished run: resume it exactly where its last checkpoint left it.
@@ -477,6 +500,17 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
         ));
         return results;
     }
+    // Before the state is read: one run at a time per state file, held until this run ends (the
+    // operating system releases it if the process dies). Output files are locked by their sinks
+    // (each `.part` file), all opened before the first request.
+    let _state_lock = match args.state.as_deref().map(|path| ExclusiveLock::acquire(State::lock_path(path))) {
+        Some(Err(err)) => {
+            results.push(("export".into(), Err(err)));
+            return results;
+        }
+        Some(Ok(lock)) => Some(lock),
+        None => None,
+    };
     let state = match &args.state {
         Some(path) => match State::load(path) {
             Ok(state) => Some(state),
@@ -528,14 +562,24 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
         return results;
     }
 
-    let options = WindowOptions {
-        size: args.window,
-        max_size: args.max_window.max(args.window),
-        format: args.format.into(),
-        ..WindowOptions::default()
-    };
+    let options = WindowOptions::default()
+        .with_size(args.window)
+        .with_max_size(args.max_window.max(args.window))
+        .with_format(args.format.into());
+    // Every output is opened (and its `.part` file locked) before any download starts, so a run
+    // that collides with another one stops at once.
+    let mut opened = Vec::new();
+    for mut job in jobs {
+        match std::mem::replace(&mut job.opening, Opening::Stdout).open() {
+            Ok(target) => opened.push((job, target)),
+            Err(err) => {
+                results.push((job.data_type.to_string(), Err(err)));
+                return results;
+            }
+        }
+    }
     let mut tasks = tokio::task::JoinSet::new();
-    for job in jobs {
+    for (job, target) in opened {
         let checkpoint = match (&shared, &args.state) {
             (Some(state), Some(path)) => Some(Checkpoint {
                 state: state.clone(),
@@ -549,13 +593,6 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
         let ui = ui.clone();
         tasks.spawn(async move {
             let started = Instant::now();
-            let target = match job.opening.open() {
-                Ok(target) => target,
-                Err(err) => {
-                    bar.abandon();
-                    return (name, Err(err));
-                }
-            };
             let mut sink = Tracked {
                 inner: Dedup::new(target, job.seen, job.tail_from)
                     .with_drop_until(job.seen_until)
@@ -583,7 +620,7 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
                 result
             };
             let finished = match result {
-                Ok(_) => finish(sink),
+                Ok(_) => finish(sink).await,
                 Err(err) => Err(err),
             };
             match &finished {
@@ -627,7 +664,7 @@ struct Finished {
 }
 
 /// Completes the output (rename, or flush) and marks the checkpoint done.
-fn finish(sink: Tracked) -> iterable_export::Result<Finished> {
+async fn finish(sink: Tracked) -> iterable_export::Result<Finished> {
     let Tracked {
         inner,
         records,
@@ -638,18 +675,20 @@ fn finish(sink: Tracked) -> iterable_export::Result<Finished> {
     let skipped = inner.skipped();
     let remembered = inner.remembered().to_vec();
     let output = match inner.into_inner() {
-        Target::File(file) => Some(file.finish()?),
+        Target::File(file) => Some(file.finish().await?),
         Target::Stdout(out) => {
-            out.finish()?;
+            out.finish().await?;
             None
         }
     };
     if let Some(checkpoint) = checkpoint {
-        checkpoint.update(|entry| {
-            entry.done = true;
-            entry.cursor = entry.end;
-            entry.tail = remembered;
-        })?;
+        checkpoint
+            .update(move |entry| {
+                entry.done = true;
+                entry.cursor = entry.end;
+                entry.tail = remembered;
+            })
+            .await?;
     }
     Ok(Finished {
         output,

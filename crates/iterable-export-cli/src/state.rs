@@ -1,14 +1,14 @@
 //! The checkpoint file of `export --state`.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use iterable_export::Error;
+use iterable_export::{Error, RecordId};
 use serde::{Deserialize, Serialize};
 
-const VERSION: u32 = 1;
+/// Version 2: record identities are 16-byte keys, each list one base64 text.
+const VERSION: u32 = 2;
 
 /// Progress of every export that used this state file, keyed by `<dataType>.<format>`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -38,16 +38,31 @@ pub struct Entry {
     pub fields: String,
     /// Identities of records the previous run committed in its look-back tail (dropped when
     /// read again).
-    #[serde(default)]
-    pub seen: Vec<String>,
+    #[serde(default, with = "id_list")]
+    pub seen: Vec<RecordId>,
     /// The previous run's end: seen records are dropped only before it.
     #[serde(default)]
     pub seen_until: Option<DateTime<Utc>>,
     /// Start of this run's look-back tail.
     pub tail_from: DateTime<Utc>,
     /// Identities of records committed in this run's tail so far.
-    #[serde(default)]
-    pub tail: Vec<String>,
+    #[serde(default, with = "id_list")]
+    pub tail: Vec<RecordId>,
+}
+
+/// A list of record identities as one base64 text (16 bytes, about 21 characters, each).
+mod id_list {
+    use iterable_export::RecordId;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(ids: &[RecordId], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&RecordId::encode_list(ids))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<RecordId>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        RecordId::decode_list(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl State {
@@ -75,7 +90,8 @@ impl State {
         if state.version != VERSION {
             return Err(io_error(
                 format!(
-                    "the state file {} has version {}, this program reads {VERSION}",
+                    "the state file {} has version {}, this program reads {VERSION}: finish that export with the \
+                     version of iterable-export that wrote it, or delete the state file to start over",
                     path.display(),
                     state.version
                 ),
@@ -85,27 +101,22 @@ impl State {
         Ok(state)
     }
 
-    /// Writes the state atomically: a temporary file next to it, synced, then renamed over it.
+    /// Writes the state atomically and durably (a uniquely named temporary file, synced, renamed
+    /// over it, directory synced): a crash leaves the old state or the new, and two writers
+    /// never share a temporary file.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-        name.push(".tmp");
-        let tmp = path.with_file_name(name);
         let json = serde_json::to_vec_pretty(self)
             .map_err(|e| io_error("cannot serialize the state", std::io::Error::other(e)))?;
-        let write = || -> std::io::Result<()> {
-            let mut file = std::fs::File::create(&tmp)?;
-            file.write_all(&json)?;
-            file.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-                && let Ok(dir) = std::fs::File::open(dir)
-            {
-                // Make the rename durable; not every platform can sync a directory.
-                let _ = dir.sync_all();
-            }
-            Ok(())
-        };
-        write().map_err(|e| io_error(format!("cannot write the state file {}", path.display()), e))
+        iterable_export::write_file_atomically(path, &json)
+    }
+
+    /// The lock file of a state file: `.<name>.lock` beside it. A run holds it for its whole
+    /// duration, so two runs never share a state file.
+    pub fn lock_path(path: &Path) -> PathBuf {
+        let mut name = std::ffi::OsString::from(".");
+        name.push(path.file_name().unwrap_or_default());
+        name.push(".lock");
+        path.with_file_name(name)
     }
 }
 
@@ -130,6 +141,7 @@ mod tests {
             exports: BTreeMap::new(),
         };
         let t = DateTime::<Utc>::UNIX_EPOCH;
+        let ids = vec![RecordId::of(b"a"), RecordId::of(b"b"), RecordId::of(b"a")];
         state.exports.insert(
             "emailSend.ndjson".into(),
             Entry {
@@ -144,12 +156,22 @@ mod tests {
                 seen: vec![],
                 seen_until: None,
                 tail_from: t,
-                tail: vec!["ab".into()],
+                tail: ids.clone(),
             },
         );
         state.save(&path)?;
         assert_eq!(State::load(&path)?, state);
-        assert!(!dir.path().join("state.json.tmp").exists());
+        let text = std::fs::read_to_string(&path).map_err(|e| io_error("read", e))?;
+        // Three 16-byte identities: one base64 text of 64 characters, no per-record strings.
+        let encoded = RecordId::encode_list(&ids);
+        assert_eq!(encoded.len(), 64);
+        assert!(text.contains(&format!("\"tail\": \"{encoded}\"")), "{text}");
+        assert!(text.contains("\"seen\": \"\""), "{text}");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .map_err(|e| io_error("read_dir", e))?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        assert_eq!(names, ["state.json"], "no temporary file is left");
         Ok(())
     }
 

@@ -62,5 +62,7 @@ pub use export::{
 };
 pub use limit::{MAX_RETRY_AFTER, RateLimit, RetryPolicy, Stats};
 pub use region::Region;
-pub use sink::{Dedup, FileSink, WriterSink, part_path, record_identity};
+pub use sink::{
+    Dedup, ExclusiveLock, FileSink, RecordId, WriterSink, part_path, sync_parent_dir, write_file_atomically,
+};
 pub use windows::{Sink, Window, WindowOptions, WindowedSummary, plan_windows};

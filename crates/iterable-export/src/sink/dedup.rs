@@ -1,0 +1,335 @@
+//! [`Dedup`]: de-duplication of the look-back an incremental sync reads again.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use chrono::{DateTime, SubsecRound, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Result, Sink, Window};
+
+/// A record's identity for de-duplication: the first 16 bytes of the SHA-256 of its raw bytes.
+/// Fixed-size (16 bytes in memory, about 21 in a state file: see [`RecordId::encode_list`]),
+/// and stable across runs and versions, so it can be stored in a checkpoint.
+///
+/// ```
+/// use iterable_export::RecordId;
+///
+/// let ids = vec![RecordId::of(b"{\"a\":1}"), RecordId::of(b"{\"a\":2}")];
+/// let text = RecordId::encode_list(&ids);
+/// assert_eq!(text.len(), 44);
+/// assert_eq!(RecordId::decode_list(&text)?, ids);
+/// # Ok::<(), iterable_export::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordId([u8; 16]);
+
+impl RecordId {
+    /// The identity of a record's raw bytes (an NDJSON line or CSV record without its
+    /// terminator).
+    pub fn of(record: &[u8]) -> Self {
+        let digest = Sha256::digest(record);
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        RecordId(id)
+    }
+
+    /// The 16 bytes.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// A list of identities as one compact text: the concatenated bytes in standard base64.
+    pub fn encode_list(ids: &[RecordId]) -> String {
+        let bytes: Vec<u8> = ids.iter().flat_map(|id| id.0).collect();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    /// Reads a list written by [`RecordId::encode_list`].
+    ///
+    /// # Errors
+    /// [`Error::Decode`] when the text is not base64 of a multiple of 16 bytes.
+    pub fn decode_list(text: &str) -> Result<Vec<RecordId>> {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|e| bad_list(format!("not base64 ({e})")))?;
+        if bytes.len() % 16 != 0 {
+            return Err(bad_list(format!("{} bytes is not a multiple of 16", bytes.len())));
+        }
+        Ok(bytes
+            .chunks_exact(16)
+            .map(|chunk| {
+                let mut id = [0u8; 16];
+                id.copy_from_slice(chunk);
+                RecordId(id)
+            })
+            .collect())
+    }
+}
+
+fn bad_list(what: String) -> Error {
+    Error::Decode {
+        line: 1,
+        offset: 0,
+        message: format!("a list of record identities is damaged: {what}"),
+    }
+}
+
+impl std::fmt::Debug for RecordId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Wraps a sink for incremental syncs that re-read a look-back: records whose identity is in
+/// `seen` (collected by the previous run) are dropped — as many times as they occur there, so
+/// two identical records stay two — and the identities of records in windows that start at or
+/// after `remember_from` are collected for the next run (dropped ones included: the output has
+/// them from the earlier run).
+///
+/// Windows start on whole seconds (Iterable's dates have second precision), so `remember_from`
+/// and the drop limit are truncated to whole seconds too.
+#[derive(Debug)]
+pub struct Dedup<S> {
+    inner: S,
+    /// Occurrences still to drop, per identity.
+    seen: HashMap<RecordId, u32>,
+    /// Identities dropped in the current attempt (given back on abort).
+    taken: Vec<RecordId>,
+    remember_from: Option<DateTime<Utc>>,
+    remembered: Vec<RecordId>,
+    pending: Vec<RecordId>,
+    collecting: bool,
+    skipped: u64,
+    drop_until: Option<DateTime<Utc>>,
+    dropping: bool,
+}
+
+impl<S: Sink> Dedup<S> {
+    /// Wraps `inner`; `seen` lists the identities to drop, once per occurrence.
+    pub fn new(inner: S, seen: impl IntoIterator<Item = RecordId>, remember_from: Option<DateTime<Utc>>) -> Self {
+        let mut counts = HashMap::new();
+        for id in seen {
+            *counts.entry(id).or_insert(0u32) += 1;
+        }
+        Dedup {
+            inner,
+            seen: counts,
+            taken: Vec::new(),
+            remember_from: remember_from.map(|t| t.trunc_subsecs(0)),
+            remembered: Vec::new(),
+            pending: Vec::new(),
+            collecting: false,
+            skipped: 0,
+            drop_until: None,
+            dropping: true,
+        }
+    }
+
+    /// Drops seen records only in windows that start before `until` (the end of the previous
+    /// run: later records are new, even when identical to an old one).
+    pub fn with_drop_until(mut self, until: Option<DateTime<Utc>>) -> Self {
+        self.drop_until = until.map(|t| t.trunc_subsecs(0));
+        self
+    }
+
+    /// The identities still to drop, once per remaining occurrence: what a checkpoint must keep
+    /// so that a resumed run drops exactly what this one had not dropped yet.
+    pub fn remaining_seen(&self) -> Vec<RecordId> {
+        let mut ids: Vec<RecordId> = self
+            .seen
+            .iter()
+            .flat_map(|(id, left)| std::iter::repeat_n(*id, *left as usize))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Continues a remembered list (after resuming an interrupted run that had committed part
+    /// of its tail).
+    pub fn with_remembered(mut self, remembered: Vec<RecordId>) -> Self {
+        self.remembered = remembered;
+        self
+    }
+
+    /// Identities of committed records in windows at or after `remember_from`.
+    pub fn remembered(&self) -> &[RecordId] {
+        &self.remembered
+    }
+
+    /// Records of committed windows dropped because the previous run had them.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The wrapped sink.
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// Unwraps the sink.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    fn give_back(&mut self) {
+        for id in self.taken.drain(..) {
+            *self.seen.entry(id).or_insert(0) += 1;
+        }
+    }
+}
+
+impl<S: Sink> Sink for Dedup<S> {
+    async fn begin(&mut self, window: &Window) -> Result<()> {
+        self.pending.clear();
+        self.give_back();
+        self.collecting = self.remember_from.is_some_and(|from| window.start >= from);
+        self.dropping = self.drop_until.is_none_or(|until| window.start < until);
+        self.inner.begin(window).await
+    }
+
+    async fn header(&mut self, header: &[u8]) -> Result<()> {
+        self.inner.header(header).await
+    }
+
+    async fn record(&mut self, record: &[u8]) -> Result<()> {
+        let dropping = self.dropping && !self.seen.is_empty();
+        if !dropping && !self.collecting {
+            return self.inner.record(record).await;
+        }
+        let id = RecordId::of(record);
+        if self.collecting {
+            self.pending.push(id);
+        }
+        if dropping
+            && let Some(left) = self.seen.get_mut(&id)
+            && *left > 0
+        {
+            *left -= 1;
+            self.taken.push(id);
+            return Ok(());
+        }
+        self.inner.record(record).await
+    }
+
+    async fn commit(&mut self, window: &Window, records: u64) -> Result<()> {
+        self.inner.commit(window, records).await?;
+        self.remembered.append(&mut self.pending);
+        self.skipped += self.taken.len() as u64;
+        self.taken.clear();
+        self.seen.retain(|_, left| *left > 0);
+        Ok(())
+    }
+
+    async fn abort(&mut self, window: &Window) -> Result<()> {
+        self.pending.clear();
+        self.give_back();
+        self.inner.abort(window).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::test_window as window;
+    use super::*;
+    use crate::FileSink;
+
+    fn read(path: &Path) -> Result<Vec<u8>> {
+        std::fs::read(path).map_err(|e| Error::io("read", e))
+    }
+
+    #[tokio::test]
+    async fn dedup_drops_seen_records_and_remembers_the_tail() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let path = dir.path().join("out.ndjson");
+        let seen = vec![RecordId::of(b"old")];
+        let w = window();
+        let mut sink = Dedup::new(FileSink::create(&path)?, seen, Some(w.start));
+        sink.begin(&w).await?;
+        sink.record(b"old").await?;
+        sink.record(b"new").await?;
+        sink.abort(&w).await?;
+        sink.begin(&w).await?;
+        sink.record(b"old").await?;
+        sink.record(b"new").await?;
+        sink.commit(&w, 1).await?;
+        assert_eq!(sink.skipped(), 1);
+        assert_eq!(sink.remembered(), [RecordId::of(b"old"), RecordId::of(b"new")]);
+        sink.into_inner().finish().await?;
+        assert_eq!(read(&path)?, b"new\n");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn dedup_drops_each_seen_occurrence_once() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let path = dir.path().join("out.ndjson");
+        let w = window();
+        let mut sink = Dedup::new(FileSink::create(&path)?, vec![RecordId::of(b"same")], None);
+        sink.begin(&w).await?;
+        sink.record(b"same").await?;
+        sink.record(b"same").await?;
+        sink.commit(&w, 2).await?;
+        assert_eq!(sink.skipped(), 1);
+        sink.into_inner().finish().await?;
+        assert_eq!(read(&path)?, b"same\n");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn dedup_stops_dropping_at_the_previous_end_and_reports_what_is_left() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let path = dir.path().join("out.ndjson");
+        let w = window();
+        let later = Window {
+            start: w.end,
+            end: w.end + chrono::TimeDelta::seconds(60),
+        };
+        let seen = vec![RecordId::of(b"a"), RecordId::of(b"b")];
+        let mut sink = Dedup::new(FileSink::create(&path)?, seen, None).with_drop_until(Some(w.end));
+        sink.begin(&w).await?;
+        sink.record(b"a").await?;
+        sink.commit(&w, 1).await?;
+        assert_eq!(sink.remaining_seen(), [RecordId::of(b"b")]);
+        sink.begin(&later).await?;
+        sink.record(b"b").await?;
+        sink.commit(&later, 1).await?;
+        assert_eq!(sink.skipped(), 1);
+        sink.into_inner().finish().await?;
+        assert_eq!(read(&path)?, b"b\n");
+        Ok(())
+    }
+
+    /// A sub-second remember-from (a look-back of 300.5 s) still remembers the window that
+    /// starts at the whole second before it: the next run re-reads from that second.
+    #[tokio::test]
+    async fn a_subsecond_remember_from_collects_the_window_of_its_second() -> Result<()> {
+        let w = window();
+        let from = w.start + chrono::TimeDelta::milliseconds(500);
+        let mut sink = Dedup::new(crate::WriterSink::new(Vec::new())?, Vec::new(), Some(from));
+        sink.begin(&w).await?;
+        sink.record(b"x").await?;
+        sink.commit(&w, 1).await?;
+        assert_eq!(sink.remembered(), [RecordId::of(b"x")]);
+        Ok(())
+    }
+
+    #[test]
+    fn damaged_identity_lists_are_refused() {
+        assert!(matches!(RecordId::decode_list("not base64!"), Err(Error::Decode { .. })));
+        let fifteen = base64::engine::general_purpose::STANDARD.encode([0u8; 15]);
+        assert!(
+            matches!(RecordId::decode_list(&fifteen), Err(Error::Decode { message, .. }) if message.contains("15 bytes is not a multiple of 16"))
+        );
+        assert_eq!(RecordId::decode_list("").ok(), Some(Vec::new()));
+        assert_eq!(
+            format!("{:?}", RecordId::of(b"")),
+            "e3b0c44298fc1c149afbf4c8996fb924"
+        );
+    }
+}

@@ -1,0 +1,213 @@
+//! [`WriterSink`]: exactly-once into a writer that cannot take anything back.
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+
+use super::check_header;
+use super::offload::{self, Offload};
+use crate::{Error, Result, Sink, Window};
+
+/// Writes records to any [`Write`] (standard output, a pipe, a socket) that cannot take back
+/// what it wrote. Each window attempt is spooled to an anonymous temporary file, and copied to
+/// the writer only when the window commits; an aborted attempt is dropped. So every record
+/// reaches the writer exactly once, memory stays bounded, and the temporary disk space is one
+/// window's records. The spool and the copy run on a thread of the sink's own: a slow reader
+/// of the writer holds back this export only, never the async runtime.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// use iterable_export::{Sink, Window, WriterSink};
+///
+/// let window = Window::ALL;
+/// let mut sink = WriterSink::new(Vec::new())?;
+/// sink.begin(&window).await?;
+/// sink.record(b"{\"a\":1}").await?;
+/// sink.abort(&window).await?; // a failed attempt: nothing reaches the writer
+/// sink.begin(&window).await?;
+/// sink.record(b"{\"a\":1}").await?;
+/// sink.commit(&window, 1).await?;
+/// assert_eq!(sink.finish().await?, b"{\"a\":1}\n");
+/// # Ok::<(), iterable_export::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug)]
+pub struct WriterSink<W: Write + Send + 'static> {
+    out: Offload<Spooled<W>>,
+    header: Option<Vec<u8>>,
+    header_pending: Option<Vec<u8>>,
+}
+
+/// The spool file and the writer, owned by the writer thread.
+struct Spooled<W> {
+    spool: File,
+    out: Option<W>,
+}
+
+impl<W: Write + Send + 'static> offload::Target for Spooled<W> {
+    fn write_batch(&mut self, bytes: &[u8]) -> Result<()> {
+        self.spool
+            .write_all(bytes)
+            .map_err(|e| Error::io("cannot write the spool file", e))
+    }
+}
+
+impl<W: Write> Spooled<W> {
+    fn reset(&mut self) -> Result<()> {
+        self.spool
+            .set_len(0)
+            .and_then(|()| self.spool.seek(SeekFrom::Start(0)))
+            .map(drop)
+            .map_err(|e| Error::io("cannot truncate the spool file", e))
+    }
+
+    fn writer(&mut self) -> Result<&mut W> {
+        self.out
+            .as_mut()
+            .ok_or_else(|| Error::io("cannot write the output", std::io::Error::other("the writer was taken")))
+    }
+
+    /// Copies the spooled window (after its header, if it is the first) to the writer, and
+    /// gives the header back.
+    fn publish(&mut self, header: Option<Vec<u8>>) -> Result<Option<Vec<u8>>> {
+        let out_err = |e| Error::io("cannot write the output", e);
+        self.spool
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io("cannot read the spool file", e))?;
+        let Spooled { spool, out } = self;
+        let out = out
+            .as_mut()
+            .ok_or_else(|| out_err(std::io::Error::other("the writer was taken")))?;
+        if let Some(header) = &header {
+            out.write_all(header).map_err(out_err)?;
+            out.write_all(b"\n").map_err(out_err)?;
+        }
+        std::io::copy(spool, out).map_err(out_err)?;
+        out.flush().map_err(out_err)?;
+        self.reset()?;
+        Ok(header)
+    }
+}
+
+impl<W: Write + Send + 'static> WriterSink<W> {
+    /// Wraps a writer. Wrap it in a `BufWriter` if it is not buffered.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the temporary spool file or the writer thread cannot be created.
+    pub fn new(out: W) -> Result<Self> {
+        let spool = tempfile::tempfile().map_err(|e| Error::io("cannot create a temporary spool file", e))?;
+        Ok(WriterSink {
+            out: Offload::spawn("spool", Spooled { spool, out: Some(out) })?,
+            header: None,
+            header_pending: None,
+        })
+    }
+
+    /// Flushes and returns the writer.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when flushing fails.
+    pub async fn finish(mut self) -> Result<W> {
+        self.out
+            .call(|spooled| {
+                spooled
+                    .writer()?
+                    .flush()
+                    .map_err(|e| Error::io("cannot write the output", e))?;
+                spooled
+                    .out
+                    .take()
+                    .ok_or_else(|| Error::io("cannot write the output", std::io::Error::other("the writer was taken")))
+            })
+            .await
+    }
+
+    async fn reset(&mut self) -> Result<()> {
+        self.header_pending = None;
+        self.out.discard();
+        self.out.call(Spooled::reset).await
+    }
+}
+
+impl<W: Write + Send + 'static> Sink for WriterSink<W> {
+    async fn begin(&mut self, _window: &Window) -> Result<()> {
+        self.reset().await
+    }
+
+    async fn header(&mut self, header: &[u8]) -> Result<()> {
+        if check_header(self.header.as_deref(), header, "the output")? {
+            self.header_pending = Some(header.to_vec());
+        }
+        Ok(())
+    }
+
+    async fn record(&mut self, record: &[u8]) -> Result<()> {
+        self.out.write(record).await?;
+        self.out.write(b"\n").await
+    }
+
+    async fn commit(&mut self, _window: &Window, _records: u64) -> Result<()> {
+        let header = self.header_pending.take();
+        if let Some(header) = self.out.call(move |spooled| spooled.publish(header)).await? {
+            self.header = Some(header);
+        }
+        Ok(())
+    }
+
+    async fn abort(&mut self, _window: &Window) -> Result<()> {
+        self.reset().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_window as window;
+    use super::*;
+
+    #[tokio::test]
+    async fn writer_sink_emits_only_committed_windows_and_one_header() -> Result<()> {
+        let w = window();
+        let mut sink = WriterSink::new(Vec::new())?;
+        sink.begin(&w).await?;
+        sink.header(b"a,b").await?;
+        sink.record(b"1,2").await?;
+        sink.abort(&w).await?;
+        sink.begin(&w).await?;
+        sink.header(b"a,b").await?;
+        sink.record(b"1,2").await?;
+        sink.record(b"3,4").await?;
+        sink.commit(&w, 2).await?;
+        sink.begin(&w).await?;
+        sink.header(b"a,b").await?;
+        sink.record(b"5,6").await?;
+        sink.commit(&w, 1).await?;
+        assert!(matches!(sink.header(b"a,c").await, Err(Error::Decode { .. })));
+        assert_eq!(sink.finish().await?, b"a,b\n1,2\n3,4\n5,6\n");
+        Ok(())
+    }
+
+    /// A writer that fails: the error reaches the caller of `commit`, naming the output.
+    #[tokio::test]
+    async fn a_failing_writer_fails_the_commit() -> Result<()> {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let w = window();
+        let mut sink = WriterSink::new(Broken)?;
+        sink.begin(&w).await?;
+        sink.record(b"1").await?;
+        match sink.commit(&w, 1).await {
+            Err(Error::Io { context, source }) => {
+                assert_eq!(context, "cannot write the output");
+                assert_eq!(source.kind(), std::io::ErrorKind::BrokenPipe);
+            }
+            other => panic!("expected the writer's error, got {other:?}"),
+        }
+        Ok(())
+    }
+}
