@@ -185,6 +185,50 @@ mod tests {
         Ok(())
     }
 
+    /// A writer that blocks until another task on the same single-threaded runtime opens its
+    /// gate: with the copy on the runtime thread this deadlocks (the gate's 10 s limit then fails
+    /// the write); with the copy on the sink's own thread the other task runs and the commit
+    /// completes.
+    #[test]
+    fn a_blocked_writer_does_not_block_the_runtime() -> Result<()> {
+        struct Gate {
+            opened: Option<std::sync::mpsc::Receiver<()>>,
+            out: Vec<u8>,
+        }
+        impl Write for Gate {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                if let Some(gate) = self.opened.take() {
+                    gate.recv_timeout(std::time::Duration::from_secs(10))
+                        .map_err(|_| std::io::Error::other("the runtime was blocked: nobody opened the gate"))?;
+                }
+                self.out.extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("runtime", e))?;
+        runtime.block_on(async {
+            let (open, opened) = std::sync::mpsc::channel();
+            let w = window();
+            let mut sink = WriterSink::new(Gate {
+                opened: Some(opened),
+                out: Vec::new(),
+            })?;
+            sink.begin(&w).await?;
+            sink.record(b"1").await?;
+            let opener = tokio::spawn(async move { open.send(()).is_ok() });
+            sink.commit(&w, 1).await?;
+            assert!(opener.await.unwrap_or(false), "the opener task ran");
+            assert_eq!(sink.finish().await?.out, b"1\n");
+            Ok(())
+        })
+    }
+
     /// A writer that fails: the error reaches the caller of `commit`, naming the output.
     #[tokio::test]
     async fn a_failing_writer_fails_the_commit() -> Result<()> {
