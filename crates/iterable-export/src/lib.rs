@@ -37,7 +37,7 @@
 //! ```
 //!
 //! Requests go through the spec-generated client in the `iterable-export-gen` crate; this crate
-//! adds what the spec does not say (see `ITERABLE-API.md` in the repository): Iterable's
+//! adds what the spec does not say (see `docs/iterable-api.md` in the repository): Iterable's
 //! `yyyy-MM-dd HH:mm:ss` dates and `2021-04-14 16:25:55 +00:00` timestamps, NDJSON from
 //! `userEvents`, error bodies that are JSON, HTML or nothing, and the 4 requests per minute limit.
 #![deny(missing_docs)]
