@@ -92,6 +92,7 @@ pub struct ClientBuilder {
     user_agent: Option<String>,
     rate_limit: RateLimit,
     retry: RetryPolicy,
+    allow_plaintext_api_key: bool,
 }
 
 impl Default for ClientBuilder {
@@ -106,6 +107,7 @@ impl Default for ClientBuilder {
             user_agent: None,
             rate_limit: RateLimit::default(),
             retry: RetryPolicy::default(),
+            allow_plaintext_api_key: false,
         }
     }
 }
@@ -124,13 +126,41 @@ impl ClientBuilder {
     }
 
     /// Overrides the region's base URL (a mock server, a proxy). It must include the `/api`
-    /// path stem, e.g. `http://127.0.0.1:8080/api`.
+    /// path stem, e.g. `http://127.0.0.1:8080/api`. Plain `http` is accepted only to a loopback
+    /// host (`127.0.0.0/8`, `::1`, `localhost`), as the API key travels in every request; see
+    /// [`ClientBuilder::danger_allow_plaintext_api_key`].
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = Some(url.into());
         self
     }
 
-    /// How long to wait for a TCP/TLS connection; default 30 s.
+    /// Allows a plain-`http` base URL to a host other than loopback, which sends the API key
+    /// **unencrypted**: anyone on the network path (a shared Wi-Fi, a compromised router, a
+    /// logging proxy) can read it and export all of the project's data. Default `false`:
+    /// [`build`](ClientBuilder::build) refuses such a URL. Only for a trusted network, such as
+    /// a TLS-terminating proxy on the same private network.
+    ///
+    /// ```
+    /// use iterable_export::{Client, Error};
+    ///
+    /// let refused = Client::builder().api_key("k").base_url("http://proxy.internal/api").build();
+    /// assert!(matches!(refused, Err(Error::Config(_))));
+    /// let client = Client::builder()
+    ///     .api_key("k")
+    ///     .base_url("http://proxy.internal/api")
+    ///     .danger_allow_plaintext_api_key(true)
+    ///     .build()?;
+    /// assert_eq!(client.base_url(), "http://proxy.internal/api");
+    /// # Ok::<(), iterable_export::Error>(())
+    /// ```
+    pub fn danger_allow_plaintext_api_key(mut self, allow: bool) -> Self {
+        self.allow_plaintext_api_key = allow;
+        self
+    }
+
+    /// How long to wait for a TCP/TLS connection before the attempt fails with
+    /// [`Error::ConnectTimeout`]; default 30 s. Zero is refused by
+    /// [`build`](ClientBuilder::build); more than [`Client::MAX_TIMEOUT`] counts as that.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -138,7 +168,8 @@ impl ClientBuilder {
 
     /// How long a response may go without sending a byte before the attempt fails with
     /// [`Error::Timeout`]; default 5 minutes. There is deliberately no total timeout: an export
-    /// body may take hours to arrive.
+    /// body may take hours to arrive. Zero is refused by [`build`](ClientBuilder::build); more
+    /// than [`Client::MAX_TIMEOUT`] counts as that.
     pub fn read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = timeout;
         self
@@ -154,7 +185,8 @@ impl ClientBuilder {
     /// The rate limit of `/export/data.json` and `/export/data.csv`; default 4 per minute, as
     /// Iterable enforces per project. Requests wait for a slot instead of provoking 429s; every
     /// clone of the client shares the limiter. Lower it when other programs use the same
-    /// project's exports at the same time.
+    /// project's exports at the same time. A limit of 0 requests is refused by
+    /// [`build`](ClientBuilder::build).
     pub fn rate_limit(mut self, limit: RateLimit) -> Self {
         self.rate_limit = limit;
         self
@@ -175,8 +207,10 @@ impl ClientBuilder {
     /// Builds the client.
     ///
     /// # Errors
-    /// [`Error::Config`] when the key is missing or empty, or the base URL is not an absolute
-    /// `http`/`https` URL.
+    /// [`Error::Config`] when the key is missing or empty; the base URL is not an absolute
+    /// `http`/`https` URL, or is plain `http` to a host other than loopback without
+    /// [`danger_allow_plaintext_api_key`](ClientBuilder::danger_allow_plaintext_api_key); the
+    /// rate limit allows 0 requests; or a timeout is zero.
     pub fn build(self) -> Result<Client> {
         let key = match self.api_key {
             Some(key) if !key.0.trim().is_empty() => key,
@@ -193,6 +227,17 @@ impl ClientBuilder {
             None => self.region.base_url().to_owned(),
         };
         let origin = url::Url::parse(&base_url).map_err(|err| Error::Config(format!("bad base URL: {err}")))?;
+        if origin.scheme() == "http" && !is_loopback(&origin) && !self.allow_plaintext_api_key {
+            return Err(Error::Config(format!(
+                "refusing to send the API key unencrypted to {base_url}: plain http is only allowed to a loopback host \
+                 (127.0.0.0/8, ::1, localhost), because anyone on the network path could read the key and export \
+                 the project's data; use https, or, if the network to that host is trusted, opt in with \
+                 `danger_allow_plaintext_api_key(true)` (CLI: --allow-insecure-http)"
+            )));
+        }
+        self.rate_limit.validate()?;
+        let connect_timeout = checked_timeout("connect", self.connect_timeout)?;
+        let read_timeout = checked_timeout("read", self.read_timeout)?;
 
         let mut key_value = HeaderValue::from_str(key.expose())
             .map_err(|_| Error::Config("the API key contains characters that cannot be sent in a header".into()))?;
@@ -206,8 +251,8 @@ impl ClientBuilder {
         let http = reqwest::Client::builder()
             .default_headers(headers)
             .user_agent(user_agent)
-            .connect_timeout(self.connect_timeout)
-            .read_timeout(self.read_timeout)
+            .connect_timeout(connect_timeout)
+            .read_timeout(read_timeout)
             .redirect(same_origin_redirects(origin))
             .build()
             .map_err(|err| Error::Config(format!("cannot build the HTTP client: {err}")))?;
@@ -217,7 +262,8 @@ impl ClientBuilder {
                 generated,
                 base_url,
                 region: self.region,
-                read_timeout: self.read_timeout,
+                connect_timeout,
+                read_timeout,
                 max_line_length: self.max_line_length,
                 limiter: Limiter::new(self.rate_limit),
                 retry: self.retry,
@@ -225,6 +271,31 @@ impl ClientBuilder {
             }),
         })
     }
+}
+
+/// Whether `url`'s host is a loopback address: `127.0.0.0/8`, `::1` (also as `::ffff:127.x.y.z`)
+/// or `localhost`. Plain http to it never leaves the machine.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        None => false,
+    }
+}
+
+/// A timeout as used: zero is refused (every attempt would fail at once), more than
+/// [`Client::MAX_TIMEOUT`] is cut to it (the HTTP stack adds timeouts to instants, which
+/// [`Duration::MAX`] would overflow).
+fn checked_timeout(which: &str, timeout: Duration) -> Result<Duration> {
+    if timeout.is_zero() {
+        return Err(Error::Config(format!(
+            "the {which} timeout is zero, so every request would time out at once; use a positive duration \
+             (up to {} days; longer counts as that)",
+            Client::MAX_TIMEOUT.as_secs() / 86_400
+        )));
+    }
+    Ok(timeout.min(Client::MAX_TIMEOUT))
 }
 
 /// Follows redirects only to the origin (scheme, host, port) the client was configured for.
@@ -289,6 +360,7 @@ struct Inner {
     generated: generated::Client,
     base_url: String,
     region: Region,
+    connect_timeout: Duration,
     read_timeout: Duration,
     max_line_length: usize,
     limiter: Arc<Limiter>,
@@ -311,6 +383,9 @@ impl Client {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
     /// Default read (idle) timeout: no byte for this long fails the attempt.
     pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(300);
+    /// The longest connect or read timeout (a year, in effect none); a longer one, up to
+    /// [`Duration::MAX`], counts as this.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 86_400);
 
     /// Starts configuring a client.
     pub fn builder() -> ClientBuilder {
@@ -455,7 +530,7 @@ impl Client {
             };
             self.count_retry();
             tracing::warn!(
-                retry = retry + rate_limited_retries,
+                retry = retry.saturating_add(rate_limited_retries),
                 max_retries = policy.max_retries,
                 delay_ms = delay.as_millis() as u64,
                 error = %err,
@@ -473,30 +548,37 @@ impl Client {
             generated::Error<generated::ByteStream>,
         >,
     ) -> Result<ByteStream> {
-        let read_timeout = self.inner.read_timeout;
+        let timeouts = self.timeouts();
         match result {
-            Ok(response) => Ok(body_stream(response.into_inner_stream(), read_timeout)),
+            Ok(response) => Ok(body_stream(response.into_inner_stream(), timeouts)),
             Err(err) => Err(self.error(err).await),
         }
     }
 
+    fn timeouts(&self) -> Timeouts {
+        Timeouts {
+            connect: self.inner.connect_timeout,
+            read: self.inner.read_timeout,
+        }
+    }
+
     async fn error(&self, err: generated::Error<generated::ByteStream>) -> Error {
-        let read_timeout = self.inner.read_timeout;
+        let timeouts = self.timeouts();
         match err {
             generated::Error::InvalidRequest(msg) => Error::InvalidRequest(msg),
             generated::Error::CommunicationError(err) | generated::Error::ResponseBodyError(err) => {
-                transport_error(err, read_timeout)
+                transport_error(err, timeouts)
             }
             generated::Error::ErrorResponse(response) => {
                 let status = response.status().as_u16();
                 let headers = response.headers().clone();
-                let body = body_stream(response.into_inner_stream(), read_timeout);
+                let body = body_stream(response.into_inner_stream(), timeouts);
                 error_from_response(status, &headers, body).await
             }
             generated::Error::UnexpectedResponse(response) => {
                 let status = response.status().as_u16();
                 let headers = response.headers().clone();
-                let body = body_stream(Box::pin(response.bytes_stream()), read_timeout);
+                let body = body_stream(Box::pin(response.bytes_stream()), timeouts);
                 error_from_response(status, &headers, body).await
             }
             other => Error::Transport {
@@ -509,15 +591,25 @@ impl Client {
 
 type ReqwestStream = std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<Bytes>> + Send + Sync>>;
 
-fn body_stream(stream: ReqwestStream, read_timeout: Duration) -> ByteStream {
-    Box::pin(stream.map_err(move |err| transport_error(err, read_timeout)))
+/// The timeouts in force, to name the one that expired.
+#[derive(Debug, Clone, Copy)]
+struct Timeouts {
+    connect: Duration,
+    read: Duration,
+}
+
+fn body_stream(stream: ReqwestStream, timeouts: Timeouts) -> ByteStream {
+    Box::pin(stream.map_err(move |err| transport_error(err, timeouts)))
 }
 
 /// A reqwest error as this crate's error. reqwest's message names the URL (never the key,
-/// which travels in a header).
-fn transport_error(err: reqwest::Error, read_timeout: Duration) -> Error {
-    if err.is_timeout() {
-        return Error::Timeout(read_timeout);
+/// which travels in a header). reqwest's `is_timeout()` is true for connect and read timeouts
+/// alike; `is_connect()` tells them apart (true while connecting, timed out or refused).
+fn transport_error(err: reqwest::Error, timeouts: Timeouts) -> Error {
+    match (err.is_timeout(), err.is_connect()) {
+        (true, true) => return Error::ConnectTimeout(timeouts.connect),
+        (true, false) => return Error::Timeout(timeouts.read),
+        (false, _) => {}
     }
     let message = if err.is_connect() {
         "cannot connect to the server; check the base URL/region and your network".to_owned()
@@ -754,3 +846,6 @@ mod tests {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod config_tests;

@@ -68,6 +68,13 @@ pub enum Error {
     #[error("timed out: no data for {0:?}; the server may have stalled (raise the read timeout if it is slow)")]
     Timeout(Duration),
 
+    /// No connection to the server could be made within the configured connect timeout (the
+    /// host did not answer: a wrong base URL or region, a firewall, or a network outage).
+    #[error(
+        "timed out connecting to the server after {0:?}; check the base URL/region and your network (or raise the connect timeout)"
+    )]
+    ConnectTimeout(Duration),
+
     /// A record could not be decoded.
     #[error("cannot decode line {line} (byte offset {offset}): {message}")]
     Decode {
@@ -148,10 +155,11 @@ fn retry_after_text(retry_after: &Option<Duration>) -> String {
 
 impl Error {
     /// Whether retrying the same request may succeed: rate limits, server errors (500
-    /// `GenericError`, 502, 503, 504), connection failures, timeouts and bodies cut short.
+    /// `GenericError`, 502, 503, 504), connection failures, timeouts (read and connect) and bodies
+    /// cut short.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::RateLimited { .. } | Error::Transport { .. } | Error::Timeout(_) => true,
+            Error::RateLimited { .. } | Error::Transport { .. } | Error::Timeout(_) | Error::ConnectTimeout(_) => true,
             Error::Api { status, code, .. } => {
                 matches!(status, 502..=504) || (*status == 500 && code.as_deref().is_none_or(|c| c == "GenericError"))
             }

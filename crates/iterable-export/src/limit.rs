@@ -11,7 +11,8 @@ use tokio::time::Instant;
 /// A rate limit: at most `requests` requests in any rolling `per` interval.
 ///
 /// Iterable allows 4 requests per minute per project on `/export/data.json` and
-/// `/export/data.csv`, shared by all keys of the project.
+/// `/export/data.csv`, shared by all keys of the project. Build one with [`RateLimit::new`] or
+/// [`RateLimit::per_minute`]; fields may be added in later versions.
 ///
 /// ```
 /// use std::time::Duration;
@@ -19,27 +20,44 @@ use tokio::time::Instant;
 ///
 /// assert_eq!(RateLimit::default(), RateLimit::per_minute(4));
 /// assert_eq!(RateLimit::per_minute(4).min_interval(), Duration::from_secs(15));
+/// assert_eq!(RateLimit::new(2, Duration::from_secs(10)).min_interval(), Duration::from_secs(5));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RateLimit {
-    /// Requests allowed in one interval (at least 1).
+    /// Requests allowed in one interval (at least 1: [`ClientBuilder::build`](crate::ClientBuilder::build)
+    /// refuses 0).
     pub requests: u32,
-    /// The rolling interval.
+    /// The rolling interval. Zero means no limit; a very long one (up to [`Duration::MAX`])
+    /// means that once `requests` requests were sent, the next one waits for ever.
     pub per: Duration,
 }
 
 impl RateLimit {
+    /// `requests` per rolling `per`.
+    pub const fn new(requests: u32, per: Duration) -> Self {
+        RateLimit { requests, per }
+    }
+
     /// `requests` per rolling minute.
     pub const fn per_minute(requests: u32) -> Self {
-        RateLimit {
-            requests,
-            per: Duration::from_secs(60),
-        }
+        RateLimit::new(requests, Duration::from_secs(60))
     }
 
     /// The average spacing between requests at this limit.
     pub fn min_interval(&self) -> Duration {
         self.per / self.requests.max(1)
+    }
+
+    /// Refuses a limit that could never let a request through.
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        if self.requests == 0 {
+            return Err(crate::Error::Config(format!(
+                "the rate limit allows 0 requests per {:?}, so no export request could ever be sent; allow at least 1",
+                self.per
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -93,7 +111,8 @@ impl Limiter {
         let requests = self.limit.requests.max(1) as usize;
         // A margin of 2% of the interval: the server counts arrivals, which come a little
         // after our sends, so waiting exactly `per` could still be a 429.
-        let per = self.limit.per + self.limit.per / 50;
+        // Saturating: a period near `Duration::MAX` means "for ever", not an overflow.
+        let per = self.limit.per.saturating_add(self.limit.per / 50);
         loop {
             let wait_until = {
                 let mut state = self.state();
@@ -105,7 +124,7 @@ impl Limiter {
                 if state.sent.len() >= requests
                     && let Some(oldest) = state.sent.front()
                 {
-                    let free = *oldest + per;
+                    let free = saturating_add(*oldest, per, now);
                     wait_until = Some(wait_until.map_or(free, |t| t.max(free)));
                 }
                 match wait_until {
@@ -128,7 +147,7 @@ impl Limiter {
     pub(crate) fn penalize(&self, retry_after: Option<Duration>) {
         let now = Instant::now();
         let wait = retry_after.map_or(self.limit.min_interval(), |d| d.min(MAX_RETRY_AFTER));
-        let until = now.checked_add(wait).unwrap_or(now);
+        let until = saturating_add(now, wait, now);
         let mut state = self.state();
         state.blocked_until = Some(state.blocked_until.map_or(until, |t| t.max(until)));
     }
@@ -139,13 +158,42 @@ impl Limiter {
     }
 }
 
+/// How far ahead a wait "for ever" is scheduled (it is re-checked then): 30 years, as tokio does
+/// for a sleep too long to represent.
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 86_400);
+
+/// `t + d`, or [`FAR_FUTURE`] from `now` when that is not representable (the caller re-checks
+/// then, so a wait "for ever" stays one).
+fn saturating_add(t: Instant, d: Duration, now: Instant) -> Instant {
+    t.checked_add(d).or_else(|| now.checked_add(FAR_FUTURE)).unwrap_or(now)
+}
+
 /// When and how often to retry transient failures (429, 500 `GenericError`, 502, 503, 504,
-/// connection errors, read timeouts, bodies cut short).
+/// connection errors, connect and read timeouts, bodies cut short).
 ///
 /// The delay before retry `n` (1-based) is `initial_backoff * 2^(n-1)`, capped at
 /// `max_backoff`, with "full jitter" (a random delay between half of that and all of it).
 /// A 429's `Retry-After` replaces the backoff.
+///
+/// Start from [`RetryPolicy::default`] (8 retries, 1 s doubling up to 60 s) or
+/// [`RetryPolicy::none`] and adjust with the `with_*` methods; fields may be added in later
+/// versions. Every value is accepted: the arithmetic saturates, so [`Duration::MAX`] backoffs
+/// or `u32::MAX` retries mean "very long" and "practically for ever", never an overflow.
+///
+/// ```
+/// use std::time::Duration;
+/// use iterable_export::RetryPolicy;
+///
+/// let policy = RetryPolicy::default()
+///     .with_max_retries(3)
+///     .with_initial_backoff(Duration::from_millis(500))
+///     .with_max_backoff(Duration::from_secs(10));
+/// assert_eq!(policy.max_retries, 3);
+/// assert!(policy.backoff(1) <= Duration::from_millis(500));
+/// assert_eq!(RetryPolicy::none().max_retries, 0);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Retries after the first attempt; 0 disables retrying.
     pub max_retries: u32,
@@ -166,14 +214,48 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The delay before retry number `retry` (1-based), jittered.
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let exp = retry.saturating_sub(1).min(30);
-        let base = self.initial_backoff.saturating_mul(1u32 << exp).min(self.max_backoff);
-        // Jitter between 50% and 100% of the delay keeps clients from retrying in lockstep.
-        let fraction = 0.5 + 0.5 * jitter_fraction();
-        base.mul_f64(fraction)
+    /// No retries at all (the default backoffs, which then never apply).
+    pub fn none() -> Self {
+        RetryPolicy::default().with_max_retries(0)
     }
+
+    /// Sets the number of retries after the first attempt; 0 disables retrying.
+    pub const fn with_max_retries(mut self, max_retries: u32) -> Self {
+        self.max_retries = max_retries;
+        self
+    }
+
+    /// Sets the delay before the first retry.
+    pub const fn with_initial_backoff(mut self, initial_backoff: Duration) -> Self {
+        self.initial_backoff = initial_backoff;
+        self
+    }
+
+    /// Sets the upper bound of any single delay.
+    pub const fn with_max_backoff(mut self, max_backoff: Duration) -> Self {
+        self.max_backoff = max_backoff;
+        self
+    }
+
+    /// The delay before retry number `retry` (1-based), jittered: between half of
+    /// `min(initial_backoff * 2^(retry-1), max_backoff)` and all of it.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        jittered(self.base_backoff(retry), jitter_fraction())
+    }
+
+    /// The delay before retry `retry` without jitter.
+    fn base_backoff(&self, retry: u32) -> Duration {
+        let exp = retry.saturating_sub(1).min(30);
+        self.initial_backoff.saturating_mul(1u32 << exp).min(self.max_backoff)
+    }
+}
+
+/// `base` scaled to between 50% and 100% by `fraction` in [0, 1]: jitter keeps clients from
+/// retrying in lockstep. Never more than `base` and never a panic, even for [`Duration::MAX`]
+/// (whose seconds round up to 2^64 as an `f64`, one more than a `Duration` holds).
+fn jittered(base: Duration, fraction: f64) -> Duration {
+    let scaled = Duration::try_from_secs_f64(base.as_secs_f64() * (0.5 + 0.5 * fraction)).unwrap_or(base);
+    scaled.min(base)
 }
 
 /// A cheap pseudo-random fraction in [0, 1) for jitter (no need for a cryptographic source).
@@ -299,11 +381,10 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_the_cap_with_bounded_jitter() {
-        let policy = RetryPolicy {
-            max_retries: 10,
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(10),
-        };
+        let policy = RetryPolicy::default()
+            .with_max_retries(10)
+            .with_initial_backoff(Duration::from_secs(1))
+            .with_max_backoff(Duration::from_secs(10));
         for (retry, base) in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (20, 10)] {
             let delay = policy.backoff(retry);
             let base = Duration::from_secs(base);
@@ -313,5 +394,112 @@ mod tests {
                 base / 2
             );
         }
+    }
+
+    /// How long "for ever" is checked for in the tests below: a century of paused time.
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+    #[tokio::test(start_paused = true)]
+    async fn an_endless_period_lets_the_first_requests_through_then_waits_for_ever() {
+        let limiter = Limiter::new(RateLimit::new(2, Duration::MAX));
+        let start = Instant::now();
+        limiter.acquire().await;
+        limiter.acquire().await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        let third = tokio::time::timeout(CENTURY, limiter.acquire()).await;
+        assert!(
+            third.is_err(),
+            "the third request must still be waiting after a century"
+        );
+        assert_eq!(start.elapsed(), CENTURY);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn zero_requests_per_endless_period_does_not_panic_in_the_limiter() {
+        // `ClientBuilder::build` refuses 0 requests; the limiter itself treats it as 1.
+        let limiter = Limiter::new(RateLimit::new(0, Duration::MAX));
+        assert_eq!(limiter.limit().min_interval(), Duration::MAX);
+        let start = Instant::now();
+        limiter.acquire().await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert!(tokio::time::timeout(CENTURY, limiter.acquire()).await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_penalty_of_an_endless_slot_blocks_for_decades_instead_of_not_at_all() {
+        let limiter = Limiter::new(RateLimit::new(1, Duration::MAX));
+        // The slot (`Duration::MAX`) is not representable as an instant: the penalty lasts until
+        // the far future, re-checked then.
+        limiter.penalize(None);
+        let start = Instant::now();
+        limiter.acquire().await;
+        assert_eq!(start.elapsed(), FAR_FUTURE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_zero_period_never_waits() {
+        let limiter = Limiter::new(RateLimit::new(1, Duration::ZERO));
+        let start = Instant::now();
+        for _ in 0..100 {
+            limiter.acquire().await;
+        }
+        limiter.penalize(None);
+        limiter.acquire().await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(limiter.waited(), Duration::ZERO);
+    }
+
+    #[test]
+    fn zero_requests_is_refused_with_a_config_error() {
+        let err = RateLimit::new(0, Duration::MAX).validate().err().map(|e| e.to_string());
+        assert_eq!(
+            err.as_deref(),
+            Some(
+                "configuration error: the rate limit allows 0 requests per 18446744073709551615.999999999s, \
+                 so no export request could ever be sent; allow at least 1"
+            )
+        );
+        assert!(RateLimit::new(1, Duration::MAX).validate().is_ok());
+        assert!(RateLimit::new(u32::MAX, Duration::ZERO).validate().is_ok());
+    }
+
+    #[test]
+    fn extreme_backoffs_saturate() {
+        let endless = RetryPolicy::default()
+            .with_max_retries(u32::MAX)
+            .with_initial_backoff(Duration::MAX)
+            .with_max_backoff(Duration::MAX);
+        for retry in [0, 1, 2, 31, u32::MAX] {
+            assert_eq!(endless.base_backoff(retry), Duration::MAX, "retry {retry}");
+            assert!(endless.backoff(retry) >= Duration::from_secs(1 << 63), "retry {retry}");
+        }
+        let uncapped = RetryPolicy::default()
+            .with_initial_backoff(Duration::from_secs(1))
+            .with_max_backoff(Duration::MAX);
+        // The exponent stops at 2^30.
+        assert_eq!(uncapped.base_backoff(u32::MAX), Duration::from_secs(1 << 30));
+        let zero = RetryPolicy::default()
+            .with_initial_backoff(Duration::ZERO)
+            .with_max_backoff(Duration::ZERO);
+        assert_eq!(zero.backoff(u32::MAX), Duration::ZERO);
+        // `initial_backoff` above `max_backoff`: the cap wins.
+        let inverted = RetryPolicy::default()
+            .with_initial_backoff(Duration::MAX)
+            .with_max_backoff(Duration::from_secs(3));
+        assert_eq!(inverted.base_backoff(1), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn jitter_of_the_longest_duration_does_not_overflow() {
+        // `Duration::MAX` is 2^64 s as f64: scaling it by 1.0 would overflow `Duration`.
+        assert_eq!(jittered(Duration::MAX, 1.0), Duration::MAX);
+        assert_eq!(
+            jittered(Duration::MAX, 1.0 - f64::EPSILON),
+            Duration::from_secs(u64::MAX - 2047)
+        );
+        assert_eq!(jittered(Duration::MAX, 0.0), Duration::from_secs(1 << 63));
+        assert_eq!(jittered(Duration::from_secs(10), 1.0), Duration::from_secs(10));
+        assert_eq!(jittered(Duration::from_secs(10), 0.0), Duration::from_secs(5));
+        assert_eq!(jittered(Duration::ZERO, 0.5), Duration::ZERO);
     }
 }
