@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes, BytesMut};
 use csv_core::ReadRecordResult;
 use futures::Stream;
-use serde::de::{self, DeserializeOwned, IntoDeserializer, Visitor};
+use serde::de::DeserializeOwned;
 
 use super::{ByteStream, decode_error};
 use crate::{Error, Result};
@@ -44,6 +44,8 @@ pub struct CsvRecords {
     body: ByteStream,
     parser: CsvParser,
     headers: Arc<[String]>,
+    /// The same, for the `csv` crate's deserializer.
+    header_record: Arc<csv::StringRecord>,
     header_raw: Bytes,
     bytes_read: u64,
     done: bool,
@@ -266,6 +268,7 @@ impl CsvRecords {
             body,
             parser: CsvParser::new(max_record_length),
             headers: Arc::from(Vec::new()),
+            header_record: Arc::new(csv::StringRecord::new()),
             header_raw: Bytes::new(),
             bytes_read: 0,
             done: false,
@@ -275,6 +278,7 @@ impl CsvRecords {
             this.headers = (0..header.ends.len())
                 .map(|i| field(&header.data, &header.ends, i).to_owned())
                 .collect();
+            this.header_record = Arc::new(this.headers.iter().collect());
             this.header_raw = header.raw;
         }
         Ok(this)
@@ -383,6 +387,7 @@ impl Stream for CsvRecords {
             p.map(|p| {
                 p.map(|p| CsvRecord {
                     headers: this.headers.clone(),
+                    header_record: this.header_record.clone(),
                     data: p.data,
                     ends: p.ends,
                     raw: p.raw,
@@ -403,6 +408,7 @@ fn field<'a>(data: &'a str, ends: &[usize], i: usize) -> &'a str {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CsvRecord {
     headers: Arc<[String]>,
+    header_record: Arc<csv::StringRecord>,
     data: String,
     ends: Vec<usize>,
     raw: Bytes,
@@ -462,9 +468,13 @@ impl CsvRecord {
         self.offset
     }
 
-    /// Deserializes the record into `T` (see [`CsvRecords::deserialize`]).
+    /// Deserializes the record into `T` (see [`CsvRecords::deserialize`]), with the `csv`
+    /// crate's deserializer: structs and maps by header name, tuples and sequences by position.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T> {
-        T::deserialize(RecordDe(self)).map_err(|e| decode_error(self.line, self.offset, e))
+        let fields: csv::StringRecord = self.iter().collect();
+        fields
+            .deserialize(Some(&self.header_record))
+            .map_err(|e| decode_error(self.line, self.offset, e))
     }
 }
 
@@ -504,177 +514,4 @@ impl<T: DeserializeOwned> Stream for CsvDeserialize<T> {
             })
         })
     }
-}
-
-type DeError = de::value::Error;
-
-struct RecordDe<'a>(&'a CsvRecord);
-
-impl<'de> de::Deserializer<'de> for RecordDe<'de> {
-    type Error = DeError;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        visitor.visit_map(de::value::MapDeserializer::new(
-            self.0.pairs().map(|(h, f)| (h, FieldDe(f))),
-        ))
-    }
-
-    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        visitor.visit_seq(de::value::SeqDeserializer::new(self.0.iter().map(FieldDe)))
-    }
-
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_tuple_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _len: usize,
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
-        self.deserialize_seq(visitor)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit unit_struct
-        map struct enum identifier ignored_any
-    }
-}
-
-/// One field's text, parsed as the target type asks.
-#[derive(Clone, Copy)]
-struct FieldDe<'a>(&'a str);
-
-impl<'de> IntoDeserializer<'de, DeError> for FieldDe<'de> {
-    type Deserializer = Self;
-
-    fn into_deserializer(self) -> Self {
-        self
-    }
-}
-
-impl FieldDe<'_> {
-    fn parse<T: std::str::FromStr>(self, what: &str) -> Result<T, DeError>
-    where
-        T::Err: std::fmt::Display,
-    {
-        self.0
-            .trim()
-            .parse()
-            .map_err(|e| de::Error::custom(format_args!("field {:?} is not {what}: {e}", self.0)))
-    }
-}
-
-macro_rules! parse_fields {
-    ($($method:ident $visit:ident $ty:ty, $what:literal;)*) => {$(
-        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-            visitor.$visit(self.parse::<$ty>($what)?)
-        }
-    )*};
-}
-
-impl<'de> de::Deserializer<'de> for FieldDe<'de> {
-    type Error = DeError;
-
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        let s = self.0;
-        if let Ok(b) = s.parse::<bool>() {
-            visitor.visit_bool(b)
-        } else if let Ok(n) = s.parse::<i64>() {
-            visitor.visit_i64(n)
-        } else if let Ok(n) = s.parse::<u64>() {
-            visitor.visit_u64(n)
-        } else if let Ok(n) = s.parse::<f64>()
-            && !s.is_empty()
-            && !s.chars().any(char::is_alphabetic)
-        {
-            visitor.visit_f64(n)
-        } else {
-            visitor.visit_borrowed_str(s)
-        }
-    }
-
-    parse_fields! {
-        deserialize_bool visit_bool bool, "a boolean";
-        deserialize_i8 visit_i8 i8, "an integer";
-        deserialize_i16 visit_i16 i16, "an integer";
-        deserialize_i32 visit_i32 i32, "an integer";
-        deserialize_i64 visit_i64 i64, "an integer";
-        deserialize_i128 visit_i128 i128, "an integer";
-        deserialize_u8 visit_u8 u8, "an unsigned integer";
-        deserialize_u16 visit_u16 u16, "an unsigned integer";
-        deserialize_u32 visit_u32 u32, "an unsigned integer";
-        deserialize_u64 visit_u64 u64, "an unsigned integer";
-        deserialize_u128 visit_u128 u128, "an unsigned integer";
-        deserialize_f32 visit_f32 f32, "a number";
-        deserialize_f64 visit_f64 f64, "a number";
-        deserialize_char visit_char char, "one character";
-    }
-
-    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        visitor.visit_borrowed_str(self.0)
-    }
-
-    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        visitor.visit_borrowed_str(self.0)
-    }
-
-    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        visitor.visit_borrowed_str(self.0)
-    }
-
-    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        visitor.visit_borrowed_bytes(self.0.as_bytes())
-    }
-
-    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        visitor.visit_borrowed_bytes(self.0.as_bytes())
-    }
-
-    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        if self.0.is_empty() {
-            visitor.visit_none()
-        } else {
-            visitor.visit_some(self)
-        }
-    }
-
-    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        if self.0.is_empty() {
-            visitor.visit_unit()
-        } else {
-            Err(de::Error::custom(format_args!(
-                "expected an empty field, found {:?}",
-                self.0
-            )))
-        }
-    }
-
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
-        self.deserialize_unit(visitor)
-    }
-
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, DeError> {
-        visitor.visit_newtype_struct(self)
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        _variants: &'static [&'static str],
-        visitor: V,
-    ) -> Result<V::Value, DeError> {
-        visitor.visit_enum(de::value::BorrowedStrDeserializer::<DeError>::new(self.0))
-    }
-
-    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
-        visitor.visit_unit()
-    }
-
-    serde::forward_to_deserialize_any! { seq tuple tuple_struct map struct }
 }
