@@ -135,17 +135,21 @@ fn progenitor_version() -> &'static str {
     "0.15"
 }
 
-/// Writes `content` to a temporary file next to `path`, then renames it over `path`.
+/// Writes `content` to a uniquely named temporary file next to `path`, then renames it over
+/// `path`; on failure the temporary file is removed (`tempfile`).
 fn write_atomically(path: &Path, content: &str) -> Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| anyhow!("{} has no parent directory", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("generated")
-    ));
-    std::fs::write(&tmp, content).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".generated.")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, content.as_bytes())
+        .with_context(|| format!("cannot write {}", tmp.path().display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
 }
 
@@ -161,22 +165,15 @@ mod tests {
         }
     }
 
-    fn temp_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("xtask-test-{}-{}", std::process::id(), rand_suffix()));
-        let _ = std::fs::create_dir_all(&dir);
-        dir
-    }
-
-    fn rand_suffix() -> u128 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
+    /// A temporary directory, removed when dropped (also when the test fails).
+    fn temp_dir() -> Result<tempfile::TempDir> {
+        Ok(tempfile::tempdir()?)
     }
 
     #[test]
     fn malformed_spec_names_the_location_and_leaves_output_untouched() -> Result<()> {
-        let dir = temp_dir();
+        let tmp = temp_dir()?;
+        let dir = tmp.path();
         let spec = dir.join("spec.yml");
         let out = dir.join("generated.rs");
         std::fs::write(&spec, "openapi: 3.1.0\ninfo:\n  title: [unclosed\n")?;
@@ -187,7 +184,6 @@ mod tests {
             .unwrap_or_default();
         assert!(err.contains("malformed YAML") && err.contains("line 3"), "{err}");
         assert_eq!(std::fs::read_to_string(&out)?, "previous content");
-        std::fs::remove_dir_all(&dir)?;
         Ok(())
     }
 
@@ -207,7 +203,8 @@ mod tests {
 
     #[test]
     fn check_mode_reports_a_diff_and_write_mode_fixes_it() -> Result<()> {
-        let dir = temp_dir();
+        let tmp = temp_dir()?;
+        let dir = tmp.path();
         let spec = dir.join("spec.yml");
         let out = dir.join("generated.rs");
         let text = std::fs::read_to_string(workspace_root().join(SPEC))?;
@@ -242,8 +239,10 @@ mod tests {
             generate_file(&spec, "spec.yml", &out, Mode::Check)?,
             Outcome::UpToDate(out.clone())
         );
-        assert!(!dir.join(".generated.rs.tmp").exists());
-        std::fs::remove_dir_all(&dir)?;
+        let names: Vec<_> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        assert_eq!(names.len(), 2, "no temporary file is left: {names:?}");
         Ok(())
     }
 
