@@ -45,10 +45,7 @@ pub async fn run(args: DemoArgs, global: &Global, ui: &Ui) -> Result<(), Error> 
         .base_url(mock.base_url())
         .rate_limit(RateLimit::per_minute(DEMO_REQUESTS_PER_MINUTE))
         .read_timeout(global.read_timeout)
-        .retry_policy(RetryPolicy {
-            max_retries: global.max_retries,
-            ..RetryPolicy::default()
-        })
+        .retry_policy(RetryPolicy::default().with_max_retries(global.max_retries))
         .build()?;
 
     let started = Instant::now();

@@ -3,10 +3,10 @@
 mod args;
 mod demo;
 mod export;
+mod plan;
 mod state;
 mod ui;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -36,7 +36,7 @@ fn exit_code(err: &Error) -> u8 {
         Error::Config(_) => exit::CONFIG,
         Error::Unauthorized { .. } => exit::AUTH,
         Error::Api { .. } | Error::RateLimited { .. } => exit::API,
-        Error::Transport { .. } | Error::Timeout(_) => exit::NETWORK,
+        Error::Transport { .. } | Error::Timeout(_) | Error::ConnectTimeout(_) => exit::NETWORK,
         Error::Io { .. } => exit::IO,
         Error::Decode { .. } | Error::LineTooLong { .. } => exit::DECODE,
         Error::WindowFailed { source, .. } => exit_code(source),
@@ -128,10 +128,8 @@ fn client(global: &Global, per_minute: u32) -> iterable_export::Result<Client> {
         .api_key(key)
         .read_timeout(global.read_timeout)
         .rate_limit(RateLimit::per_minute(per_minute))
-        .retry_policy(RetryPolicy {
-            max_retries: global.max_retries,
-            ..RetryPolicy::default()
-        });
+        .retry_policy(RetryPolicy::default().with_max_retries(global.max_retries))
+        .danger_allow_plaintext_api_key(global.allow_insecure_http);
     if let Some(region) = global.region {
         builder = builder.region(region);
     }
@@ -141,37 +139,53 @@ fn client(global: &Global, per_minute: u32) -> iterable_export::Result<Client> {
     builder.build()
 }
 
-/// Copies a body to a file (`.part`, renamed when complete) or to standard output.
-async fn write_body(body: iterable_export::Body, output: &Path) -> iterable_export::Result<u64> {
-    let to_stdout = output.as_os_str() == "-";
-    let part = iterable_export::part_path(output);
-    let mut out: Box<dyn Write + Send> = if to_stdout {
-        Box::new(std::io::BufWriter::new(std::io::stdout()))
-    } else {
-        let file = std::fs::File::create(&part).map_err(|e| Error::Io {
-            context: format!("cannot create {}", part.display()),
-            source: e,
-        })?;
-        Box::new(std::io::BufWriter::new(file))
-    };
-    let io = |e| Error::Io {
-        context: format!("cannot write {}", output.display()),
+/// Copies a body to a file (`.part`, locked, synced and renamed when complete, the directory
+/// synced) or to standard output, with tokio's I/O: the writes and syncs run on its blocking
+/// threads, not on the runtime thread that also drives the read timeout.
+async fn write_body(mut body: iterable_export::Body, output: &Path) -> iterable_export::Result<u64> {
+    use tokio::io::AsyncWriteExt;
+    let io = |what: &str, path: &Path, e| Error::Io {
+        context: format!("{what} {}", path.display()),
         source: e,
     };
-    let mut body = body;
+    if output.as_os_str() == "-" {
+        let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
+        let mut bytes = 0u64;
+        while let Some(chunk) = body.try_next().await? {
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| io("cannot write", output, e))?;
+            bytes += chunk.len() as u64;
+        }
+        out.flush().await.map_err(|e| io("cannot write", output, e))?;
+        return Ok(bytes);
+    }
+    let part = iterable_export::part_path(output);
+    // Held until the file is published: another run writing the same output fails at once.
+    let lock = iterable_export::ExclusiveLock::acquire(&part)?;
+    let file = tokio::fs::File::create(&part)
+        .await
+        .map_err(|e| io("cannot create", &part, e))?;
+    let mut out = tokio::io::BufWriter::new(file);
     let mut bytes = 0u64;
     while let Some(chunk) = body.try_next().await? {
-        out.write_all(&chunk).map_err(io)?;
+        out.write_all(&chunk).await.map_err(|e| io("cannot write", &part, e))?;
         bytes += chunk.len() as u64;
     }
-    out.flush().map_err(io)?;
-    drop(out);
-    if !to_stdout {
-        std::fs::rename(&part, output).map_err(|e| Error::Io {
-            context: format!("cannot rename {} to {}", part.display(), output.display()),
-            source: e,
-        })?;
-    }
+    out.flush().await.map_err(|e| io("cannot write", &part, e))?;
+    out.get_ref()
+        .sync_all()
+        .await
+        .map_err(|e| io("cannot sync", &part, e))?;
+    tokio::fs::rename(&part, output).await.map_err(|e| Error::Io {
+        context: format!("cannot rename {} to {}", part.display(), output.display()),
+        source: e,
+    })?;
+    let published = output.to_owned();
+    tokio::task::spawn_blocking(move || iterable_export::sync_parent_dir(&published))
+        .await
+        .map_err(|e| io("cannot sync the directory of", output, std::io::Error::other(e.to_string())))??;
+    drop(lock);
     Ok(bytes)
 }
 
@@ -190,4 +204,52 @@ async fn experiments(client: Client, args: ExperimentsArgs) -> iterable_export::
         .campaign_ids(args.campaign_ids);
     let body = request.body().await?;
     write_body(body, &args.output).await.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::*;
+
+    fn global(args: &[&str]) -> Global {
+        let argv = ["iterable-export", "--api-key", "k"]
+            .iter()
+            .chain(args)
+            .chain(&["demo"]);
+        match Cli::try_parse_from(argv) {
+            Ok(cli) => cli.global,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    #[test]
+    fn plain_http_needs_the_insecure_flag() {
+        let refused = client(&global(&["--base-url", "http://example.com/api"]), 4);
+        let Err(err) = refused else {
+            panic!("plain http to another host was accepted");
+        };
+        assert_eq!(exit_code(&err), exit::CONFIG);
+        assert!(err.to_string().contains("(CLI: --allow-insecure-http)"), "{err}");
+        let allowed = client(
+            &global(&["--base-url", "http://example.com/api", "--allow-insecure-http"]),
+            4,
+        );
+        assert_eq!(
+            allowed.map(|c| c.base_url().to_owned()).ok().as_deref(),
+            Some("http://example.com/api")
+        );
+        let loopback = client(&global(&["--base-url", "http://127.0.0.1:8080/api"]), 4);
+        assert!(loopback.is_ok());
+    }
+
+    #[test]
+    fn a_connect_timeout_is_a_network_error() {
+        assert_eq!(
+            exit_code(&Error::ConnectTimeout(Duration::from_secs(30))),
+            exit::NETWORK
+        );
+    }
 }

@@ -130,7 +130,28 @@ pub trait Sink: Send {
 }
 
 /// How a windowed export splits and retries.
+///
+/// Start from [`WindowOptions::default`] (1-day windows growing up to 30 days, split down to a
+/// minute after 2 failures, NDJSON) and adjust with the `with_*` methods; fields may be added in
+/// later versions. Every value is accepted, none panics: sizes are rounded up to whole seconds
+/// (at least one), a size beyond what dates can represent means one window to the end, a
+/// `max_size` below `size` means fixed windows of `size`, a `min_size` of zero lets windows be
+/// split down to one second, and a `split_after` of 0 acts as 1.
+///
+/// ```
+/// use std::time::Duration;
+/// use iterable_export::{Format, WindowOptions};
+///
+/// let hour = Duration::from_secs(3600);
+/// let options = WindowOptions::default()
+///     .with_size(6 * hour)
+///     .with_max_size(6 * hour) // fixed 6-hour windows
+///     .with_format(Format::Csv);
+/// assert_eq!(options.size, 6 * hour);
+/// assert_eq!(options.split_after, 2);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct WindowOptions {
     /// Length of each window ([`Export::export_windows`]: of the first window).
     pub size: Duration,
@@ -141,7 +162,7 @@ pub struct WindowOptions {
     pub max_size: Duration,
     /// Windows are not split below this length.
     pub min_size: Duration,
-    /// Failures mid-body of one window before it is split in half.
+    /// Failures mid-body of one window before it is split in half (0 acts as 1).
     pub split_after: u32,
     /// NDJSON or CSV.
     pub format: Format,
@@ -156,6 +177,39 @@ impl Default for WindowOptions {
             split_after: 2,
             format: Format::Ndjson,
         }
+    }
+}
+
+impl WindowOptions {
+    /// Sets the length of each window ([`Export::export_windows`]: of the first window).
+    pub const fn with_size(mut self, size: Duration) -> Self {
+        self.size = size;
+        self
+    }
+
+    /// Sets the longest window [`Export::export_windows`] grows to; equal to `size` for fixed
+    /// windows.
+    pub const fn with_max_size(mut self, max_size: Duration) -> Self {
+        self.max_size = max_size;
+        self
+    }
+
+    /// Sets the length below which windows are not split.
+    pub const fn with_min_size(mut self, min_size: Duration) -> Self {
+        self.min_size = min_size;
+        self
+    }
+
+    /// Sets how many failures mid-body of one window split it in half (0 acts as 1).
+    pub const fn with_split_after(mut self, split_after: u32) -> Self {
+        self.split_after = split_after;
+        self
+    }
+
+    /// Sets the format: NDJSON or CSV.
+    pub const fn with_format(mut self, format: Format) -> Self {
+        self.format = format;
+        self
     }
 }
 
@@ -262,7 +316,11 @@ impl Export {
                 let err = match err {
                     // The client already retried the request itself: give up on the window.
                     Attempt::Open(err) => {
-                        let attempts = failures + if err.is_transient() { policy.max_retries + 1 } else { 1 };
+                        let attempts = failures.saturating_add(if err.is_transient() {
+                            policy.max_retries.saturating_add(1)
+                        } else {
+                            1
+                        });
                         return Err(window_failed(self, ranged, &window, attempts, err));
                     }
                     Attempt::Body(err) => err,

@@ -464,7 +464,9 @@ fn ndjson_cut_at_any_byte_never_yields_a_partial_record() {
         let got = lines(chunked(prefix, &[cut / 2]), 1 << 20);
         // What the prefix holds: its terminated lines, and the unterminated rest.
         let rest_start = prefix.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
-        let rest = prefix[rest_start..].strip_suffix(b"\r").unwrap_or(&prefix[rest_start..]);
+        let rest = prefix[rest_start..]
+            .strip_suffix(b"\r")
+            .unwrap_or(&prefix[rest_start..]);
         let complete = ok_lines(one_chunk(&prefix[..rest_start]));
         let rest_is_record = !rest.iter().all(u8::is_ascii_whitespace);
         let rest_is_whole = rest_is_record && full.get(complete.len()).is_some_and(|l| &l[..] == rest);
@@ -474,7 +476,10 @@ fn ndjson_cut_at_any_byte_never_yields_a_partial_record() {
             cut_reports += 1;
             assert_eq!(ok, complete, "cut at {cut}");
             assert_eq!(err.len(), 1, "cut at {cut}");
-            assert!(err.iter().all(|e| e.as_ref().err().is_some_and(is_cut_off)), "cut at {cut}: {err:?}");
+            assert!(
+                err.iter().all(|e| e.as_ref().err().is_some_and(is_cut_off)),
+                "cut at {cut}: {err:?}"
+            );
         } else {
             assert!(err.is_empty(), "cut at {cut}: {err:?}");
             let mut expected = complete;

@@ -100,7 +100,14 @@ fn set_done(state_path: &Path, done: bool) -> TestResult {
 async fn a_lost_rename_on_either_side_of_the_checkpoint_is_completed() -> TestResult {
     let config = config(300);
     let mock = start(config.clone()).await?;
-    let span = ["--start", "2024-01-01", "--end", "2024-01-03", "--requests-per-minute", "6000"];
+    let span = [
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-01-03",
+        "--requests-per-minute",
+        "6000",
+    ];
     let expected = expected_body(&config, "emailSend", day(0), day(2));
 
     // The checkpoint says done, the rename did not reach the disk.

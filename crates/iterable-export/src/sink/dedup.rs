@@ -321,15 +321,15 @@ mod tests {
 
     #[test]
     fn damaged_identity_lists_are_refused() {
-        assert!(matches!(RecordId::decode_list("not base64!"), Err(Error::Decode { .. })));
+        assert!(matches!(
+            RecordId::decode_list("not base64!"),
+            Err(Error::Decode { .. })
+        ));
         let fifteen = base64::engine::general_purpose::STANDARD.encode([0u8; 15]);
         assert!(
             matches!(RecordId::decode_list(&fifteen), Err(Error::Decode { message, .. }) if message.contains("15 bytes is not a multiple of 16"))
         );
         assert_eq!(RecordId::decode_list("").ok(), Some(Vec::new()));
-        assert_eq!(
-            format!("{:?}", RecordId::of(b"")),
-            "e3b0c44298fc1c149afbf4c8996fb924"
-        );
+        assert_eq!(format!("{:?}", RecordId::of(b"")), "e3b0c44298fc1c149afbf4c8996fb924");
     }
 }

@@ -64,7 +64,9 @@ struct PartFile {
 
 impl offload::Target for PartFile {
     fn write_batch(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file.write_all(bytes).map_err(|e| self.io_error("cannot write", e))?;
+        self.file
+            .write_all(bytes)
+            .map_err(|e| self.io_error("cannot write", e))?;
         self.written += bytes.len() as u64;
         if self.written >= self.synced_hint + BACKGROUND_SYNC_EVERY {
             self.sync_in_background();
@@ -226,7 +228,11 @@ impl FileSink {
     /// As [`FileSink::extend`].
     pub fn check_extend(path: &Path, committed_len: u64) -> Result<()> {
         let part = part_path(path);
-        let source = if !path.exists() && part.exists() { part } else { path.to_owned() };
+        let source = if !path.exists() && part.exists() {
+            part
+        } else {
+            path.to_owned()
+        };
         open_checked(&source, committed_len, true).map(drop)
     }
 
@@ -551,7 +557,11 @@ mod tests {
         let done = sink.finish().await?;
         let written = read(&done)?;
         assert_eq!(written.len() as u64, expected);
-        assert!(written.chunks(1024).all(|line| line[..1023] == record[..] && line[1023] == b'\n'));
+        assert!(
+            written
+                .chunks(1024)
+                .all(|line| line[..1023] == record[..] && line[1023] == b'\n')
+        );
         Ok(())
     }
 
@@ -560,7 +570,10 @@ mod tests {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
         let path = dir.path().join("out.ndjson");
         std::fs::write(part_path(&path), b"{\"a\":1}\n").map_err(|e| Error::io("write", e))?;
-        assert!(FileSink::complete_rename(&path, 99).is_err(), "a .part of another length is refused");
+        assert!(
+            FileSink::complete_rename(&path, 99).is_err(),
+            "a .part of another length is refused"
+        );
         assert!(FileSink::complete_rename(&path, 8)?);
         assert_eq!(read(&path)?, b"{\"a\":1}\n");
         assert!(!part_path(&path).exists());

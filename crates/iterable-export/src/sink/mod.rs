@@ -122,7 +122,10 @@ pub fn write_file_atomically(path: &Path, contents: &[u8]) -> Result<()> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let context = || format!("cannot write {}", path.display());
     let mut tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))

@@ -1,6 +1,7 @@
 //! Integration tests of the facade against the mock server (one binary, a module per area).
 
 mod common;
+mod early_end;
 mod endpoints;
 mod errors;
 mod resilience;
