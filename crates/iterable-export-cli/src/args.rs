@@ -90,6 +90,7 @@ pub enum Command {
     /// Export experiment metrics as CSV.
     Experiments(ExperimentsArgs),
     /// Run a demo export against an embedded mock server (no API key needed).
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
 }
 
@@ -214,6 +215,7 @@ pub struct ExperimentsArgs {
 }
 
 /// `demo` options.
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Where to write the demo's files. Example: --output /tmp/demo
@@ -346,7 +348,7 @@ mod tests {
     #[test]
     fn debug_output_hides_the_key() {
         use clap::Parser;
-        let cli = Cli::try_parse_from(["iterable-export", "--api-key", "secret-123", "demo"]);
+        let cli = Cli::try_parse_from(["iterable-export", "--api-key", "secret-123", "experiments"]);
         let shown = format!("{cli:?}");
         assert!(
             shown.contains("api_key: Some(\"***\")") && !shown.contains("secret-123"),

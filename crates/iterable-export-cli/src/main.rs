@@ -1,6 +1,7 @@
 //! `iterable-export`: export Iterable data to files, completely and within the rate limit.
 
 mod args;
+#[cfg(feature = "demo")]
 mod demo;
 mod export;
 mod plan;
@@ -73,6 +74,7 @@ fn report(ui: &Ui, context: &str, err: &Error) -> u8 {
 
 async fn run(cli: Cli, ui: &Ui) -> u8 {
     match cli.command {
+        #[cfg(feature = "demo")]
         Command::Demo(args) => match demo::run(args, &cli.global, ui).await {
             Ok(()) => 0,
             Err(err) => report(ui, "demo", &err),
@@ -218,7 +220,7 @@ mod tests {
         let argv = ["iterable-export", "--api-key", "k"]
             .iter()
             .chain(args)
-            .chain(&["demo"]);
+            .chain(&["experiments"]);
         match Cli::try_parse_from(argv) {
             Ok(cli) => cli.global,
             Err(err) => panic!("{err}"),

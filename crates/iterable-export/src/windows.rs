@@ -108,6 +108,13 @@ pub fn plan_windows(start: DateTime<Utc>, end: DateTime<Utc>, size: Duration) ->
 /// — after which the same records may be delivered again by a retry, or by the two halves of a
 /// split window. A sink that discards everything since `begin` on `abort` therefore sees every
 /// record exactly once. [`FileSink`](crate::FileSink) does that with a file.
+///
+/// The methods return `impl Future` (no boxing, no allocation per record), so `Sink` is not
+/// dyn-compatible: to choose a sink at run time, use an enum that delegates to its variants
+/// (the CLI's `Target` does: a file or standard output). That is deliberate — an export calls
+/// [`record`](Sink::record) up to millions of times a second, and a boxed future per call would
+/// cost an allocation each; an enum costs a branch, and keeps each variant's own methods
+/// (a file's committed length, its `finish`) reachable without downcasting.
 pub trait Sink: Send {
     /// A window attempt starts.
     fn begin(&mut self, window: &Window) -> impl Future<Output = Result<()>> + Send;
