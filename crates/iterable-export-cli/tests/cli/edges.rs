@@ -112,10 +112,9 @@ async fn a_lost_rename_on_either_side_of_the_checkpoint_is_completed() -> TestRe
 
     // The checkpoint says done, the rename did not reach the disk.
     let dir = tempfile::tempdir()?;
-    let (file, part, state) = (
+    let (file, part) = (
         dir.path().join("emailSend.ndjson"),
         dir.path().join("emailSend.ndjson.part"),
-        dir.path().join("state.json"),
     );
     run_expecting(&mock, state_args(dir.path(), &span), 0).await?;
     std::fs::rename(&file, &part)?;

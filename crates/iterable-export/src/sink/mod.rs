@@ -33,14 +33,14 @@ pub fn part_path(path: &Path) -> PathBuf {
 /// ```
 /// use iterable_export::{Error, ExclusiveLock};
 ///
-/// let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+/// let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("state.json.lock");
 /// let held = ExclusiveLock::acquire(&path)?;
 /// let second = ExclusiveLock::acquire(&path);
 /// assert!(matches!(second, Err(Error::Io { .. })));
 /// drop(held);
 /// ExclusiveLock::acquire(&path)?;
-/// # Ok::<(), iterable_export::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]
 pub struct ExclusiveLock {
