@@ -4,8 +4,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use super::columns::{self, Columns, Fit};
 use super::offload::{self, Offload};
-use super::{check_header, lock, part_path, sync_parent_dir};
+use super::{lock, part_path, sync_parent_dir};
 use crate::{Error, Format, Result, Sink, Window};
 
 /// How much may be written between two background syncs of a [`FileSink`].
@@ -14,7 +15,14 @@ const BACKGROUND_SYNC_EVERY: u64 = 64 * 1024 * 1024;
 /// Writes records to `<path>.part` and renames it to `path` when [`FileSink::finish`] is called.
 ///
 /// NDJSON records are written as received, one per line; CSV gets the header row of the first
-/// window once, then the records as received. [`Sink::abort`] truncates the file back to the
+/// window once, then the records as received. CSV windows whose columns differ are aligned to
+/// one header, the union of the columns (see [`Sink::header`] below): a window with fewer
+/// columns or another order has its records rewritten into the file's order; a window with new
+/// columns appends them to the header, and at its commit the file is rewritten once (streamed to
+/// `<path>.part.next`, each earlier record given an empty field per new column), which replaces
+/// `<path>.part` when the next window begins or the export finishes — after the caller has
+/// checkpointed the commit, so [`FileSink::resume`] always finds the file its checkpoint
+/// describes. [`Sink::abort`] truncates the file back to the
 /// end of the last committed window, so a retried window never duplicates a record. After a
 /// crash, [`FileSink::resume`] truncates the `.part` file to the length recorded at the last
 /// commit (see [`FileSink::committed_len`]) and appends from there.
@@ -47,7 +55,14 @@ pub struct FileSink {
     out: Offload<PartFile>,
     committed_len: u64,
     written_len: u64,
-    header: Option<Vec<u8>>,
+    columns: Columns,
+    /// This attempt's records go into the file's columns through this map.
+    remap: Option<Vec<Option<usize>>>,
+    /// This attempt brings new columns: the new header row and how many.
+    grow: Option<(Vec<u8>, usize)>,
+    /// `<path>.part.next` holds the committed file and replaces `<path>.part` at the next
+    /// `begin` or `finish`.
+    next_pending: bool,
     sync_on_commit: bool,
 }
 
@@ -60,6 +75,8 @@ struct PartFile {
     synced_hint: u64,
     background_error: Option<std::io::Error>,
     background: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    /// The replaced `.part` file, kept open (and locked) until `.part.next` is renamed over it.
+    stale: Option<File>,
 }
 
 impl offload::Target for PartFile {
@@ -128,6 +145,65 @@ impl PartFile {
         self.file.sync_data().map_err(|e| self.io_error("cannot sync", e))
     }
 
+    /// Writes `<part>.next`: the new header row, the committed records (`..committed`) each
+    /// padded with `extra` empty fields, then this attempt's records (`committed..`) as they are;
+    /// syncs it and continues in it. Returns its length.
+    fn grow(&mut self, next: &Path, header: &[u8], extra: usize, committed: u64) -> Result<u64> {
+        self.join_background()?;
+        let context = |what: &str| format!("{what} {} to add CSV columns", next.display());
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(next)
+            .map_err(|e| Error::io(context("cannot create"), e))?;
+        lock(&file, next)?;
+        file.set_len(0).map_err(|e| Error::io(context("cannot empty"), e))?;
+        let mut out = std::io::BufWriter::with_capacity(256 * 1024, &file);
+        let io = |e| Error::io(context("cannot write"), e);
+        out.write_all(header).and_then(|()| out.write_all(b"\n")).map_err(io)?;
+        let reopen = |offset: u64| -> Result<File> {
+            let mut f = File::open(&self.part).map_err(|e| self.io_error("cannot read", e))?;
+            f.seek(SeekFrom::Start(offset))
+                .map_err(|e| self.io_error("cannot read", e))?;
+            Ok(f)
+        };
+        columns::pad_records(
+            std::io::BufReader::new(std::io::Read::take(reopen(0)?, committed)),
+            extra,
+            &mut out,
+        )?;
+        std::io::copy(
+            &mut std::io::Read::take(reopen(committed)?, self.written - committed),
+            &mut out,
+        )
+        .map_err(io)?;
+        out.flush().map_err(io)?;
+        drop(out);
+        file.sync_data().map_err(|e| Error::io(context("cannot sync"), e))?;
+        let len = file.metadata().map_err(|e| Error::io(context("cannot read"), e))?.len();
+        let mut file = file;
+        file.seek(SeekFrom::Start(len))
+            .map_err(|e| Error::io(context("cannot seek in"), e))?;
+        self.stale = Some(std::mem::replace(&mut self.file, file));
+        self.written = len;
+        self.synced_hint = len;
+        Ok(len)
+    }
+
+    /// Renames `<part>.next` over `<part>` (or, finishing, over `path`), durably.
+    fn replace_with_next(&mut self, next: &Path, target: &Path) -> Result<()> {
+        std::fs::rename(next, target)
+            .map_err(|e| Error::io(format!("cannot rename {} to {}", next.display(), target.display()), e))?;
+        if target != self.part && self.part.exists() {
+            std::fs::remove_file(&self.part).map_err(|e| self.io_error("cannot remove", e))?;
+        }
+        sync_parent_dir(target)?;
+        self.stale = None;
+        Ok(())
+    }
+
     fn truncate(&mut self, len: u64) -> Result<()> {
         self.file
             .set_len(len)
@@ -157,7 +233,7 @@ impl FileSink {
         lock(&file, &part)?;
         file.set_len(0)
             .map_err(|e| Error::io(format!("cannot empty {}", part.display()), e))?;
-        Self::with_file(path, part, file, 0, None)
+        Self::with_file(path, part, file, 0, Columns::default())
     }
 
     /// Continues a file after an interruption: `<path>.part` is truncated to `committed_len`
@@ -172,6 +248,18 @@ impl FileSink {
     pub fn resume(path: impl Into<PathBuf>, format: Format, committed_len: u64) -> Result<Self> {
         let path = path.into();
         let part = part_path(&path);
+        // A CSV rewrite with new columns that a crash interrupted: its file is the committed one
+        // when the checkpoint recorded its length; otherwise the checkpoint predates it.
+        let next = next_path(&path);
+        if next.exists() {
+            if file_len(&next)? == committed_len {
+                std::fs::rename(&next, &part)
+                    .map_err(|e| Error::io(format!("cannot rename {} to {}", next.display(), part.display()), e))?;
+                sync_parent_dir(&part)?;
+            } else {
+                std::fs::remove_file(&next).map_err(|e| Error::io(format!("cannot remove {}", next.display()), e))?;
+            }
+        }
         if !part.exists() && path.exists() {
             return Self::extend(path, format, committed_len);
         }
@@ -215,6 +303,10 @@ impl FileSink {
     /// # Errors
     /// As [`FileSink::resume`].
     pub fn check_resume(path: &Path, committed_len: u64) -> Result<()> {
+        let next = next_path(path);
+        if next.exists() && file_len(&next)? == committed_len {
+            return open_checked(&next, committed_len, true).map(drop);
+        }
         let part = part_path(path);
         if !part.exists() && path.exists() {
             return Self::check_extend(path, committed_len);
@@ -244,6 +336,20 @@ impl FileSink {
     /// [`Error::Io`] when the `.part` file does not match the checkpoint, or renaming fails.
     pub fn complete_rename(path: &Path, committed_len: u64) -> Result<bool> {
         let part = part_path(path);
+        let next = next_path(path);
+        if !path.exists() && next.exists() && file_len(&next)? == committed_len {
+            // Finishing after a CSV rewrite: `.part.next` is the complete file.
+            open_checked(&next, committed_len, true)?
+                .sync_data()
+                .map_err(|e| Error::io(format!("cannot sync {}", next.display()), e))?;
+            std::fs::rename(&next, path)
+                .map_err(|e| Error::io(format!("cannot rename {} to {}", next.display(), path.display()), e))?;
+            if part.exists() {
+                std::fs::remove_file(&part).map_err(|e| Error::io(format!("cannot remove {}", part.display()), e))?;
+            }
+            sync_parent_dir(path)?;
+            return Ok(true);
+        }
         if path.exists() || !part.exists() {
             return Ok(false);
         }
@@ -258,7 +364,7 @@ impl FileSink {
 
     /// Reads the CSV header back, truncates to `committed_len` and positions for appending.
     fn continue_file(path: PathBuf, part: PathBuf, mut file: File, format: Format, committed_len: u64) -> Result<Self> {
-        let header = if format == Format::Csv && committed_len > 0 {
+        let columns = if format == Format::Csv && committed_len > 0 {
             let mut line = Vec::new();
             BufReader::new(&file)
                 .read_until(b'\n', &mut line)
@@ -266,17 +372,17 @@ impl FileSink {
             while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                 line.pop();
             }
-            Some(line)
+            Columns::from_header(line)?
         } else {
-            None
+            Columns::default()
         };
         file.set_len(committed_len)
             .and_then(|()| file.seek(SeekFrom::Start(committed_len)))
             .map_err(|e| Error::io(format!("cannot truncate {}", path.display()), e))?;
-        Self::with_file(path, part, file, committed_len, header)
+        Self::with_file(path, part, file, committed_len, columns)
     }
 
-    fn with_file(path: PathBuf, part: PathBuf, file: File, len: u64, header: Option<Vec<u8>>) -> Result<Self> {
+    fn with_file(path: PathBuf, part: PathBuf, file: File, len: u64, columns: Columns) -> Result<Self> {
         let out = Offload::spawn(
             "file writer",
             PartFile {
@@ -286,6 +392,7 @@ impl FileSink {
                 synced_hint: len,
                 background_error: None,
                 background: None,
+                stale: None,
             },
         )?;
         Ok(FileSink {
@@ -294,7 +401,10 @@ impl FileSink {
             out,
             committed_len: len,
             written_len: len,
-            header,
+            columns,
+            remap: None,
+            grow: None,
+            next_pending: false,
             sync_on_commit: true,
         })
     }
@@ -326,9 +436,13 @@ impl FileSink {
     /// [`Error::Io`] when writing, syncing or renaming fails.
     pub async fn finish(mut self) -> Result<PathBuf> {
         let (part, path) = (self.part.clone(), self.path.clone());
+        let next = self.next_pending.then(|| next_path(&path));
         self.out
             .call(move |file| {
                 file.sync()?;
+                if let Some(next) = next {
+                    return file.replace_with_next(&next, &path);
+                }
                 std::fs::rename(&part, &path)
                     .map_err(|e| Error::io(format!("cannot rename {} to {}", part.display(), path.display()), e))?;
                 sync_parent_dir(&path)
@@ -382,6 +496,22 @@ fn open_checked(source: &Path, committed_len: u64, exact: bool) -> Result<File> 
     Ok(file)
 }
 
+/// `<path>.part.next`: a CSV file rewritten with new columns, until it replaces `<path>.part`.
+fn next_path(path: &Path) -> PathBuf {
+    let mut name = part_path(path)
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(".next");
+    path.with_file_name(name)
+}
+
+fn file_len(path: &Path) -> Result<u64> {
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))
+}
+
 fn foreign_file(path: &Path, what: String) -> Error {
     Error::io(
         format!(
@@ -395,40 +525,77 @@ fn foreign_file(path: &Path, what: String) -> Error {
 
 impl Sink for FileSink {
     async fn begin(&mut self, _window: &Window) -> Result<()> {
+        self.remap = None;
+        self.grow = None;
+        if self.next_pending {
+            // The caller checkpointed the commit that wrote `.part.next`: it replaces `.part`.
+            let (next, part) = (next_path(&self.path), self.part.clone());
+            self.out.call(move |file| file.replace_with_next(&next, &part)).await?;
+            self.next_pending = false;
+        }
         Ok(())
     }
 
+    /// The window's CSV header row: written if it is the first; otherwise the window's records
+    /// are aligned to the file's columns (see [`FileSink`]).
     async fn header(&mut self, header: &[u8]) -> Result<()> {
-        let output = self.path.display().to_string();
-        if check_header(self.header.as_deref(), header, &output)? {
-            self.write(header).await?;
-            self.write(b"\n").await?;
-            self.header = Some(header.to_vec());
+        match self.columns.fit(header)? {
+            Fit::First => {
+                self.write(header).await?;
+                self.write(b"\n").await?;
+                self.columns.accept(header)?;
+            }
+            Fit::Same => {}
+            Fit::Remap(map) => self.remap = Some(map),
+            Fit::Grow { header, extra, map } => {
+                self.remap = Some(map);
+                self.grow = Some((header, extra));
+            }
         }
         Ok(())
     }
 
     async fn record(&mut self, record: &[u8]) -> Result<()> {
+        if let Some(map) = &self.remap {
+            let mut aligned = Vec::with_capacity(record.len() + map.len());
+            columns::remap(record, map, &mut aligned)?;
+            return self.write(&aligned).await;
+        }
         self.write(record).await?;
         self.write(b"\n").await
     }
 
     async fn commit(&mut self, _window: &Window, _records: u64) -> Result<()> {
-        let sync = self.sync_on_commit;
-        self.out
-            .call(move |file| if sync { file.sync() } else { Ok(()) })
-            .await?;
+        if let Some((header, extra)) = self.grow.take() {
+            let (next, committed) = (next_path(&self.path), self.committed_len);
+            let new_header = header.clone();
+            let len = self
+                .out
+                .call(move |file| file.grow(&next, &new_header, extra, committed))
+                .await?;
+            self.columns.accept(&header)?;
+            self.next_pending = true;
+            self.written_len = len;
+        } else {
+            let sync = self.sync_on_commit;
+            self.out
+                .call(move |file| if sync { file.sync() } else { Ok(()) })
+                .await?;
+        }
+        self.remap = None;
         self.committed_len = self.written_len;
         Ok(())
     }
 
     async fn abort(&mut self, _window: &Window) -> Result<()> {
         self.out.discard();
+        self.remap = None;
+        self.grow = None;
         let len = self.committed_len;
         self.out.call(move |file| file.truncate(len)).await?;
         if self.committed_len == 0 {
             // The header of an aborted first window goes too.
-            self.header = None;
+            self.columns.clear();
         }
         self.written_len = self.committed_len;
         Ok(())
@@ -482,7 +649,9 @@ mod tests {
             sink.record(b"3,4").await?;
             // Simulate a crash: what was written reaches the file, but is never committed.
             sink.out.call(|_| Ok(())).await?;
-            sink.committed_len()
+            let len = sink.committed_len();
+            sink.out.stop();
+            len
         };
         assert_eq!(read(&part_path(&path))?, b"a,b\n1,2\n3,4\n");
         let mut sink = FileSink::resume(&path, Format::Csv, committed)?;
@@ -490,8 +659,6 @@ mod tests {
         sink.header(b"a,b").await?;
         sink.record(b"5,6").await?;
         sink.commit(&w, 1).await?;
-        let mismatch = sink.header(b"a,c").await;
-        assert!(matches!(mismatch, Err(Error::Decode { .. })));
         let done = sink.finish().await?;
         assert_eq!(read(&done)?, b"a,b\n1,2\n5,6\n");
         Ok(())
@@ -588,6 +755,100 @@ mod tests {
         sink.commit(&w, 1).await?;
         sink.finish().await?;
         assert_eq!(read(&path)?, b"{\"a\":1}\n{\"b\":2}\n");
+        Ok(())
+    }
+
+    async fn csv_window(sink: &mut FileSink, header: &[u8], records: &[&[u8]]) -> Result<()> {
+        let w = window();
+        sink.begin(&w).await?;
+        sink.header(header).await?;
+        for record in records {
+            sink.record(record).await?;
+        }
+        sink.commit(&w, records.len() as u64).await
+    }
+
+    /// Columns that change between windows: one file whose header is the union, every value
+    /// under its own column (quoted line breaks included).
+    #[tokio::test]
+    async fn csv_columns_that_change_between_windows_are_aligned_to_their_union() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let path = dir.path().join("user.csv");
+        let mut sink = FileSink::create(&path)?;
+        csv_window(
+            &mut sink,
+            b"email,city",
+            &["a@x.io,\"Z\u{fc}rich\nOld Town\"".as_bytes(), b"b@x.io,"],
+        )
+        .await?;
+        csv_window(&mut sink, b"city,email", &[b"Paris,c@x.io"]).await?;
+        csv_window(&mut sink, b"email,plan,city", &[b"d@x.io,gold,Rome"]).await?;
+        assert!(
+            next_path(&path).exists(),
+            "the rewritten file waits for the next window"
+        );
+        csv_window(&mut sink, b"plan", &[b"silver"]).await?;
+        assert!(!next_path(&path).exists());
+        let len = sink.committed_len();
+        let done = sink.finish().await?;
+        let expected =
+            "email,city,plan\na@x.io,\"Z\u{fc}rich\nOld Town\",\nb@x.io,,\nc@x.io,Paris,\nd@x.io,Rome,gold\n,,silver\n";
+        assert_eq!(String::from_utf8_lossy(&read(&done)?), expected);
+        assert_eq!(len, expected.len() as u64);
+        Ok(())
+    }
+
+    /// A crash after a rewrite with new columns, on either side of the checkpoint: resuming
+    /// with the length the checkpoint holds continues the file it describes.
+    #[tokio::test]
+    async fn a_crash_around_a_column_rewrite_resumes_the_checkpointed_file() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        for checkpointed in [false, true] {
+            let path = dir.path().join(format!("user-{checkpointed}.csv"));
+            let (before, after) = {
+                let mut sink = FileSink::create(&path)?;
+                csv_window(&mut sink, b"a,b", &[b"1,2"]).await?;
+                let before = sink.committed_len();
+                csv_window(&mut sink, b"a,c", &[b"3,4"]).await?;
+                let after = sink.committed_len();
+                sink.out.stop();
+                (before, after)
+            };
+            // The process dies before the next window: both files are on disk.
+            assert!(next_path(&path).exists() && part_path(&path).exists());
+            let committed = if checkpointed { after } else { before };
+            FileSink::check_resume(&path, committed)?;
+            let mut sink = FileSink::resume(&path, Format::Csv, committed)?;
+            assert!(!next_path(&path).exists());
+            if checkpointed {
+                csv_window(&mut sink, b"a,b,c", &[b"5,6,7"]).await?;
+                sink.finish().await?;
+                assert_eq!(read(&path)?, b"a,b,c\n1,2,\n3,,4\n5,6,7\n");
+            } else {
+                csv_window(&mut sink, b"a,b", &[b"8,9"]).await?;
+                sink.finish().await?;
+                assert_eq!(read(&path)?, b"a,b\n1,2\n8,9\n");
+            }
+        }
+        Ok(())
+    }
+
+    /// A power cut after the checkpoint said done but before the rewritten file was renamed.
+    #[tokio::test]
+    async fn a_lost_final_rename_of_a_rewritten_file_is_completed() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let path = dir.path().join("user.csv");
+        let len = {
+            let mut sink = FileSink::create(&path)?;
+            csv_window(&mut sink, b"a", &[b"1"]).await?;
+            csv_window(&mut sink, b"b", &[b"2"]).await?;
+            let len = sink.committed_len();
+            sink.out.stop();
+            len
+        };
+        assert!(FileSink::complete_rename(&path, len)?);
+        assert_eq!(read(&path)?, b"a,b\n1,\n,2\n");
+        assert!(!part_path(&path).exists() && !next_path(&path).exists());
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! Every blocking operation (writes, `fsync`, copies to a slow reader) runs on a writer thread
 //! of the sink's own, never on the async runtime; see `offload.rs`.
 
+mod columns;
 mod dedup;
 mod file;
 mod offload;
@@ -137,23 +138,6 @@ pub fn write_file_atomically(path: &Path, contents: &[u8]) -> Result<()> {
         .map_err(|e| Error::io(context(), e))?;
     tmp.persist(path).map_err(|e| Error::io(context(), e.error))?;
     sync_parent_dir(path)
-}
-
-/// Whether a window's CSV header must be written (`true`: none yet), is the one already
-/// written (`false`), or differs from it (an error: one file cannot hold both).
-fn check_header(first: Option<&[u8]>, header: &[u8], output: &str) -> Result<bool> {
-    match first {
-        None => Ok(true),
-        Some(first) if first == header => Ok(false),
-        Some(_) => Err(Error::Decode {
-            line: 1,
-            offset: 0,
-            message: format!(
-                "the CSV columns of this window differ from those already in {output}; one file cannot hold both — \
-                 export this data type as NDJSON, or use only_fields to fix the columns"
-            ),
-        }),
-    }
 }
 
 #[cfg(test)]

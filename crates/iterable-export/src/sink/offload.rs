@@ -55,6 +55,7 @@ impl<T> Slot<T> {
 pub(crate) struct Offload<T: Target> {
     tx: mpsc::Sender<Job<T>>,
     batch: Vec<u8>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl<T: Target> std::fmt::Debug for Offload<T> {
@@ -69,7 +70,7 @@ impl<T: Target> Offload<T> {
     /// Starts the thread. It ends, dropping the target, when the `Offload` is dropped.
     pub(crate) fn spawn(name: &str, target: T) -> Result<Self> {
         let (tx, mut rx) = mpsc::channel::<Job<T>>(QUEUE);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("iterable-export {name}"))
             .spawn(move || {
                 let mut slot = Slot {
@@ -85,6 +86,7 @@ impl<T: Target> Offload<T> {
         Ok(Offload {
             tx,
             batch: Vec::with_capacity(BATCH),
+            thread,
         })
     }
 
@@ -135,6 +137,17 @@ impl<T: Target> Offload<T> {
         }))
         .await?;
         answer.await.map_err(|_| gone())?
+    }
+}
+
+impl<T: Target> Offload<T> {
+    /// Drops the queue and waits until the thread has ended and dropped the target (closing
+    /// its files and releasing their locks), as a process that dies would. For tests.
+    #[cfg(test)]
+    pub(crate) fn stop(self) {
+        let Offload { tx, thread, .. } = self;
+        drop(tx);
+        let _ = thread.join();
     }
 }
 

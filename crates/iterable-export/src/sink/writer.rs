@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 
-use super::check_header;
+use super::columns::{self, Columns, Fit};
 use super::offload::{self, Offload};
 use crate::{Error, Result, Sink, Window};
 
@@ -13,6 +13,11 @@ use crate::{Error, Result, Sink, Window};
 /// reaches the writer exactly once, memory stays bounded, and the temporary disk space is one
 /// window's records. The spool and the copy run on a thread of the sink's own: a slow reader
 /// of the writer holds back this export only, never the async runtime.
+///
+/// CSV windows with fewer columns than the first, or in another order, have their records
+/// rewritten into the first window's columns. A window that brings new columns fails with an
+/// error: what was written cannot be rewritten with a wider header (a [`FileSink`](crate::FileSink)
+/// can).
 ///
 /// ```
 /// # futures::executor::block_on(async {
@@ -33,8 +38,9 @@ use crate::{Error, Result, Sink, Window};
 #[derive(Debug)]
 pub struct WriterSink<W: Write + Send + 'static> {
     out: Offload<Spooled<W>>,
-    header: Option<Vec<u8>>,
+    columns: Columns,
     header_pending: Option<Vec<u8>>,
+    remap: Option<Vec<Option<usize>>>,
 }
 
 /// The spool file and the writer, owned by the writer thread.
@@ -97,8 +103,9 @@ impl<W: Write + Send + 'static> WriterSink<W> {
         let spool = tempfile::tempfile().map_err(|e| Error::io("cannot create a temporary spool file", e))?;
         Ok(WriterSink {
             out: Offload::spawn("spool", Spooled { spool, out: Some(out) })?,
-            header: None,
+            columns: Columns::default(),
             header_pending: None,
+            remap: None,
         })
     }
 
@@ -123,6 +130,7 @@ impl<W: Write + Send + 'static> WriterSink<W> {
 
     async fn reset(&mut self) -> Result<()> {
         self.header_pending = None;
+        self.remap = None;
         self.out.discard();
         self.out.call(Spooled::reset).await
     }
@@ -134,13 +142,32 @@ impl<W: Write + Send + 'static> Sink for WriterSink<W> {
     }
 
     async fn header(&mut self, header: &[u8]) -> Result<()> {
-        if check_header(self.header.as_deref(), header, "the output")? {
-            self.header_pending = Some(header.to_vec());
+        match self.columns.fit(header)? {
+            Fit::First => self.header_pending = Some(header.to_vec()),
+            Fit::Same => {}
+            Fit::Remap(map) => self.remap = Some(map),
+            Fit::Grow { header, .. } => {
+                return Err(Error::Decode {
+                    line: 1,
+                    offset: 0,
+                    message: format!(
+                        "this window's CSV columns add to those already written to the output (the header would \
+                         become {}); a stream cannot be rewritten with the new columns — export into a file \
+                         (--output DIR), or fix the columns with only_fields",
+                        String::from_utf8_lossy(&header)
+                    ),
+                });
+            }
         }
         Ok(())
     }
 
     async fn record(&mut self, record: &[u8]) -> Result<()> {
+        if let Some(map) = &self.remap {
+            let mut aligned = Vec::with_capacity(record.len() + map.len());
+            columns::remap(record, map, &mut aligned)?;
+            return self.out.write(&aligned).await;
+        }
         self.out.write(record).await?;
         self.out.write(b"\n").await
     }
@@ -148,8 +175,9 @@ impl<W: Write + Send + 'static> Sink for WriterSink<W> {
     async fn commit(&mut self, _window: &Window, _records: u64) -> Result<()> {
         let header = self.header_pending.take();
         if let Some(header) = self.out.call(move |spooled| spooled.publish(header)).await? {
-            self.header = Some(header);
+            self.columns.accept(&header)?;
         }
+        self.remap = None;
         Ok(())
     }
 
@@ -180,8 +208,18 @@ mod tests {
         sink.header(b"a,b").await?;
         sink.record(b"5,6").await?;
         sink.commit(&w, 1).await?;
-        assert!(matches!(sink.header(b"a,c").await, Err(Error::Decode { .. })));
-        assert_eq!(sink.finish().await?, b"a,b\n1,2\n3,4\n5,6\n");
+        // Fewer columns, another order: aligned to the first window's.
+        sink.begin(&w).await?;
+        sink.header(b"b").await?;
+        sink.record(b"7").await?;
+        sink.commit(&w, 1).await?;
+        // New columns cannot be added to what a stream already got.
+        sink.begin(&w).await?;
+        assert!(
+            matches!(sink.header(b"a,c").await, Err(Error::Decode { message, .. }) if message.contains("header would become a,b,c"))
+        );
+        sink.abort(&w).await?;
+        assert_eq!(sink.finish().await?, b"a,b\n1,2\n3,4\n5,6\n,7\n");
         Ok(())
     }
 
