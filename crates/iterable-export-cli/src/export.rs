@@ -226,6 +226,22 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
         ));
         return results;
     }
+    if let Some(dir) = args
+        .state
+        .as_deref()
+        .and_then(Path::parent)
+        .filter(|d| !d.as_os_str().is_empty())
+        && let Err(err) = std::fs::create_dir_all(dir)
+    {
+        results.push((
+            "export".into(),
+            Err(Error::Io {
+                context: format!("cannot create {}", dir.display()),
+                source: err,
+            }),
+        ));
+        return results;
+    }
     // Before the state is read: one run at a time per state file, held until this run ends (the
     // operating system releases it if the process dies). Output files are locked by their sinks
     // (each `.part` file), all opened before the first request.

@@ -191,3 +191,31 @@ async fn incremental_runs_with_edge_look_backs_are_exact() -> TestResult {
     }
     Ok(())
 }
+
+/// The state file's directory is created like the output directory, before its lock file.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_state_file_in_a_new_directory_works() -> TestResult {
+    let config = config(50);
+    let mock = start(config.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    let state = dir.path().join("new/deeper/state.json");
+    let mut all = args(
+        dir.path(),
+        &[
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-02",
+            "--requests-per-minute",
+            "6000",
+        ],
+    );
+    all.extend(["--state".to_owned(), state.display().to_string()]);
+    run_expecting(&mock, all, 0).await?;
+    assert!(state.exists());
+    assert_exact(
+        &dir.path().join("emailSend.ndjson"),
+        &expected_body(&config, "emailSend", day(0), day(1)),
+    )?;
+    Ok(())
+}
