@@ -40,6 +40,18 @@ use crate::{Error, Result};
 /// # Ok::<(), iterable_export::Error>(())
 /// # }).unwrap();
 /// ```
+///
+/// # Cancel safety
+///
+/// [`next()`](futures::StreamExt::next) and [`try_next()`](futures::TryStreamExt::try_next) are
+/// cancel-safe, on this type and on [`CsvDeserialize`]: the received chunks, csv-core's state and
+/// a partial record live in this `CsvRecords`, not in the `next()` future, and a record is taken
+/// out only in the poll that returns it. Dropping a `next()` future that has not completed loses
+/// no byte and no record; the next call goes on where it stopped.
+///
+/// Creating the decoder is not cancel-safe: the future of [`CsvRecords::from_stream`] (and of
+/// [`Export::csv`](crate::Export::csv)) owns the body while it reads the header row, so dropping
+/// it before it completes drops the body too. Start again from a new body (a new request).
 pub struct CsvRecords {
     body: ByteStream,
     parser: CsvParser,

@@ -194,6 +194,16 @@ pub(crate) fn cut_off(line: u64, offset: u64) -> Error {
 /// # Ok::<(), iterable_export::Error>(())
 /// # }).unwrap();
 /// ```
+///
+/// # Cancel safety
+///
+/// [`next()`](futures::StreamExt::next) and [`try_next()`](futures::TryStreamExt::try_next) are
+/// cancel-safe. Their future does nothing but call `poll_next`, and `poll_next` keeps everything
+/// in this `Lines`: a chunk is moved into the line buffer in the same poll that receives it, and a
+/// line is taken out only in the poll that returns it. So dropping a `next()` future that has not
+/// completed (the losing branch of `tokio::select!`, an expired `tokio::time::timeout`) loses no
+/// byte and no line; the next call goes on where that one stopped, and line numbers and offsets
+/// stay right. Only dropping the `Lines` itself drops the body (and its connection).
 pub struct Lines {
     body: ByteStream,
     splitter: LineSplitter,

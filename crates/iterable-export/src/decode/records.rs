@@ -30,6 +30,14 @@ use crate::{Event, Result};
 /// assert_eq!(records[1].email.as_deref(), Some("d@e.f"));
 /// # });
 /// ```
+///
+/// # Cancel safety
+///
+/// [`next()`](futures::StreamExt::next) and [`try_next()`](futures::TryStreamExt::try_next) are
+/// cancel-safe, as for [`Lines`]: the received bytes and the partial line live in this `Records`
+/// (not in the `next()` future), and a line is parsed only in the poll that returns its record.
+/// Dropping a `next()` future that has not completed loses no byte and no record; the next call
+/// goes on where it stopped. Only dropping the `Records` drops the body.
 pub struct Records<T = Event> {
     lines: Lines,
     done: bool,

@@ -32,6 +32,15 @@ use crate::{Error, Event, Result};
 /// }
 /// # });
 /// ```
+///
+/// # Cancel safety
+///
+/// [`next()`](futures::StreamExt::next) and [`try_next()`](futures::TryStreamExt::try_next) are
+/// cancel-safe: the first bytes read to recognise the form, the received chunks and a partial
+/// event all live in this `UserEvents`, not in the `next()` future, and an event is taken out only
+/// in the poll that returns it. Dropping a `next()` future that has not completed loses no byte
+/// and no event; the next call goes on where it stopped. Only dropping the `UserEvents` drops the
+/// body.
 pub struct UserEvents {
     inner: Inner,
     max: usize,
