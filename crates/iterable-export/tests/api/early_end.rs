@@ -92,7 +92,12 @@ async fn an_ndjson_body_closed_mid_record_is_retried_not_committed() -> TestResu
         .ok_or("body too short")?;
     let (base_url, requests) = close_delimited_server(body.clone(), "application/x-ndjson", 2, cut_at).await?;
     let (out, records, retries) = export(&base_url, Format::Ndjson).await?;
-    assert!(out == body, "the output is the whole body, once ({} bytes, expected {})", out.len(), body.len());
+    assert!(
+        out == body,
+        "the output is the whole body, once ({} bytes, expected {})",
+        out.len(),
+        body.len()
+    );
     assert_eq!(records, 3000);
     assert_eq!(retries, 2);
     assert_eq!(requests.load(Ordering::SeqCst), 3);
