@@ -105,9 +105,10 @@ impl State {
     /// over it, directory synced): a crash leaves the old state or the new, and two writers
     /// never share a temporary file.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| io_error("cannot serialize the state", std::io::Error::other(e)))?;
-        iterable_export::write_file_atomically(path, &json)
+        // Streamed into the file: a state with a million remembered records is ~20 MiB of JSON.
+        iterable_export::write_file_atomically_with(path, |out| {
+            serde_json::to_writer_pretty(out, self).map_err(std::io::Error::other)
+        })
     }
 
     /// The lock file of a state file: `.<name>.lock` beside it. A run holds it for its whole

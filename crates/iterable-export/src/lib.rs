@@ -64,5 +64,6 @@ pub use limit::{MAX_RETRY_AFTER, RateLimit, RetryPolicy, Stats};
 pub use region::Region;
 pub use sink::{
     Dedup, ExclusiveLock, FileSink, RecordId, WriterSink, part_path, sync_parent_dir, write_file_atomically,
+    write_file_atomically_with,
 };
 pub use windows::{Sink, Window, WindowOptions, WindowedSummary, plan_windows};

@@ -41,8 +41,13 @@ impl RecordId {
 
     /// A list of identities as one compact text: the concatenated bytes in standard base64.
     pub fn encode_list(ids: &[RecordId]) -> String {
-        let bytes: Vec<u8> = ids.iter().flat_map(|id| id.0).collect();
-        base64::engine::general_purpose::STANDARD.encode(bytes)
+        // Streamed: no copy of the concatenated bytes (16 MiB for a million identities).
+        let mut encoder = base64::write::EncoderStringWriter::new(&base64::engine::general_purpose::STANDARD);
+        for id in ids {
+            // Writing into a String cannot fail.
+            let _ = std::io::Write::write_all(&mut encoder, &id.0);
+        }
+        encoder.into_inner()
     }
 
     /// Reads a list written by [`RecordId::encode_list`].

@@ -119,6 +119,20 @@ pub fn sync_parent_dir(path: &Path) -> Result<()> {
 /// # Errors
 /// [`Error::Io`] naming `path` when any step fails; the temporary file is then removed.
 pub fn write_file_atomically(path: &Path, contents: &[u8]) -> Result<()> {
+    write_file_atomically_with(path, |out| out.write_all(contents))
+}
+
+/// Like [`write_file_atomically`], with the contents streamed by `write` into a buffered
+/// writer, so a large file (a checkpoint with many remembered records) is never held in memory
+/// whole.
+///
+/// # Errors
+/// [`Error::Io`] naming `path` when `write` or any step fails; the temporary file is then
+/// removed.
+pub fn write_file_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
@@ -128,14 +142,17 @@ pub fn write_file_atomically(path: &Path, contents: &[u8]) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let context = || format!("cannot write {}", path.display());
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| Error::io(context(), e))?;
-    tmp.write_all(contents)
-        .and_then(|()| tmp.as_file().sync_all())
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, tmp);
+    write(&mut out)
+        .and_then(|()| out.flush())
         .map_err(|e| Error::io(context(), e))?;
+    let tmp = out.into_inner().map_err(|e| Error::io(context(), e.into_error()))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(context(), e))?;
     tmp.persist(path).map_err(|e| Error::io(context(), e.error))?;
     sync_parent_dir(path)
 }

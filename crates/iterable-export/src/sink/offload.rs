@@ -55,6 +55,8 @@ impl<T> Slot<T> {
 pub(crate) struct Offload<T: Target> {
     tx: mpsc::Sender<Job<T>>,
     batch: Vec<u8>,
+    /// Detached outside tests: it ends by itself when the queue is dropped.
+    #[cfg(test)]
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -70,6 +72,7 @@ impl<T: Target> Offload<T> {
     /// Starts the thread. It ends, dropping the target, when the `Offload` is dropped.
     pub(crate) fn spawn(name: &str, target: T) -> Result<Self> {
         let (tx, mut rx) = mpsc::channel::<Job<T>>(QUEUE);
+        #[cfg_attr(not(test), allow(unused_variables))]
         let thread = std::thread::Builder::new()
             .name(format!("iterable-export {name}"))
             .spawn(move || {
@@ -86,6 +89,7 @@ impl<T: Target> Offload<T> {
         Ok(Offload {
             tx,
             batch: Vec::with_capacity(BATCH),
+            #[cfg(test)]
             thread,
         })
     }
