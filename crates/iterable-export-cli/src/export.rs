@@ -87,31 +87,58 @@ struct Tracked {
     checkpoint: Option<Checkpoint>,
 }
 
-struct Checkpoint {
-    state: Arc<Mutex<State>>,
+/// The state file shared by every data type of a run.
+struct Checkpoints {
     path: PathBuf,
+    /// The state and the number of updates made to it.
+    state: Mutex<(State, u64)>,
+    /// Held while saving; holds the number of updates the file on disk reflects.
+    saved: tokio::sync::Mutex<u64>,
+}
+
+/// One data type's view of the shared state file.
+struct Checkpoint {
+    shared: Arc<Checkpoints>,
     key: String,
 }
 
+fn poisoned() -> Error {
+    Error::Io {
+        context: "the state is unusable after a panic".into(),
+        source: std::io::Error::other("poisoned lock"),
+    }
+}
+
 impl Checkpoint {
-    /// Updates this data type's entry and saves the state file, on a blocking thread: the
-    /// `fsync`s of a save must not stall the other downloads on the runtime.
-    async fn update(&self, update: impl FnOnce(&mut Entry) + Send + 'static) -> iterable_export::Result<()> {
-        let (state, path, key) = (self.state.clone(), self.path.clone(), self.key.clone());
-        let save = move || {
-            let mut state = state.lock().map_err(|_| Error::Io {
-                context: "the state is unusable after a panic".into(),
-                source: std::io::Error::other("poisoned lock"),
-            })?;
-            if let Some(entry) = state.exports.get_mut(&key) {
+    /// Updates this data type's entry and waits until the state file on disk holds the update.
+    /// Saves run on a blocking thread (their `fsync`s must not stall the runtime), one at a
+    /// time, and a save covers every update made before it started: data types that commit
+    /// while another one saves share the next save (group commit) instead of queueing one
+    /// `fsync` each.
+    async fn update(&self, update: impl FnOnce(&mut Entry)) -> iterable_export::Result<()> {
+        let version = {
+            let mut guard = self.shared.state.lock().map_err(|_| poisoned())?;
+            if let Some(entry) = guard.0.exports.get_mut(&self.key) {
                 update(entry);
             }
-            state.save(&path)
+            guard.1 += 1;
+            guard.1
         };
-        tokio::task::spawn_blocking(save).await.map_err(|err| Error::Io {
+        let mut saved = self.shared.saved.lock().await;
+        if *saved >= version {
+            return Ok(());
+        }
+        let shared = self.shared.clone();
+        let save = move || -> iterable_export::Result<u64> {
+            let guard = shared.state.lock().map_err(|_| poisoned())?;
+            guard.0.save(&shared.path)?;
+            Ok(guard.1)
+        };
+        *saved = tokio::task::spawn_blocking(save).await.map_err(|err| Error::Io {
             context: "saving the state file failed".into(),
             source: std::io::Error::other(err.to_string()),
-        })?
+        })??;
+        Ok(())
     }
 }
 
@@ -121,7 +148,7 @@ impl Tracked {
         self.bar.set_message(format!("{} records", HumanCount(records)));
     }
 
-    async fn save(&self, update: impl FnOnce(&mut Entry) + Send + 'static) -> iterable_export::Result<()> {
+    async fn save(&self, update: impl FnOnce(&mut Entry)) -> iterable_export::Result<()> {
         match &self.checkpoint {
             Some(checkpoint) => checkpoint.update(update).await,
             None => Ok(()),
@@ -292,21 +319,25 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
         return results;
     }
 
-    let shared = state.map(|mut state| {
-        for job in &jobs {
-            if let Some(entry) = &job.entry {
-                state.exports.insert(job.key.clone(), entry.clone());
+    let shared = match (state, &args.state) {
+        (Some(mut state), Some(path)) => {
+            for job in &jobs {
+                if let Some(entry) = &job.entry {
+                    state.exports.insert(job.key.clone(), entry.clone());
+                }
             }
+            if let Err(err) = state.save(path) {
+                results.push(("export".into(), Err(err)));
+                return results;
+            }
+            Some(Arc::new(Checkpoints {
+                path: path.clone(),
+                state: Mutex::new((state, 0)),
+                saved: tokio::sync::Mutex::new(0),
+            }))
         }
-        Arc::new(Mutex::new(state))
-    });
-    if let (Some(shared), Some(path)) = (&shared, &args.state)
-        && let Ok(state) = shared.lock()
-        && let Err(err) = state.save(path)
-    {
-        results.push(("export".into(), Err(err)));
-        return results;
-    }
+        _ => None,
+    };
 
     let options = WindowOptions::default()
         .with_size(args.window)
@@ -326,14 +357,10 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
     }
     let mut tasks = tokio::task::JoinSet::new();
     for (job, target) in opened {
-        let checkpoint = match (&shared, &args.state) {
-            (Some(state), Some(path)) => Some(Checkpoint {
-                state: state.clone(),
-                path: path.clone(),
-                key: job.key.clone(),
-            }),
-            _ => None,
-        };
+        let checkpoint = shared.as_ref().map(|shared| Checkpoint {
+            shared: shared.clone(),
+            key: job.key.clone(),
+        });
         let name = job.data_type.to_string();
         let bar = ui.bar(&name);
         let ui = ui.clone();
