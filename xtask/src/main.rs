@@ -5,18 +5,19 @@
 //! cargo xtask generate --check  # fail with a diff when the checked-in file is stale
 //! ```
 
-mod codegen;
-mod transform;
-
 use std::process::ExitCode;
+
+use xtask::codegen;
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
   generate [--check]   regenerate crates/iterable-export-gen/src/generated.rs from
-                       spec/iterable-export-api-openapi.yml; with --check, change
-                       nothing and fail with a diff when the checked-in file is stale";
+                       spec/iterable-export-api-openapi.yml and the overlays in
+                       spec/overlays/ (applied in file-name order); with --check,
+                       change nothing and fail with a diff when the checked-in file
+                       is stale";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -41,7 +41,7 @@ async fn events_decode_every_record_and_round_trip() -> TestResult {
         DataType::EmailSend,
         DataType::EmailOpen,
         DataType::CustomEvent,
-        DataType::UserUpdate,
+        DataType::User,
         DataType::Purchase,
     ] {
         let events: Vec<Event> = client
