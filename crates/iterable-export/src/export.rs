@@ -59,6 +59,10 @@ impl Format {
 
 /// A response body as it arrives: a stream of byte chunks. Memory stays bounded by the chunk
 /// size; errors (a connection cut, a read timeout) arrive as items.
+///
+/// Two views of the same bytes: this type is a [`Stream`] of [`Bytes`] chunks, and
+/// [`Body::into_async_read`] turns it into a [`tokio::io::AsyncBufRead`] for code that reads
+/// bytes (`tokio::io::copy_buf`, `lines()`, a decompressor, a CSV reader on tokio).
 pub struct Body {
     inner: ByteStream,
 }
@@ -80,6 +84,37 @@ impl Stream for Body {
 impl Body {
     pub(crate) fn into_inner(self) -> ByteStream {
         self.inner
+    }
+
+    /// The body as a [`tokio::io::AsyncBufRead`] (and so an [`AsyncRead`](tokio::io::AsyncRead)),
+    /// buffering one chunk at a time, as the chunks arrive.
+    ///
+    /// An error of the body (a connection cut, a read timeout) becomes a [`std::io::Error`] that
+    /// holds this crate's [`Error`]: get it back with
+    /// `io_error.get_ref().and_then(|e| e.downcast_ref::<iterable_export::Error>())`. Its kind is
+    /// [`TimedOut`](std::io::ErrorKind::TimedOut) for a timeout, otherwise
+    /// [`Other`](std::io::ErrorKind::Other) (see `From<Error> for std::io::Error`). A body that
+    /// ends early without an error reads as a shorter body, as with the [`Stream`].
+    ///
+    /// ```no_run
+    /// use iterable_export::{Client, DataType, Format, Range};
+    ///
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = Client::from_env()?;
+    /// let body = client.export(DataType::EmailSend).range(Range::Yesterday).body(Format::Csv).await?;
+    /// let mut reader = body.into_async_read();
+    /// let mut file = tokio::fs::File::create("email-sends.csv").await?;
+    /// match tokio::io::copy_buf(&mut reader, &mut file).await {
+    ///     Ok(bytes) => println!("{bytes} bytes"),
+    ///     Err(err) => match err.get_ref().and_then(|e| e.downcast_ref::<iterable_export::Error>()) {
+    ///         Some(export_error) => eprintln!("the export failed: {export_error}"),
+    ///         None => eprintln!("writing the file failed: {err}"),
+    ///     },
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn into_async_read(self) -> impl tokio::io::AsyncBufRead + Send + Unpin {
+        tokio_util::io::StreamReader::new(futures::TryStreamExt::map_err(self.inner, std::io::Error::from))
     }
 }
 
@@ -298,7 +333,9 @@ impl Export {
     /// Validation errors before sending; the API's error for an error status.
     pub async fn body(&self, format: Format) -> Result<Body> {
         self.validate()?;
-        self.client.with_retries(true, || self.open(format)).await
+        self.client
+            .with_retries(crate::client::Throttle::ExportLimit, || self.open(format))
+            .await
     }
 
     /// One attempt, no retry, no rate limiting.
@@ -449,7 +486,9 @@ impl UserEventsRequest {
     /// Sends the request (retrying transient failures) and returns the raw body.
     pub async fn body(&self) -> Result<Body> {
         self.validate()?;
-        self.client.with_retries(false, || self.open()).await
+        self.client
+            .with_retries(crate::client::Throttle::Unlimited, || self.open())
+            .await
     }
 
     async fn open(&self) -> Result<Body> {
@@ -564,7 +603,9 @@ impl ExperimentMetricsRequest {
     /// Sends the request (retrying transient failures) and returns the raw CSV body.
     pub async fn body(&self) -> Result<Body> {
         self.validate()?;
-        self.client.with_retries(false, || self.open()).await
+        self.client
+            .with_retries(crate::client::Throttle::Unlimited, || self.open())
+            .await
     }
 
     async fn open(&self) -> Result<Body> {

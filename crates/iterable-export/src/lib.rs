@@ -47,9 +47,11 @@ mod decode;
 mod error;
 mod event;
 mod export;
-mod limit;
+mod rate_limit;
 mod region;
+mod retry;
 mod sink;
+mod stats;
 mod windows;
 
 pub use client::{ApiKey, Client, ClientBuilder};
@@ -60,10 +62,12 @@ pub use export::{
     ALL_DATA_TYPES, Body, DataType, ExperimentMetricsRequest, Export, Format, MAX_METRICS_IDS, Range,
     UserEventsRequest, format_iterable_time,
 };
-pub use limit::{MAX_RETRY_AFTER, RateLimit, RetryPolicy, Stats};
+pub use rate_limit::{MAX_RETRY_AFTER, RateLimit};
 pub use region::Region;
+pub use retry::RetryPolicy;
 pub use sink::{
     Dedup, ExclusiveLock, FileSink, RecordId, WriterSink, part_path, sync_parent_dir, write_file_atomically,
     write_file_atomically_with,
 };
+pub use stats::Stats;
 pub use windows::{Sink, Window, WindowOptions, WindowedSummary, plan_windows};

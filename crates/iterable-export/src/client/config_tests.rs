@@ -7,6 +7,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use iterable_export_mock::{Fault, MockConfig, MockServer};
 
+use super::Throttle;
 use crate::{Client, ClientBuilder, DataType, Error, Range, RateLimit, RetryPolicy, Sink, Window, WindowOptions};
 
 type TestResult = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
@@ -206,7 +207,7 @@ async fn retries_with_the_longest_backoffs_do_not_overflow() -> TestResult {
         .build()?;
     let mut attempts = 0u32;
     let result: crate::Result<()> = client
-        .with_retries(false, || {
+        .with_retries(Throttle::Unlimited, || {
             attempts += 1;
             async {
                 Err(Error::Transport {
@@ -227,7 +228,7 @@ async fn retries_with_the_longest_backoffs_do_not_overflow() -> TestResult {
     // 429s without Retry-After use the same saturated backoff; their budget is 4 × max_retries.
     let mut attempts = 0u32;
     let result: crate::Result<()> = client
-        .with_retries(false, || {
+        .with_retries(Throttle::Unlimited, || {
             attempts += 1;
             async {
                 Err(Error::RateLimited {

@@ -1,5 +1,6 @@
 //! Integration tests of the facade against the mock server (one binary, a module per area).
 
+mod body_reader;
 mod common;
 mod early_end;
 mod endpoints;
