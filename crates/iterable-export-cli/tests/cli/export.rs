@@ -116,6 +116,51 @@ async fn export_to_stdout() -> TestResult {
     Ok(())
 }
 
+/// Proves: an export to standard output whose bodies are cut mid-record (retried, then split)
+/// still writes every record exactly once, and exits 0: only committed windows reach stdout.
+#[tokio::test(flavor = "multi_thread")]
+async fn stdout_export_under_truncation_faults_is_exact() -> TestResult {
+    let config = config(800);
+    let mock = start(config.clone()).await?;
+    // The first window is cut twice (after a retry it is split in two), then no more.
+    mock.inject(iterable_export_mock::Fault::Truncate {
+        after_bytes: 30_000,
+        count: 2,
+    });
+    let output = run_expecting(
+        &mock,
+        [
+            "export",
+            "--data-type",
+            "emailOpen",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-01-03",
+            "--window",
+            "6h",
+            "--max-window",
+            "6h",
+            "--requests-per-minute",
+            "6000",
+            "--output",
+            "-",
+        ],
+        0,
+    )
+    .await?;
+    assert_same_records(
+        &output.stdout,
+        &expected_body(&config, "emailOpen", day(0), day(2)),
+        "stdout",
+    );
+    let cut = mock.requests().iter().filter(|r| !r.completed).count();
+    assert_eq!(cut, 2, "both cuts happened");
+    assert!(mock.pending_faults().is_empty());
+    assert_stderr_contains(&output, "1 windows split");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn user_events_and_experiments_write_the_body_as_served() -> TestResult {
     let mock = start(config(50)).await?;
@@ -222,7 +267,7 @@ async fn a_single_window_csv_file_is_the_body_byte_for_byte() -> TestResult {
         .api_key(mock.api_key())
         .base_url(mock.base_url())
         .build()?;
-    let body: Vec<bytes::Bytes> = client
+    let body: Vec<_> = client
         .export(iterable_export::DataType::EmailClick)
         .between(day(0), day(2))
         .body(iterable_export::Format::Csv)

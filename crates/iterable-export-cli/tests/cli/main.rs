@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `iterable-export` binary against the mock server.
 
 mod common;
+mod crash;
 mod edges;
 mod errors;
 mod export;

@@ -33,16 +33,57 @@ fn export_args(dir: &std::path::Path) -> Vec<String> {
     .collect()
 }
 
+/// Waits until request number `from` (1-based) or a later one is held mid-body by a stall, then
+/// kills the child (SIGKILL) and waits for it. Fails if the export ends first.
+pub async fn kill_when_held(
+    mock: &iterable_export_mock::MockServer,
+    child: &mut std::process::Child,
+    from: usize,
+    held_at: u64,
+) -> TestResult {
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let held = mock
+            .requests()
+            .iter()
+            .skip(from - 1)
+            .any(|r| r.bytes_sent == held_at && !r.completed);
+        if held {
+            child.kill()?; // SIGKILL
+            child.wait()?;
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            return Err(format!("the export ended ({status}) before request {from} was held").into());
+        }
+        assert!(std::time::Instant::now() < give_up, "request {from} was never held");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Proves: an export killed (SIGKILL) in the middle of a window, at several points, and rerun
+/// with the same arguments ends with exactly the served records, and the rerun requests exactly
+/// the windows its checkpoint does not hold: the kill costs the one window in flight, no more.
+/// Each kill is triggered by an event — the mock holding request N's body mid-way — not by a
+/// delay, and what is asserted follows from what the mock and the state file show at the kill.
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_at_any_moment_then_resumed_is_exact() -> TestResult {
-    let mut resumed = 0;
-    for kill_after_ms in [150u64, 700, 1300] {
-        let config = config(4000);
+    let config = config(4000);
+    // The windows an uninterrupted run requests: 8 of 6 hours, the last one without the 5-minute
+    // look-back tail, which is requested on its own.
+    let reference = {
         let mock = start(config.clone()).await?;
-        // Every body pauses 200 ms midway, so the kill lands inside some window.
+        let dir = tempfile::tempdir()?;
+        run_expecting(&mock, export_args(dir.path()), 0).await?;
+        windows_requested(&mock)
+    };
+    assert_eq!(reference.len(), 9, "{reference:?}");
+    for kill_from in [2usize, 4, 6] {
+        let mock = start(config.clone()).await?;
+        // Every body pauses for 150 ms after 100 000 bytes (a sixth of a window).
         mock.inject(Fault::Stall {
             after_bytes: 100_000,
-            duration: Duration::from_millis(200),
+            duration: Duration::from_millis(150),
             count: 100,
         });
         let dir = tempfile::tempdir()?;
@@ -51,43 +92,49 @@ async fn killed_at_any_moment_then_resumed_is_exact() -> TestResult {
             .stderr(std::process::Stdio::null())
             .stdout(std::process::Stdio::null());
         let mut child = cmd.spawn()?;
-        tokio::time::sleep(Duration::from_millis(kill_after_ms)).await;
-        child.kill()?; // SIGKILL
-        tokio::task::spawn_blocking(move || child.wait()).await??;
-        let before = mock.counters().requests;
-        if let Ok(text) = std::fs::read_to_string(dir.path().join("state.json")) {
-            let state: serde_json::Value = serde_json::from_str(&text)?;
-            assert_eq!(
-                state["exports"]["emailSend.ndjson"]["done"], false,
-                "killed at {kill_after_ms} ms"
-            );
-        }
+        kill_when_held(&mock, &mut child, kill_from, 100_000).await?;
+        mock.clear_faults();
+        let log = mock.requests();
+        let served = log.len();
+        let last_completed = log.last().is_some_and(|r| r.completed);
+        let state = read_state(&dir.path().join("state.json"))?;
+        let entry = &state["exports"]["emailSend.ndjson"];
+        assert_eq!(entry["done"], false, "killed in request {served}");
         assert!(
             !dir.path().join("emailSend.ndjson").exists(),
-            "killed at {kill_after_ms} ms: no complete-looking file"
+            "killed in request {served}: no complete-looking file"
         );
+        let cursor = entry["cursor"]
+            .as_str()
+            .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+            .ok_or_else(|| format!("no cursor in {entry}"))?;
+        let committed = reference.iter().take_while(|w| w.1 <= cursor).count();
+        assert_eq!(
+            reference.get(committed.wrapping_sub(1)).map_or(day(0), |w| w.1),
+            cursor,
+            "the checkpoint ends on a window's end"
+        );
+        // The window in flight at the kill is not in the checkpoint; every earlier one is.
+        if last_completed {
+            assert!((served - 1..=served).contains(&committed), "{committed} of {served}");
+        } else {
+            assert_eq!(committed, served - 1, "killed mid-body in request {served}");
+        }
 
         let output = run_expecting(&mock, export_args(dir.path()), 0).await?;
         assert_exact(
             &dir.path().join("emailSend.ndjson"),
             &expected_body(&config, "emailSend", day(0), day(2)),
         )?;
-        let total = mock.counters().requests;
-        // 8 windows (7 plus the 5-minute tail split off for the next run = 9 requests); the kill
-        // can cost at most the one window that was in flight.
-        assert!(
-            total <= 9 + 1,
-            "killed at {kill_after_ms} ms: {before} + {} requests",
-            total - before
+        assert_eq!(
+            windows_requested(&mock)[served..],
+            reference[committed..],
+            "killed in request {served}: the rerun asks for exactly the windows not checkpointed"
         );
-        if stderr(&output).contains("resumed from") {
-            resumed += 1;
+        if committed > 0 {
+            assert_stderr_contains(&output, &format!("resumed from {}", cursor.to_rfc3339()));
         }
     }
-    assert!(
-        resumed >= 2,
-        "only {resumed} of the kills landed mid-export: the test proved too little"
-    );
     Ok(())
 }
 
@@ -132,7 +179,7 @@ async fn incremental_sync_continues_and_drops_the_look_back_duplicates() -> Test
     let dropped = iterable_export_mock::expected_count(&config, "emailSend", day(1) - TimeDelta::minutes(5), day(1))?;
     assert!(dropped > 0);
     assert_stderr_contains(&output, &format!("({dropped} duplicates from the look-back dropped)"));
-    let query = &mock.requests().last().map(|r| r.query.clone()).unwrap_or_default();
+    let query = &mock.requests().last().ok_or("no request")?.query.clone();
     assert!(query.contains("endDateTime=2024-01-03"), "{query}");
 
     let output = run_expecting(&mock, next, 0).await?;
