@@ -9,6 +9,10 @@ use crate::ExportRange;
 use crate::data::DataParams;
 
 /// The rate limit of `data.json` and `data.csv` (each endpoint has its own rolling window).
+///
+/// The window runs on tokio's clock: the real clock, except in a test that pauses tokio's time
+/// (`#[tokio::test(start_paused = true)]`) with the server on its runtime, where it follows the
+/// paused clock, so a test can check a client's pacing without waiting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimit {
     /// Requests allowed per `window`; `0` disables the limit.
