@@ -323,8 +323,10 @@ mod tests {
         assert_eq!(parse_lookback("24h"), Ok(MAX_LOOKBACK));
         assert_eq!(
             parse_lookback("300500ms"),
-            Err("\"300500ms\" is not a whole number of seconds: Iterable's dates have second precision; use e.g. 300s"
-                .to_owned())
+            Err(
+                "\"300500ms\" is not a whole number of seconds: Iterable's dates have second precision; use e.g. 300s"
+                    .to_owned()
+            )
         );
         assert!(parse_lookback("24h 1s").is_err_and(|e| e.contains("longer than the longest look-back, 24h")));
         assert!(parse_lookback("soon").is_err_and(|e| e.contains("is not a duration")));

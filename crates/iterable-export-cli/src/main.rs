@@ -154,9 +154,7 @@ async fn write_body(mut body: iterable_export::Body, output: &Path) -> iterable_
         let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
         let mut bytes = 0u64;
         while let Some(chunk) = body.try_next().await? {
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| io("cannot write", output, e))?;
+            out.write_all(&chunk).await.map_err(|e| io("cannot write", output, e))?;
             bytes += chunk.len() as u64;
         }
         out.flush().await.map_err(|e| io("cannot write", output, e))?;
@@ -186,7 +184,13 @@ async fn write_body(mut body: iterable_export::Body, output: &Path) -> iterable_
     let published = output.to_owned();
     tokio::task::spawn_blocking(move || iterable_export::sync_parent_dir(&published))
         .await
-        .map_err(|e| io("cannot sync the directory of", output, std::io::Error::other(e.to_string())))??;
+        .map_err(|e| {
+            io(
+                "cannot sync the directory of",
+                output,
+                std::io::Error::other(e.to_string()),
+            )
+        })??;
     drop(lock);
     Ok(bytes)
 }

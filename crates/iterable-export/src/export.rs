@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 use crate::decode::ByteStream;
 use crate::{Client, CsvRecords, Error, Event, Lines, Records, Result, UserEvents};
 
-/// The kind of records to export (`emailSend`, `emailOpen`, `userUpdate`, …): the spec's
+/// The kind of records to export (`emailSend`, `emailOpen`, `user`, … — the 53 names Iterable accepts): the spec's
 /// `dataTypeName` enum, generated from the OpenAPI document.
 ///
 /// ```

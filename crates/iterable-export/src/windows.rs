@@ -105,6 +105,7 @@ pub fn plan_windows(start: DateTime<Utc>, end: DateTime<Utc>, size: Duration) ->
 /// [`begin`](Sink::begin), then [`header`](Sink::header) (CSV only) and
 /// [`record`](Sink::record) for each record in order, then either [`commit`](Sink::commit)
 /// when the window's body arrived completely, or [`abort`](Sink::abort) when the attempt failed
+/// (also after a failed `commit`, before the export returns its error)
 /// — after which the same records may be delivered again by a retry, or by the two halves of a
 /// split window. A sink that discards everything since `begin` on `abort` therefore sees every
 /// record exactly once. [`FileSink`](crate::FileSink) does that with a file.
@@ -306,7 +307,12 @@ impl Export {
                 sink.begin(&window).await?;
                 let err = match deliver(&attempt, options.format, sink).await {
                     Ok((records, bytes, elapsed)) => {
-                        sink.commit(&window, records).await?;
+                        if let Err(err) = sink.commit(&window, records).await {
+                            // The window's state in the sink is unknown: take it back to the last
+                            // commit (a file is truncated) before giving up.
+                            let _ = sink.abort(&window).await;
+                            return Err(err);
+                        }
                         plan.completed(elapsed < slot / 2);
                         summary.windows += 1;
                         summary.records += records;

@@ -763,6 +763,7 @@ async fn a_sink_that_fails_to_commit_stops_the_export() -> TestResult {
     assert_eq!(err.to_string(), "test sink: cannot commit window 2: disk full");
     let events = snapshot(&sink.inner.events());
     assert_eq!((events.begins.len(), events.commits, events.records), (2, 1, 50));
+    assert_eq!(events.aborts, 1, "the failed commit's window is taken back");
     assert_records(
         sink.inner.committed(),
         &expected_body(&mock_config, "emailSend", day(0, 0), day(0, 6)),
