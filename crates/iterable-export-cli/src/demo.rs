@@ -62,7 +62,11 @@ pub async fn run(args: DemoArgs, global: &Global, ui: &Ui) -> Result<(), Error> 
             args.output.display()
         ));
         let export_args = ExportArgs {
-            data_types: DEMO_DATA_TYPES.to_vec(),
+            data_types: DEMO_DATA_TYPES
+                .iter()
+                .copied()
+                .map(crate::args::DataTypeArg::One)
+                .collect(),
             start: Some(start),
             end: Some(today),
             range: None,

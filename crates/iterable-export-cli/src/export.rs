@@ -218,7 +218,8 @@ impl Sink for Tracked {
 pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, iterable_export::Result<Report>)> {
     let mut results = Vec::new();
     let to_stdout = args.output.as_os_str() == "-";
-    if to_stdout && args.data_types.len() > 1 {
+    let data_types = args.data_types();
+    if to_stdout && data_types.len() > 1 {
         results.push((
             "export".into(),
             Err(usage(
@@ -296,7 +297,7 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
     };
     let now = Utc::now();
     let mut jobs = Vec::new();
-    for data_type in &args.data_types {
+    for data_type in &data_types {
         let name = format!("{data_type}");
         match plan_job(client, &args, *data_type, state.as_ref(), now) {
             Ok(Some(job)) => jobs.push(job),

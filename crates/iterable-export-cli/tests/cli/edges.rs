@@ -219,3 +219,35 @@ async fn a_state_file_in_a_new_directory_works() -> TestResult {
     )?;
     Ok(())
 }
+
+/// `--data-type all`: every one of the 53 data types, each file exactly what the mock served.
+#[tokio::test(flavor = "multi_thread")]
+async fn all_data_types_export_exactly() -> TestResult {
+    let config = config(48);
+    let mock = start(config.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    let d = dir.path().display().to_string();
+    let args = [
+        "export",
+        "--data-type",
+        "all",
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-01-01T06:00:00Z",
+        "--requests-per-minute",
+        "6000",
+        "--output",
+        &d,
+    ];
+    run_expecting(&mock, args, 0).await?;
+    let all = iterable_export::ALL_DATA_TYPES;
+    assert_eq!(all.len(), 53);
+    for data_type in all {
+        let name = data_type.to_string();
+        let expected = expected_body(&config, &name, day(0), day(0) + chrono::TimeDelta::hours(6));
+        assert_exact(&dir.path().join(format!("{name}.ndjson")), &expected)?;
+    }
+    assert_eq!(mock.counters().requests, 53, "one request per data type");
+    Ok(())
+}
