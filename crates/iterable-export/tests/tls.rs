@@ -12,16 +12,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use chrono::{DateTime, TimeZone, Utc};
 use futures::TryStreamExt;
 use iterable_export::{Client, DataType, Error, Format, RateLimit, RetryPolicy};
-use iterable_export_mock::{MockConfig, MockServer};
+use iterable_export_mock::MockServer;
+use test_support::{BoxError, TestResult, config, day, start};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type TestResult = Result<(), BoxError>;
 
 /// The backend reqwest uses in this build: native-tls whenever its feature is on (even with rustls
 /// also on), otherwise rustls.
@@ -95,21 +92,8 @@ async fn tls_proxy(upstream: std::net::SocketAddr) -> Result<TlsProxy, BoxError>
     })
 }
 
-fn day(days: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
-        .single()
-        .unwrap_or_else(|| panic!("fixture: 2024-01-01 is a valid time"))
-        + chrono::TimeDelta::days(days)
-}
-
 async fn mock() -> Result<MockServer, BoxError> {
-    let config = MockConfig::default()
-        .with_records_per_day(200)
-        .with_rate_limit(iterable_export_mock::RateLimit::new(
-            10_000,
-            std::time::Duration::from_secs(60),
-        ));
-    Ok(MockServer::start(config).await?)
+    start(config(200)).await
 }
 
 fn builder(mock: &MockServer, proxy: &TlsProxy) -> iterable_export::ClientBuilder {

@@ -1,115 +1,93 @@
-//! Shared fixtures: a mock server in-process, the binary run as a child process.
+//! Fixtures of the CLI's tests: the mock server in-process, the binary run as a child process
+//! through `assert_cmd`. Fixtures shared with the other crates' tests come from `test-support`.
 
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
-use std::process::Output;
-use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
-use iterable_export_mock::{MockConfig, MockServer};
+use assert_cmd::assert::Assert;
+use chrono::{DateTime, Utc};
+use iterable_export_mock::MockServer;
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub type TestResult = Result<(), BoxError>;
+pub use assert_cmd::Command;
+pub use predicates::prelude::*;
+pub use predicates::str::contains;
+pub use test_support::*;
 
-/// 2024-01-01 plus `days` days.
-pub fn day(days: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
-        .single()
-        .expect("fixture: 2024-01-01 is a valid date")
-        + chrono::TimeDelta::days(days)
-}
-
-pub fn config(records_per_day: u64) -> MockConfig {
-    MockConfig::default()
-        .with_records_per_day(records_per_day)
-        .with_rate_limit(iterable_export_mock::RateLimit::new(10_000, Duration::from_secs(60)))
-}
-
-pub async fn start(config: MockConfig) -> Result<MockServer, BoxError> {
-    Ok(MockServer::start(config).await?)
-}
-
-/// The binary, pointed at the mock, with a clean environment.
-pub fn command(mock: &MockServer) -> Result<std::process::Command, BoxError> {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_iterable-export"));
+/// The binary as a `std` command (for runs a test kills), pointed at the mock, with a clean
+/// environment.
+pub fn child_command(mock: &MockServer) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("iterable-export"));
     cmd.env_clear()
         .env("ITERABLE_API_KEY", mock.api_key())
         .env("ITERABLE_BASE_URL", mock.base_url())
         .env("PATH", std::env::var_os("PATH").unwrap_or_default());
-    Ok(cmd)
+    cmd
 }
 
-/// Runs the command off the async runtime (the mock keeps serving on it).
-pub async fn run(mut cmd: std::process::Command) -> Result<Output, BoxError> {
-    Ok(tokio::task::spawn_blocking(move || cmd.output()).await??)
+/// The binary pointed at the mock, with a clean environment.
+pub fn command(mock: &MockServer) -> Command {
+    Command::from_std(child_command(mock))
 }
 
-pub fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+/// The binary with an empty environment.
+pub fn bare_command() -> Command {
+    let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("iterable-export");
+    cmd.env_clear();
+    cmd
 }
 
-/// The exact NDJSON body the mock serves for `[start, end)`. A broken fixture (an unknown data
-/// type) fails the test here instead of expecting an empty file.
-pub fn expected_body(config: &MockConfig, data_type: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<u8> {
-    iterable_export_mock::expected_body(config, data_type, start, end)
-        .unwrap_or_else(|e| panic!("fixture: no expected body for {data_type}: {e}"))
+/// The words of a command line written in a test, split on white space (paths, which may hold
+/// any character, are passed as arguments of their own).
+pub fn words(line: &str) -> impl Iterator<Item = &str> {
+    line.split_whitespace()
 }
 
-pub fn sorted_lines(body: &[u8]) -> Vec<&[u8]> {
-    let mut lines: Vec<&[u8]> = body.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
-    lines.sort_unstable();
-    lines
+/// `--output <dir> --state <dir>/state.json`: an export into `dir` that keeps its state there.
+pub fn dir_args(dir: &Path) -> [OsString; 4] {
+    [
+        "--output".into(),
+        dir.into(),
+        "--state".into(),
+        dir.join("state.json").into(),
+    ]
 }
 
-/// Asserts an NDJSON file holds exactly the expected records (as a multiset) and ends the same.
-pub fn assert_exact(path: &Path, expected: &[u8]) -> TestResult {
-    let got = std::fs::read(path)?;
-    assert_eq!(got.len(), expected.len(), "{}: byte count", path.display());
-    assert_eq!(
-        sorted_lines(&got),
-        sorted_lines(expected),
-        "{}: records",
-        path.display()
-    );
-    Ok(())
+/// Builds and runs a command line of the binary, by value so that it chains into [`Cli::run`].
+pub trait Cli: Sized {
+    /// Appends the [`words`] of `line`.
+    fn line(self, line: &str) -> Self;
+    /// Appends one argument.
+    fn with(self, arg: impl AsRef<OsStr>) -> Self;
+    /// Appends [`dir_args`].
+    fn into_dir(self, dir: &Path) -> Self;
+    /// Runs the command to its end off the async runtime (the mock keeps serving on it).
+    fn run(self) -> impl Future<Output = Result<Assert, BoxError>> + Send;
 }
 
-/// Runs the binary against the mock with `args` and checks its exit code; returns the output.
-pub async fn run_expecting<I, S>(mock: &MockServer, args: I, code: i32) -> Result<Output, BoxError>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<std::ffi::OsStr>,
-{
-    let mut cmd = command(mock)?;
-    cmd.args(args);
-    let output = run(cmd).await?;
-    assert_eq!(output.status.code(), Some(code), "{}", stderr(&output));
-    Ok(output)
-}
-
-/// Asserts the command's stderr contains `text`, showing all of stderr when it does not.
-pub fn assert_stderr_contains(output: &Output, text: &str) {
-    let err = stderr(output);
-    assert!(err.contains(text), "stderr lacks {text:?}:\n{err}");
-}
-
-/// Asserts `got` (an NDJSON output) holds exactly the records of `expected`, each once, as a
-/// multiset (windows that were split or retried may order them differently), with a readable
-/// difference if not.
-#[track_caller]
-pub fn assert_same_records(got: &[u8], expected: &[u8], what: &str) {
-    let (g, e) = (sorted_lines(got), sorted_lines(expected));
-    if g != e || got.len() != expected.len() {
-        let missing = e.iter().filter(|l| g.binary_search(l).is_err()).count();
-        let extra = g.iter().filter(|l| e.binary_search(l).is_err()).count();
-        panic!(
-            "{what}: {} bytes and {} records, expected {} bytes and {} records: {missing} missing, {extra} unexpected{}",
-            got.len(),
-            g.len(),
-            expected.len(),
-            e.len(),
-            if missing + extra == 0 { ", some duplicated" } else { "" },
-        );
+impl Cli for Command {
+    fn line(mut self, line: &str) -> Self {
+        self.args(words(line));
+        self
     }
+
+    fn with(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.arg(arg);
+        self
+    }
+
+    fn into_dir(mut self, dir: &Path) -> Self {
+        self.args(dir_args(dir));
+        self
+    }
+
+    async fn run(mut self) -> Result<Assert, BoxError> {
+        Ok(tokio::task::spawn_blocking(move || self.assert()).await?)
+    }
+}
+
+/// The standard error of a finished run, as text.
+pub fn stderr(assert: &Assert) -> String {
+    String::from_utf8_lossy(&assert.get_output().stderr).into_owned()
 }
 
 /// The value of `name` in a request log's query string, percent-decoded.

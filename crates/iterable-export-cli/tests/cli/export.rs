@@ -7,39 +7,25 @@ async fn ndjson_export_of_two_data_types_is_exact() -> TestResult {
     let config = config(500);
     let mock = start(config.clone()).await?;
     let dir = tempfile::tempdir()?;
-    let mut cmd = command(&mock)?;
-    cmd.args([
-        "export",
-        "--data-type",
-        "emailSend",
-        "--data-type",
-        "emailOpen",
-        "--start",
-        "2024-01-01",
-        "--end",
-        "2024-01-03T12:00:00Z",
-        "--window",
-        "1d",
-        "--max-window",
-        "1d",
-        "--requests-per-minute",
-        "6000",
-        "--output",
-    ])
-    .arg(dir.path());
-    let output = run(cmd).await?;
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    command(&mock)
+        .line(
+            "export --data-type emailSend --data-type emailOpen --start 2024-01-01 --end 2024-01-03T12:00:00Z \
+             --window 1d --max-window 1d --requests-per-minute 6000 --output",
+        )
+        .with(dir.path())
+        .run()
+        .await?
+        .code(0)
+        .stderr(
+            contains("emailSend")
+                .and(contains("1250 records"))
+                .and(contains("6 requests, 0 retries, 0 rate-limited (429), 0 windows split")),
+        );
     for data_type in ["emailSend", "emailOpen"] {
-        let expected = expected_body(&config, data_type, day(0), day(2) + chrono::TimeDelta::hours(12));
-        assert_exact(&dir.path().join(format!("{data_type}.ndjson")), &expected)?;
+        let expected = expected_body(&config, data_type, day(0), day_at(2, 12));
+        assert_file_records(&dir.path().join(format!("{data_type}.ndjson")), &expected);
         assert!(!dir.path().join(format!("{data_type}.ndjson.part")).exists());
     }
-    let err = stderr(&output);
-    assert!(err.contains("emailSend") && err.contains("1250 records"), "{err}");
-    assert!(
-        err.contains("6 requests, 0 retries, 0 rate-limited (429), 0 windows split"),
-        "{err}"
-    );
     assert_eq!(mock.counters().requests, 6);
     Ok(())
 }
@@ -49,28 +35,16 @@ async fn csv_export_has_one_header_and_every_record() -> TestResult {
     let config = config(300);
     let mock = start(config.clone()).await?;
     let dir = tempfile::tempdir()?;
-    let mut cmd = command(&mock)?;
-    cmd.args([
-        "export",
-        "--data-type",
-        "emailOpen",
-        "--start",
-        "2024-01-01",
-        "--end",
-        "2024-01-03",
-        "--window",
-        "12h",
-        "--format",
-        "csv",
-        "--quiet",
-        "--requests-per-minute",
-        "6000",
-        "--output",
-    ])
-    .arg(dir.path());
-    let output = run(cmd).await?;
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert!(output.stderr.is_empty(), "--quiet prints nothing: {}", stderr(&output));
+    command(&mock)
+        .line(
+            "export --data-type emailOpen --start 2024-01-01 --end 2024-01-03 --window 12h --format csv --quiet \
+             --requests-per-minute 6000 --output",
+        )
+        .with(dir.path())
+        .run()
+        .await?
+        .code(0)
+        .stderr(""); // --quiet prints nothing
     let mut reader = csv::Reader::from_path(dir.path().join("emailOpen.csv"))?;
     let headers = reader.headers()?.clone();
     let id_column = headers
@@ -97,22 +71,13 @@ async fn csv_export_has_one_header_and_every_record() -> TestResult {
 async fn export_to_stdout() -> TestResult {
     let config = config(200);
     let mock = start(config.clone()).await?;
-    let mut cmd = command(&mock)?;
-    cmd.args([
-        "export",
-        "--data-type",
-        "customEvent",
-        "--start",
-        "2024-01-02",
-        "--end",
-        "2024-01-03",
-        "--output",
-        "-",
-    ]);
-    let output = run(cmd).await?;
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let expected = expected_body(&config, "customEvent", day(1), day(2));
-    assert_eq!(output.stdout, expected, "one window: the body exactly as served");
+    command(&mock)
+        .line("export --data-type customEvent --start 2024-01-02 --end 2024-01-03 --output -")
+        .run()
+        .await?
+        .code(0)
+        // One window: the body exactly as served.
+        .stdout(expected_body(&config, "customEvent", day(1), day(2)));
     Ok(())
 }
 
@@ -127,37 +92,23 @@ async fn stdout_export_under_truncation_faults_is_exact() -> TestResult {
         after_bytes: 30_000,
         count: 2,
     });
-    let output = run_expecting(
-        &mock,
-        [
-            "export",
-            "--data-type",
-            "emailOpen",
-            "--start",
-            "2024-01-01",
-            "--end",
-            "2024-01-03",
-            "--window",
-            "6h",
-            "--max-window",
-            "6h",
-            "--requests-per-minute",
-            "6000",
-            "--output",
-            "-",
-        ],
-        0,
-    )
-    .await?;
-    assert_same_records(
-        &output.stdout,
+    let output = command(&mock)
+        .line(
+            "export --data-type emailOpen --start 2024-01-01 --end 2024-01-03 --window 6h --max-window 6h \
+             --requests-per-minute 6000 --output -",
+        )
+        .run()
+        .await?
+        .code(0)
+        .stderr(contains("1 windows split"));
+    assert_records(
+        &output.get_output().stdout,
         &expected_body(&config, "emailOpen", day(0), day(2)),
         "stdout",
     );
     let cut = mock.requests().iter().filter(|r| !r.completed).count();
     assert_eq!(cut, 2, "both cuts happened");
     assert!(mock.pending_faults().is_empty());
-    assert_stderr_contains(&output, "1 windows split");
     Ok(())
 }
 
@@ -166,11 +117,12 @@ async fn user_events_and_experiments_write_the_body_as_served() -> TestResult {
     let mock = start(config(50)).await?;
     let dir = tempfile::tempdir()?;
     let events = dir.path().join("events.ndjson");
-    let mut cmd = command(&mock)?;
-    cmd.args(["user-events", "--email", "ana@example.com", "--output"])
-        .arg(&events);
-    let output = run(cmd).await?;
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    command(&mock)
+        .line("user-events --email ana@example.com --output")
+        .with(&events)
+        .run()
+        .await?
+        .code(0);
     let body = std::fs::read(&events)?;
     let lines: Vec<serde_json::Value> = body
         .split(|b| *b == b'\n')
@@ -188,20 +140,12 @@ async fn user_events_and_experiments_write_the_body_as_served() -> TestResult {
         "email=ana%40example.com&includeCustomEvents=true"
     );
 
-    let mut cmd = command(&mock)?;
-    cmd.args([
-        "experiments",
-        "--experiment-id",
-        "1",
-        "--experiment-id",
-        "2",
-        "--campaign-id",
-        "3",
-    ]);
-    let output = run(cmd).await?;
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let csv = String::from_utf8(output.stdout)?;
-    assert!(csv.starts_with("experimentId,campaignId,"), "{csv}");
+    command(&mock)
+        .line("experiments --experiment-id 1 --experiment-id 2 --campaign-id 3")
+        .run()
+        .await?
+        .code(0)
+        .stdout(predicate::str::starts_with("experimentId,campaignId,"));
     assert_eq!(mock.requests()[1].query, "campaignId=3&experimentId=1&experimentId=2");
     Ok(())
 }
@@ -209,13 +153,13 @@ async fn user_events_and_experiments_write_the_body_as_served() -> TestResult {
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_runs_and_verifies_its_files() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_iterable-export"));
-    cmd.env_clear()
-        .args(["demo", "--records-per-day", "500", "--output"])
-        .arg(dir.path());
-    let output = run(cmd).await?;
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    assert_stderr_contains(&output, "demo: done");
+    bare_command()
+        .line("demo --records-per-day 500 --output")
+        .with(dir.path())
+        .run()
+        .await?
+        .code(0)
+        .stderr(contains("demo: done"));
     let mut names: Vec<String> = std::fs::read_dir(dir.path())?
         .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect::<Result<_, _>>()?;
@@ -239,30 +183,15 @@ async fn a_single_window_csv_file_is_the_body_byte_for_byte() -> TestResult {
     use futures::TryStreamExt;
     let mock = start(config(300)).await?;
     let dir = tempfile::tempdir()?;
-    let mut cmd = command(&mock)?;
-    cmd.args([
-        "export",
-        "--data-type",
-        "emailClick",
-        "--start",
-        "2024-01-01",
-        "--end",
-        "2024-01-03",
-    ])
-    .args([
-        "--window",
-        "2d",
-        "--max-window",
-        "2d",
-        "--format",
-        "csv",
-        "--requests-per-minute",
-        "6000",
-        "-o",
-    ])
-    .arg(dir.path());
-    let output = run(cmd).await?;
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    command(&mock)
+        .line(
+            "export --data-type emailClick --start 2024-01-01 --end 2024-01-03 --window 2d --max-window 2d \
+             --format csv --requests-per-minute 6000 -o",
+        )
+        .with(dir.path())
+        .run()
+        .await?
+        .code(0);
     let client = iterable_export::Client::builder()
         .api_key(mock.api_key())
         .base_url(mock.base_url())

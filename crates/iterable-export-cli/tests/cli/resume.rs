@@ -7,31 +7,9 @@ use iterable_export_mock::Fault;
 
 use crate::common::*;
 
-fn export_args(dir: &std::path::Path) -> Vec<String> {
-    let d = dir.display().to_string();
-    [
-        "export",
-        "--data-type",
-        "emailSend",
-        "--start",
-        "2024-01-01",
-        "--end",
-        "2024-01-03",
-        "--window",
-        "6h",
-        "--max-window",
-        "6h",
-        "--requests-per-minute",
-        "6000",
-        "--output",
-        &d,
-        "--state",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .chain([format!("{d}/state.json")])
-    .collect()
-}
+/// An export of two days in 6-hour windows (with `--output` and `--state`, see [`dir_args`]).
+const EXPORT: &str = "export --data-type emailSend --start 2024-01-01 --end 2024-01-03 --window 6h --max-window 6h \
+                      --requests-per-minute 6000";
 
 /// Waits until request number `from` (1-based) or a later one is held mid-body by a stall, then
 /// kills the child (SIGKILL) and waits for it. Fails if the export ends first.
@@ -74,7 +52,7 @@ async fn killed_at_any_moment_then_resumed_is_exact() -> TestResult {
     let reference = {
         let mock = start(config.clone()).await?;
         let dir = tempfile::tempdir()?;
-        run_expecting(&mock, export_args(dir.path()), 0).await?;
+        command(&mock).line(EXPORT).into_dir(dir.path()).run().await?.code(0);
         windows_requested(&mock)
     };
     assert_eq!(reference.len(), 9, "{reference:?}");
@@ -87,11 +65,12 @@ async fn killed_at_any_moment_then_resumed_is_exact() -> TestResult {
             count: 100,
         });
         let dir = tempfile::tempdir()?;
-        let mut cmd = command(&mock)?;
-        cmd.args(export_args(dir.path()))
+        let mut child = child_command(&mock)
+            .args(words(EXPORT))
+            .args(dir_args(dir.path()))
             .stderr(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null());
-        let mut child = cmd.spawn()?;
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
         kill_when_held(&mock, &mut child, kill_from, 100_000).await?;
         mock.clear_faults();
         let log = mock.requests();
@@ -121,19 +100,19 @@ async fn killed_at_any_moment_then_resumed_is_exact() -> TestResult {
             assert_eq!(committed, served - 1, "killed mid-body in request {served}");
         }
 
-        let output = run_expecting(&mock, export_args(dir.path()), 0).await?;
-        assert_exact(
+        let rerun = command(&mock).line(EXPORT).into_dir(dir.path()).run().await?.code(0);
+        if committed > 0 {
+            rerun.stderr(contains(format!("resumed from {}", cursor.to_rfc3339())));
+        }
+        assert_file_records(
             &dir.path().join("emailSend.ndjson"),
             &expected_body(&config, "emailSend", day(0), day(2)),
-        )?;
+        );
         assert_eq!(
             windows_requested(&mock)[served..],
             reference[committed..],
             "killed in request {served}: the rerun asks for exactly the windows not checkpointed"
         );
-        if committed > 0 {
-            assert_stderr_contains(&output, &format!("resumed from {}", cursor.to_rfc3339()));
-        }
     }
     Ok(())
 }
@@ -143,47 +122,33 @@ async fn incremental_sync_continues_and_drops_the_look_back_duplicates() -> Test
     let config = config(2880); // one record every 30 s: 10 in the 5-minute look-back
     let mock = start(config.clone()).await?;
     let dir = tempfile::tempdir()?;
-    let d = dir.path().display().to_string();
-    let state = format!("{d}/state.json");
-    let first = [
-        "export",
-        "--data-type",
-        "emailSend",
-        "--start",
-        "2024-01-01",
-        "--end",
-        "2024-01-02",
-        "-o",
-        &d,
-        "--state",
-        &state,
-    ];
-    run_expecting(&mock, first, 0).await?;
-
-    let next = [
-        "export",
-        "--data-type",
-        "emailSend",
-        "--end",
-        "2024-01-03",
-        "-o",
-        &d,
-        "--state",
-        &state,
-    ];
-    let output = run_expecting(&mock, next, 0).await?;
-    assert_exact(
-        &dir.path().join("emailSend.ndjson"),
-        &expected_body(&config, "emailSend", day(0), day(2)),
-    )?;
     let dropped = iterable_export_mock::expected_count(&config, "emailSend", day(1) - TimeDelta::minutes(5), day(1))?;
     assert!(dropped > 0);
-    assert_stderr_contains(&output, &format!("({dropped} duplicates from the look-back dropped)"));
+    let export = |span: &str| {
+        command(&mock)
+            .line("export --data-type emailSend")
+            .line(span)
+            .into_dir(dir.path())
+    };
+    export("--start 2024-01-01 --end 2024-01-02").run().await?.code(0);
+
+    export("--end 2024-01-03")
+        .run()
+        .await?
+        .code(0)
+        .stderr(contains(format!("({dropped} duplicates from the look-back dropped)")));
+    assert_file_records(
+        &dir.path().join("emailSend.ndjson"),
+        &expected_body(&config, "emailSend", day(0), day(2)),
+    );
     let query = &mock.requests().last().ok_or("no request")?.query.clone();
     assert!(query.contains("endDateTime=2024-01-03"), "{query}");
 
-    let output = run_expecting(&mock, next, 0).await?;
-    assert_stderr_contains(&output, "already complete, nothing new to export");
+    export("--end 2024-01-03")
+        .run()
+        .await?
+        .code(0)
+        .stderr(contains("already complete, nothing new to export"));
     Ok(())
 }
 
@@ -192,33 +157,22 @@ async fn a_state_file_for_another_span_is_refused_and_left_valid() -> TestResult
     let mock = start(config(100)).await?;
     mock.inject(Fault::Status { status: 400, count: 1 });
     let dir = tempfile::tempdir()?;
-    let mut cmd = command(&mock)?;
-    cmd.args(export_args(dir.path()));
-    let output = run(cmd).await?;
-    assert_eq!(output.status.code(), Some(5), "a 400 fails fast: {}", stderr(&output));
+    // A 400 fails fast.
+    command(&mock).line(EXPORT).into_dir(dir.path()).run().await?.code(5);
     let state = std::fs::read_to_string(dir.path().join("state.json"))?;
     let parsed: serde_json::Value = serde_json::from_str(&state)?;
     assert_eq!(parsed["exports"]["emailSend.ndjson"]["done"], false);
     assert_eq!(parsed["exports"]["emailSend.ndjson"]["committed_len"], 0);
 
-    let d = dir.path().display().to_string();
-    let mut cmd = command(&mock)?;
-    cmd.args([
-        "export",
-        "--data-type",
-        "emailSend",
-        "--start",
-        "2024-01-02",
-        "--end",
-        "2024-01-03",
-        "-o",
-        &d,
-        "--state",
-        &format!("{d}/state.json"),
-    ]);
-    let output = run(cmd).await?;
-    assert_eq!(output.status.code(), Some(2));
-    assert_stderr_contains(&output, "the state file holds an unfinished export of emailSend.ndjson");
+    command(&mock)
+        .line("export --data-type emailSend --start 2024-01-02 --end 2024-01-03")
+        .into_dir(dir.path())
+        .run()
+        .await?
+        .code(2)
+        .stderr(contains(
+            "the state file holds an unfinished export of emailSend.ndjson",
+        ));
     Ok(())
 }
 
@@ -227,36 +181,26 @@ async fn incremental_runs_closer_together_than_the_look_back_stay_exact() -> Tes
     let config = config(2880); // one record every 30 s
     let mock = start(config.clone()).await?;
     let dir = tempfile::tempdir()?;
-    let d = dir.path().display().to_string();
-    let state = format!("{d}/state.json");
     let runs = [
-        vec!["--start", "2024-01-01T00:00:00Z", "--end", "2024-01-01T01:00:00Z"],
-        vec!["--end", "2024-01-01T01:02:00Z"],
-        vec!["--end", "2024-01-01T01:03:00Z"],
-        vec!["--end", "2024-01-01T01:10:00Z"],
+        "--start 2024-01-01T00:00:00Z --end 2024-01-01T01:00:00Z",
+        "--end 2024-01-01T01:02:00Z",
+        "--end 2024-01-01T01:03:00Z",
+        "--end 2024-01-01T01:10:00Z",
     ];
-    for run_args in runs {
-        let mut cmd = command(&mock)?;
-        cmd.args([
-            "export",
-            "--data-type",
-            "emailSend",
-            "--requests-per-minute",
-            "6000",
-            "-o",
-            &d,
-            "--state",
-            &state,
-        ])
-        .args(run_args);
-        let output = run(cmd).await?;
-        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    for span in runs {
+        command(&mock)
+            .line("export --data-type emailSend --requests-per-minute 6000")
+            .into_dir(dir.path())
+            .line(span)
+            .run()
+            .await?
+            .code(0);
     }
     let end = day(0) + TimeDelta::minutes(70);
-    assert_exact(
+    assert_file_records(
         &dir.path().join("emailSend.ndjson"),
         &expected_body(&config, "emailSend", day(0), end),
-    )?;
+    );
     Ok(())
 }
 
@@ -265,43 +209,34 @@ async fn a_stray_part_file_never_replaces_a_finished_export() -> TestResult {
     let config = config(500);
     let mock = start(config.clone()).await?;
     let dir = tempfile::tempdir()?;
-    let d = dir.path().display().to_string();
-    let state = format!("{d}/state.json");
-    let base = [
-        "export",
-        "--data-type",
-        "emailSend",
-        "--requests-per-minute",
-        "6000",
-        "-o",
-        &d,
-        "--state",
-        &state,
-    ];
-    run_expecting(
-        &mock,
-        base.iter().chain(&["--start", "2024-01-01", "--end", "2024-01-02"]),
-        0,
-    )
-    .await?;
+    let export = |span: &str| {
+        command(&mock)
+            .line("export --data-type emailSend --requests-per-minute 6000")
+            .into_dir(dir.path())
+            .line(span)
+    };
+    export("--start 2024-01-01 --end 2024-01-02").run().await?.code(0);
     // A failed ad-hoc run left its .part behind.
     std::fs::write(
         dir.path().join("emailSend.ndjson.part"),
         b"{\"garbage\":true}\n{\"more\":1}\n",
     )?;
-    run_expecting(&mock, base.iter().chain(&["--end", "2024-01-03"]), 0).await?;
-    assert_exact(
+    export("--end 2024-01-03").run().await?.code(0);
+    assert_file_records(
         &dir.path().join("emailSend.ndjson"),
         &expected_body(&config, "emailSend", day(0), day(2)),
-    )?;
+    );
 
     // The finished file was changed behind the checkpoint's back: refuse, change nothing.
     let path = dir.path().join("emailSend.ndjson");
     let mut tampered = std::fs::read(&path)?;
     tampered.extend_from_slice(b"{\"appended\":1}\n");
     std::fs::write(&path, &tampered)?;
-    let output = run_expecting(&mock, base.iter().chain(&["--end", "2024-01-04"]), 7).await?;
-    assert_stderr_contains(&output, "does not belong to this checkpoint");
+    export("--end 2024-01-04")
+        .run()
+        .await?
+        .code(7)
+        .stderr(contains("does not belong to this checkpoint"));
     assert_eq!(std::fs::read(&path)?, tampered);
     Ok(())
 }
@@ -312,22 +247,15 @@ async fn csv_windows_without_records_keep_one_header() -> TestResult {
     let config = config(100).with_data_start(chrono::NaiveDate::from_ymd_opt(2024, 1, 2).ok_or("date")?);
     let mock = start(config.clone()).await?;
     let dir = tempfile::tempdir()?;
-    let mut cmd = command(&mock)?;
-    cmd.args([
-        "export",
-        "--data-type",
-        "emailSend",
-        "--start",
-        "2023-12-31",
-        "--end",
-        "2024-01-03",
-        "--format",
-        "csv",
-    ])
-    .args(["--max-window", "1d", "--requests-per-minute", "6000", "-o"])
-    .arg(dir.path());
-    let output = run(cmd).await?;
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    command(&mock)
+        .line(
+            "export --data-type emailSend --start 2023-12-31 --end 2024-01-03 --format csv --max-window 1d \
+             --requests-per-minute 6000 -o",
+        )
+        .with(dir.path())
+        .run()
+        .await?
+        .code(0);
     let text = std::fs::read_to_string(dir.path().join("emailSend.csv"))?;
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     assert_eq!(reader.headers()?.get(0), Some("createdAt"));
@@ -339,55 +267,36 @@ async fn csv_windows_without_records_keep_one_header() -> TestResult {
 async fn a_refused_run_moves_no_file_and_another_output_dir_is_refused() -> TestResult {
     let mock = start(config(200)).await?;
     let dir = tempfile::tempdir()?;
-    let d = dir.path().display().to_string();
-    let state = format!("{d}/state.json");
-    let both = [
-        "export",
-        "--data-type",
-        "emailSend",
-        "--data-type",
-        "emailOpen",
-        "--requests-per-minute",
-        "6000",
-    ];
-    let first_args = [
-        "-o",
-        &d,
-        "--state",
-        &state,
-        "--start",
-        "2024-01-01",
-        "--end",
-        "2024-01-02",
-    ];
-    let first = both.iter().chain(&first_args);
-    run_expecting(&mock, first, 0).await?;
+    let both = |span: &str| {
+        command(&mock)
+            .line("export --data-type emailSend --data-type emailOpen --requests-per-minute 6000")
+            .into_dir(dir.path())
+            .line(span)
+    };
+    both("--start 2024-01-01 --end 2024-01-02").run().await?.code(0);
     // emailOpen's file was changed: the incremental run is refused before touching emailSend's.
     let open = dir.path().join("emailOpen.ndjson");
     let mut changed = std::fs::read(&open)?;
     changed.truncate(changed.len() - 10);
     std::fs::write(&open, &changed)?;
-    let next_args = ["-o", &d, "--state", &state, "--end", "2024-01-03"];
-    let next = both.iter().chain(&next_args);
-    let output = run_expecting(&mock, next, 7).await?;
-    assert_stderr_contains(&output, "does not belong to this checkpoint");
+    both("--end 2024-01-03")
+        .run()
+        .await?
+        .code(7)
+        .stderr(contains("does not belong to this checkpoint"));
     assert!(dir.path().join("emailSend.ndjson").exists());
     assert!(!dir.path().join("emailSend.ndjson.part").exists());
 
     let other = tempfile::tempdir()?;
-    let o = other.path().display().to_string();
-    let elsewhere = [
-        "export",
-        "--data-type",
-        "emailSend",
-        "-o",
-        &o,
-        "--state",
-        &state,
-        "--end",
-        "2024-01-03",
-    ];
-    let output = run_expecting(&mock, elsewhere, 2).await?;
-    assert_stderr_contains(&output, "use --output");
+    command(&mock)
+        .line("export --data-type emailSend -o")
+        .with(other.path())
+        .with("--state")
+        .with(dir.path().join("state.json"))
+        .line("--end 2024-01-03")
+        .run()
+        .await?
+        .code(2)
+        .stderr(contains("use --output"));
     Ok(())
 }

@@ -11,8 +11,7 @@ mod rate_limit;
 use chrono::{DateTime, Utc};
 use iterable_export_mock::{MockConfig, MockServer, RateLimit};
 
-pub type R = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-pub type E = Box<dyn std::error::Error + Send + Sync>;
+pub use test_support::{BoxError as E, TestResult as R, hold_clock, let_run};
 
 /// A config with small data and no rate limit.
 pub fn small(records_per_day: u64) -> MockConfig {
@@ -99,34 +98,4 @@ pub fn lines(body: &[u8]) -> Vec<&[u8]> {
 
 pub fn json(line: &[u8]) -> Result<serde_json::Value, E> {
     Ok(serde_json::from_slice(line)?)
-}
-
-/// Keeps tokio's paused clock still while it lives: a running `spawn_blocking` task stops the
-/// runtime from auto-advancing the paused clock when it is idle (documented in
-/// `tokio::time::pause`), so with real sockets time moves only by `tokio::time::advance`, never
-/// because a response had not arrived yet. Use in `#[tokio::test(start_paused = true)]` tests.
-#[derive(Debug)]
-pub struct ClockHold(Option<std::sync::mpsc::Sender<()>>);
-
-pub fn hold_clock() -> ClockHold {
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    drop(tokio::task::spawn_blocking(move || {
-        let _ = held.recv();
-    }));
-    ClockHold(Some(release))
-}
-
-impl Drop for ClockHold {
-    fn drop(&mut self) {
-        // Dropping the sender ends the blocking task, which allows auto-advance again.
-        self.0.take();
-    }
-}
-
-/// Lets the runtime run (the mock's and the client's tasks) for about `ms` milliseconds of real
-/// time without moving a held clock.
-pub async fn let_run(ms: u64) {
-    tokio::task::spawn_blocking(move || std::thread::sleep(std::time::Duration::from_millis(ms)))
-        .await
-        .expect("a sleeping blocking task cannot fail");
 }

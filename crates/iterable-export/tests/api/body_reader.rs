@@ -11,7 +11,7 @@ use crate::common::{TestResult, client, config, day, expected_body, start};
 async fn a_body_read_as_async_buf_read_is_byte_for_byte_the_export() -> TestResult {
     let mock = start(config(2000)).await?;
     let client = client(&mock)?;
-    let (from, to) = (day(0, 0), day(1, 0));
+    let (from, to) = (day(0), day(1));
     let expected = expected_body(&mock.config(), "emailSend", from, to);
     assert!(expected.len() > 100_000, "fixture: a body of several chunks");
 
@@ -46,7 +46,7 @@ async fn a_body_cut_short_is_an_io_error_holding_the_transport_error() -> TestRe
     });
     let mut reader = client
         .export(DataType::EmailSend)
-        .between(day(0, 0), day(1, 0))
+        .between(day(0), day(1))
         .body(Format::Ndjson)
         .await?
         .into_async_read();

@@ -1,33 +1,13 @@
-//! Shared fixtures.
+//! Fixtures of the library's tests; those shared with the other crates' tests come from
+//! `test-support`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
 use iterable_export::{Client, RateLimit, RetryPolicy, Sink, Window};
-use iterable_export_mock::{MockConfig, MockServer};
+use iterable_export_mock::MockServer;
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-pub type TestResult = Result<(), BoxError>;
-
-/// 2024-01-01 plus `days` days and `hours` hours.
-pub fn day(days: i64, hours: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 1, 1, hours, 0, 0)
-        .single()
-        .unwrap_or_else(|| panic!("fixture: 2024-01-01 {hours}:00:00 is not a valid time"))
-        + chrono::TimeDelta::days(days)
-}
-
-/// A mock without a meaningful rate limit (tests that care set their own).
-pub fn config(records_per_day: u64) -> MockConfig {
-    MockConfig::default()
-        .with_records_per_day(records_per_day)
-        .with_rate_limit(iterable_export_mock::RateLimit::new(10_000, Duration::from_secs(60)))
-}
-
-pub async fn start(config: MockConfig) -> Result<MockServer, BoxError> {
-    Ok(MockServer::start(config).await?)
-}
+pub use test_support::*;
 
 /// Fast retries, a generous limit: tests should not sleep for real.
 pub fn fast_retries(max_retries: u32) -> RetryPolicy {
@@ -46,74 +26,8 @@ pub fn client(mock: &MockServer) -> Result<Client, iterable_export::Error> {
         .build()
 }
 
-/// The exact NDJSON body the mock serves for a window (each line followed by `\n`). A broken
-/// fixture (an unknown data type) fails the test here instead of expecting an empty body.
-pub fn expected_body(config: &MockConfig, data_type: &str, start: DateTime<Utc>, end: DateTime<Utc>) -> Vec<u8> {
-    iterable_export_mock::expected_body(config, data_type, start, end)
-        .unwrap_or_else(|e| panic!("fixture: no expected body for {data_type}: {e}"))
-}
-
-/// Asserts an NDJSON output holds exactly the expected records, each once (as a multiset: the
-/// mock orders a window's records its own way, so a span exported in windows is the same records
-/// in another order), showing a readable difference if not.
-#[track_caller]
-pub fn assert_records(got: &[u8], expected: &[u8], what: &str) {
-    let (g, e) = (sorted_lines(got), sorted_lines(expected));
-    if g != e || got.len() != expected.len() {
-        let missing = e.iter().filter(|l| g.binary_search(l).is_err()).count();
-        let extra = g.iter().filter(|l| e.binary_search(l).is_err()).count();
-        panic!(
-            "{what}: {} bytes and {} records, expected {} bytes and {} records: {missing} missing, {extra} unexpected{}",
-            got.len(),
-            g.len(),
-            expected.len(),
-            e.len(),
-            if missing + extra == 0 { ", some duplicated" } else { "" },
-        );
-    }
-}
-
-/// Sorted lines of an NDJSON body, for order-independent comparison.
-pub fn sorted_lines(body: &[u8]) -> Vec<&[u8]> {
-    let mut lines: Vec<&[u8]> = body.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
-    lines.sort_unstable();
-    lines
-}
-
 // ---------------------------------------------------------------------------------------------
-// A paused clock that only the test moves.
-
-/// Keeps tokio's paused clock still while it lives. A paused clock normally auto-advances to the
-/// next timer whenever the runtime is idle — also while a response is merely on its way through
-/// a loopback socket, which would fire read timeouts or limiter waits at random. A running
-/// `spawn_blocking` task inhibits auto-advance (documented in `tokio::time::pause`), so while
-/// this guard lives, time moves only by `tokio::time::advance`. For
-/// `#[tokio::test(start_paused = true)]` tests.
-#[derive(Debug)]
-pub struct ClockHold(Option<std::sync::mpsc::Sender<()>>);
-
-pub fn hold_clock() -> ClockHold {
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    drop(tokio::task::spawn_blocking(move || {
-        let _ = held.recv();
-    }));
-    ClockHold(Some(release))
-}
-
-impl Drop for ClockHold {
-    fn drop(&mut self) {
-        // Dropping the sender ends the blocking task, which allows auto-advance again.
-        self.0.take();
-    }
-}
-
-/// Lets the runtime run the other tasks (mock, client) for about `ms` ms of real time, without
-/// moving a held clock.
-pub async fn let_run(ms: u64) {
-    tokio::task::spawn_blocking(move || std::thread::sleep(Duration::from_millis(ms)))
-        .await
-        .expect("a sleeping blocking task cannot fail");
-}
+// With a held clock (`hold_clock`).
 
 /// Waits (in real time, the held clock standing still) until `done()`. The generous limit only
 /// turns a hang into a failure; it is not a timing assertion.

@@ -73,7 +73,7 @@ async fn export(base_url: &str, format: Format) -> Result<(Vec<u8>, u64, u64), i
     let mut sink = WriterSink::new(Vec::new())?;
     let summary = client
         .export(DataType::EmailSend)
-        .between(day(0, 0), day(1, 0))
+        .between(day(0), day(1))
         .export_windows(options, &mut sink)
         .await?;
     Ok((sink.finish().await?, summary.records, summary.retries))

@@ -12,7 +12,7 @@ async fn lines_are_the_served_body_byte_for_byte() -> TestResult {
     let config = config(300);
     let mock = start(config.clone()).await?;
     let client = client(&mock)?;
-    let (from, to) = (day(0, 6), day(2, 0));
+    let (from, to) = (day_at(0, 6), day(2));
     let lines: Vec<bytes::Bytes> = client
         .export(DataType::EmailSend)
         .between(from, to)
@@ -46,18 +46,18 @@ async fn events_decode_every_record_and_round_trip() -> TestResult {
     ] {
         let events: Vec<Event> = client
             .export(data_type)
-            .between(day(3, 0), day(4, 0))
+            .between(day(3), day(4))
             .ndjson()
             .await?
             .try_collect()
             .await?;
         let expected: Vec<Vec<u8>> =
-            iterable_export_mock::expected_ndjson(&config, &data_type.to_string(), day(3, 0), day(4, 0))?.collect();
+            iterable_export_mock::expected_ndjson(&config, &data_type.to_string(), day(3), day(4))?.collect();
         assert_eq!(events.len(), expected.len(), "{data_type}");
         assert_eq!(events.len(), 200, "{data_type}");
         for (event, line) in events.iter().zip(&expected) {
             assert!(
-                event.created_at.is_some_and(|t| t >= day(3, 0) && t < day(4, 0)),
+                event.created_at.is_some_and(|t| t >= day(3) && t < day(4)),
                 "{data_type}: {event:?}"
             );
             assert_eq!(
@@ -76,7 +76,7 @@ async fn dates_go_out_in_iterable_format_and_fields_as_a_list() -> TestResult {
     let client = client(&mock)?;
     let events: Vec<Event> = client
         .export(DataType::EmailSend)
-        .between(day(0, 0), day(0, 12))
+        .between(day(0), day_at(0, 12))
         .only_fields(["email", "createdAt"])
         .ndjson()
         .await?
@@ -110,22 +110,16 @@ async fn csv_has_the_header_and_every_record() -> TestResult {
     let config = config(120);
     let mock = start(config.clone()).await?;
     let client = client(&mock)?;
-    let rows = client
-        .export(DataType::EmailOpen)
-        .between(day(1, 0), day(2, 0))
-        .csv()
-        .await?;
+    let rows = client.export(DataType::EmailOpen).between(day(1), day(2)).csv().await?;
     let headers = rows.headers().to_vec();
     let records: Vec<_> = rows.try_collect().await?;
     assert_eq!(records.len(), 120);
     assert_eq!(headers.first().map(String::as_str), Some("createdAt"));
-    let expected_ids: BTreeSet<String> =
-        iterable_export_mock::expected_ndjson(&config, "emailOpen", day(1, 0), day(2, 0))?
-            .map(|line| {
-                serde_json::from_slice::<serde_json::Value>(&line)
-                    .map(|v| v["recordId"].as_str().unwrap_or("").to_owned())
-            })
-            .collect::<Result<_, _>>()?;
+    let expected_ids: BTreeSet<String> = iterable_export_mock::expected_ndjson(&config, "emailOpen", day(1), day(2))?
+        .map(|line| {
+            serde_json::from_slice::<serde_json::Value>(&line).map(|v| v["recordId"].as_str().unwrap_or("").to_owned())
+        })
+        .collect::<Result<_, _>>()?;
     let ids: BTreeSet<String> = records
         .iter()
         .map(|r| r.get_by_name("recordId").unwrap_or("").to_owned())

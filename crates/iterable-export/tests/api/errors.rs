@@ -18,7 +18,7 @@ fn assert_no_key(err: &Error) {
 async fn lines_of(client: &Client) -> Result<usize, Error> {
     let lines: Vec<_> = client
         .export(DataType::EmailSend)
-        .between(day(0, 0), day(1, 0))
+        .between(day(0), day(1))
         .lines()
         .await?
         .try_collect()
@@ -118,16 +118,11 @@ async fn invalid_requests_never_reach_the_server() -> TestResult {
     let cases: Vec<Result<(), Error>> = vec![
         client
             .export(DataType::EmailSend)
-            .between(day(1, 0), day(0, 0))
+            .between(day(1), day(0))
             .lines()
             .await
             .map(drop),
-        client
-            .export(DataType::EmailSend)
-            .start(day(0, 0))
-            .lines()
-            .await
-            .map(drop),
+        client.export(DataType::EmailSend).start(day(0)).lines().await.map(drop),
         client
             .export(DataType::EmailSend)
             .only_fields(["a"])

@@ -92,7 +92,7 @@ async fn exact_under(
     for fault in faults {
         mock.inject(fault);
     }
-    let (from, to) = (day(0, 0), day(2, 0));
+    let (from, to) = (day(0), day(2));
     let run = windowed(&client, DataType::EmailSend, from, to, options(6)).await?;
     let summary = run.result?;
     let expected = expected_body(&mock_config, "emailSend", from, to);
@@ -212,7 +212,7 @@ async fn a_stall_longer_than_the_read_timeout_is_retried() -> TestResult {
         count: 1,
     });
     let t0 = Instant::now();
-    let (from, to) = (day(0, 0), day(2, 0));
+    let (from, to) = (day(0), day(2));
     let (task, events) = spawn_windowed(&client, DataType::EmailSend, from, to, options(6));
     // The first body stops after 20 000 bytes; let the client read them.
     wait_for("the first body to stall", || {
@@ -284,7 +284,7 @@ async fn a_server_refusing_connections_for_a_while() -> TestResult {
         )
         .build()?;
     let mock_config = config(100);
-    let (task, events) = spawn_windowed(&client, DataType::EmailSend, day(0, 0), day(1, 0), options(24));
+    let (task, events) = spawn_windowed(&client, DataType::EmailSend, day(0), day(1), options(24));
     let mut mock = None;
     let mut socket = Some(socket);
     for refused in 1..=5 {
@@ -303,7 +303,7 @@ async fn a_server_refusing_connections_for_a_while() -> TestResult {
     assert_eq!(result?.records, 100);
     assert_records(
         sink.committed(),
-        &expected_body(&mock_config, "emailSend", day(0, 0), day(1, 0)),
+        &expected_body(&mock_config, "emailSend", day(0), day(1)),
         "output",
     );
     let stats = client.stats();
@@ -327,7 +327,7 @@ async fn exhausted_retries_name_the_window_and_keep_what_was_committed() -> Test
         let export = client.export(DataType::EmailSend);
         let first = export
             .clone()
-            .between(day(0, 0), day(0, 12))
+            .between(day(0), day_at(0, 12))
             .export_windows(options(6), &mut sink)
             .await?;
         assert_eq!(first.windows, 2);
@@ -336,7 +336,7 @@ async fn exhausted_retries_name_the_window_and_keep_what_was_committed() -> Test
             count: 100,
         });
         let err = export
-            .between(day(0, 12), day(1, 0))
+            .between(day_at(0, 12), day(1))
             .export_windows(options(6), &mut sink)
             .await
             .err()
@@ -352,7 +352,7 @@ async fn exhausted_retries_name_the_window_and_keep_what_was_committed() -> Test
     assert_eq!(err.status(), Some(500));
     assert_eq!(
         sorted_lines(&output),
-        sorted_lines(&expected_body(&mock_config, "emailSend", day(0, 0), day(0, 12)))
+        sorted_lines(&expected_body(&mock_config, "emailSend", day(0), day_at(0, 12)))
     );
     Ok(())
 }
@@ -362,7 +362,7 @@ async fn non_transient_errors_fail_fast() -> TestResult {
     let mock = start(config(100)).await?;
     let client = client(&mock)?;
     mock.inject(Fault::Status { status: 400, count: 1 });
-    let run = windowed(&client, DataType::EmailSend, day(0, 0), day(1, 0), options(6)).await?;
+    let run = windowed(&client, DataType::EmailSend, day(0), day(1), options(6)).await?;
     let err = run.result.err().ok_or("expected an error")?;
     assert!(
         matches!(&err, Error::WindowFailed { attempts: 1, source, .. } if matches!(**source, Error::Api { status: 400, .. })),
@@ -395,7 +395,7 @@ async fn rate_limit_compliance_zero_429s_near_the_minimum_time() -> TestResult {
     let data_types = [DataType::EmailSend, DataType::EmailOpen, DataType::Purchase];
     let runs: Vec<_> = data_types
         .iter()
-        .map(|dt| spawn_windowed(&client, *dt, day(0, 0), day(1, 0), options(6)))
+        .map(|dt| spawn_windowed(&client, *dt, day(0), day(1), options(6)))
         .collect();
     let quiescent = || {
         let sent = client.stats().requests;
@@ -428,7 +428,7 @@ async fn rate_limit_compliance_zero_429s_near_the_minimum_time() -> TestResult {
     for ((task, _), data_type) in runs.into_iter().zip(data_types) {
         let (sink, result) = task.await?;
         assert_eq!(result?.records, 40, "{data_type}");
-        let expected = expected_body(&mock_config, &data_type.to_string(), day(0, 0), day(1, 0));
+        let expected = expected_body(&mock_config, &data_type.to_string(), day(0), day(1));
         assert_records(sink.committed(), &expected, &data_type.to_string());
     }
     let counters = mock.counters();
@@ -459,7 +459,7 @@ async fn windows_grow_while_bodies_arrive_fast() -> TestResult {
         .with_size(HOUR * 24)
         .with_max_size(HOUR * 24 * 30);
     let t0 = Instant::now();
-    let (task, events) = spawn_windowed(&client, DataType::EmailSend, day(0, 0), day(60, 0), options);
+    let (task, events) = spawn_windowed(&client, DataType::EmailSend, day(0), day(60), options);
     let quiescent = || {
         let sent = client.stats().requests;
         sent == mock.counters().requests && sent == snapshot(&events).commits
@@ -485,7 +485,7 @@ async fn windows_grow_while_bodies_arrive_fast() -> TestResult {
     assert_eq!(mock.counters().rate_limited, 0);
     assert_records(
         sink.committed(),
-        &expected_body(&mock_config, "emailSend", day(0, 0), day(60, 0)),
+        &expected_body(&mock_config, "emailSend", day(0), day(60)),
         "output",
     );
     Ok(())
@@ -590,7 +590,7 @@ async fn retry_after_as_an_http_date_is_honoured() -> TestResult {
         .retry_policy(fast_retries(3))
         .build()?;
     let t0 = Instant::now();
-    let (task, events) = spawn_windowed(&client, DataType::EmailSend, day(0, 0), day(1, 0), options(24));
+    let (task, events) = spawn_windowed(&client, DataType::EmailSend, day(0), day(1), options(24));
     wait_for("the 429", || client.stats().rate_limited == 1).await;
     let retried_at = loop {
         settle("the request in flight", || client.stats().requests == server.requests()).await;
@@ -629,7 +629,7 @@ async fn retry_after_as_an_http_date_is_honoured() -> TestResult {
     let mut sink = MemSink::new();
     let err = client
         .export(DataType::EmailSend)
-        .between(day(0, 0), day(1, 0))
+        .between(day(0), day(1))
         .export_windows(options(24), &mut sink)
         .await
         .err()
@@ -718,7 +718,7 @@ async fn a_sink_that_fails_on_a_record_stops_the_export() -> TestResult {
     let mut sink = FailingSink::new(Some(60), None);
     let err = client
         .export(DataType::EmailSend)
-        .between(day(0, 0), day(1, 0))
+        .between(day(0), day(1))
         .export_windows(options(6), &mut sink)
         .await
         .err()
@@ -733,7 +733,7 @@ async fn a_sink_that_fails_on_a_record_stops_the_export() -> TestResult {
     assert_eq!(events.records, 59);
     assert_records(
         sink.inner.committed(),
-        &expected_body(&mock_config, "emailSend", day(0, 0), day(0, 12)),
+        &expected_body(&mock_config, "emailSend", day(0), day_at(0, 12)),
         "committed",
     );
     assert_eq!(mock.counters().requests, 3, "no window after the failing one");
@@ -751,7 +751,7 @@ async fn a_sink_that_fails_to_commit_stops_the_export() -> TestResult {
     let mut sink = FailingSink::new(None, Some(2));
     let err = client
         .export(DataType::EmailSend)
-        .between(day(0, 0), day(1, 0))
+        .between(day(0), day(1))
         .export_windows(options(6), &mut sink)
         .await
         .err()
@@ -766,7 +766,7 @@ async fn a_sink_that_fails_to_commit_stops_the_export() -> TestResult {
     assert_eq!(events.aborts, 1, "the failed commit's window is taken back");
     assert_records(
         sink.inner.committed(),
-        &expected_body(&mock_config, "emailSend", day(0, 0), day(0, 6)),
+        &expected_body(&mock_config, "emailSend", day(0), day_at(0, 6)),
         "committed",
     );
     assert_eq!(mock.counters().requests, 2, "no window after the failing one");
