@@ -373,6 +373,20 @@ async fn non_transient_errors_fail_fast() -> TestResult {
     Ok(())
 }
 
+/// A mock serving `records_per_day` and a client without retries, both held to 4 requests per
+/// `per` on the same (paused) clock.
+async fn limited_to_4(records_per_day: u64, per: Duration) -> Result<(MockConfig, MockServer, Client), BoxError> {
+    let mock_config = config(records_per_day).with_rate_limit(iterable_export_mock::RateLimit::new(4, per));
+    let mock = start(mock_config.clone()).await?;
+    let client = Client::builder()
+        .api_key(mock.api_key())
+        .base_url(mock.base_url())
+        .rate_limit(RateLimit::new(4, per))
+        .retry_policy(fast_retries(0))
+        .build()?;
+    Ok((mock_config, mock, client))
+}
+
 /// Proves: one client's limiter, shared by three concurrent windowed exports (4 windows each),
 /// lets exactly 4 requests through per rolling interval — never a 5th early: the mock enforces
 /// the same limit on the same paused clock and answers no 429 — and releases the waiting ones as
@@ -383,14 +397,7 @@ async fn non_transient_errors_fail_fast() -> TestResult {
 async fn rate_limit_compliance_zero_429s_near_the_minimum_time() -> TestResult {
     let _clock = hold_clock();
     let per = Duration::from_secs(1);
-    let mock_config = config(40).with_rate_limit(iterable_export_mock::RateLimit::new(4, per));
-    let mock = start(mock_config.clone()).await?;
-    let client = Client::builder()
-        .api_key(mock.api_key())
-        .base_url(mock.base_url())
-        .rate_limit(RateLimit::new(4, per))
-        .retry_policy(fast_retries(0))
-        .build()?;
+    let (mock_config, mock, client) = limited_to_4(40, per).await?;
     let t0 = Instant::now();
     let data_types = [DataType::EmailSend, DataType::EmailOpen, DataType::Purchase];
     let runs: Vec<_> = data_types
@@ -447,14 +454,7 @@ async fn rate_limit_compliance_zero_429s_near_the_minimum_time() -> TestResult {
 async fn windows_grow_while_bodies_arrive_fast() -> TestResult {
     let _clock = hold_clock();
     let per = HOUR;
-    let mock_config = config(10).with_rate_limit(iterable_export_mock::RateLimit::new(4, per));
-    let mock = start(mock_config.clone()).await?;
-    let client = Client::builder()
-        .api_key(mock.api_key())
-        .base_url(mock.base_url())
-        .rate_limit(RateLimit::new(4, per))
-        .retry_policy(fast_retries(0))
-        .build()?;
+    let (mock_config, mock, client) = limited_to_4(10, per).await?;
     let options = WindowOptions::default()
         .with_size(HOUR * 24)
         .with_max_size(HOUR * 24 * 30);
@@ -706,16 +706,18 @@ impl Sink for FailingSink {
     }
 }
 
-/// Proves: an error from the sink's `record` ends the export with exactly that error (not retried,
-/// not wrapped), the window in progress is aborted, earlier windows stay committed, and no further
-/// window is requested.
-#[tokio::test]
-async fn a_sink_that_fails_on_a_record_stops_the_export() -> TestResult {
+/// Exports 2024-01-01 in four 6-hour windows of 25 records into `sink`, which must fail; checks
+/// that the export stopped there: what the sink committed before stays (the records until
+/// `committed_until`), no window after the failing one is requested (`requests` in all), and the
+/// sink's error is not retried. Returns the error and the sink.
+async fn export_until_the_sink_fails(
+    mut sink: FailingSink,
+    committed_until: DateTime<Utc>,
+    requests: u64,
+) -> Result<(Error, FailingSink), BoxError> {
     let mock_config = config(100);
     let mock = start(mock_config.clone()).await?;
     let client = client(&mock)?;
-    // Four 6-hour windows of 25 records; record 60 is the 10th of the third window.
-    let mut sink = FailingSink::new(Some(60), None);
     let err = client
         .export(DataType::EmailSend)
         .between(day(0), day(1))
@@ -723,6 +725,23 @@ async fn a_sink_that_fails_on_a_record_stops_the_export() -> TestResult {
         .await
         .err()
         .ok_or("expected the sink's error")?;
+    assert_records(
+        sink.inner.committed(),
+        &expected_body(&mock_config, "emailSend", day(0), committed_until),
+        "committed",
+    );
+    assert_eq!(mock.counters().requests, requests, "no window after the failing one");
+    assert_eq!(client.stats().retries, 0, "a sink's error is not retried");
+    Ok((err, sink))
+}
+
+/// Proves: an error from the sink's `record` ends the export with exactly that error (not retried,
+/// not wrapped), the window in progress is aborted, earlier windows stay committed, and no further
+/// window is requested.
+#[tokio::test]
+async fn a_sink_that_fails_on_a_record_stops_the_export() -> TestResult {
+    // Record 60 is the 10th of the third window: two windows stay committed.
+    let (err, sink) = export_until_the_sink_fails(FailingSink::new(Some(60), None), day_at(0, 12), 3).await?;
     assert!(
         matches!(&err, Error::Io { context, source } if context == "test sink: cannot store record 60" && source.to_string() == "disk full"),
         "{err:?}"
@@ -731,13 +750,6 @@ async fn a_sink_that_fails_on_a_record_stops_the_export() -> TestResult {
     let events = snapshot(&sink.inner.events());
     assert_eq!((events.begins.len(), events.commits, events.aborts), (3, 2, 1));
     assert_eq!(events.records, 59);
-    assert_records(
-        sink.inner.committed(),
-        &expected_body(&mock_config, "emailSend", day(0), day_at(0, 12)),
-        "committed",
-    );
-    assert_eq!(mock.counters().requests, 3, "no window after the failing one");
-    assert_eq!(client.stats().retries, 0, "a sink's error is not retried");
     Ok(())
 }
 
@@ -745,17 +757,7 @@ async fn a_sink_that_fails_on_a_record_stops_the_export() -> TestResult {
 /// further window is requested; what the sink committed before stays.
 #[tokio::test]
 async fn a_sink_that_fails_to_commit_stops_the_export() -> TestResult {
-    let mock_config = config(100);
-    let mock = start(mock_config.clone()).await?;
-    let client = client(&mock)?;
-    let mut sink = FailingSink::new(None, Some(2));
-    let err = client
-        .export(DataType::EmailSend)
-        .between(day(0), day(1))
-        .export_windows(options(6), &mut sink)
-        .await
-        .err()
-        .ok_or("expected the sink's error")?;
+    let (err, sink) = export_until_the_sink_fails(FailingSink::new(None, Some(2)), day_at(0, 6), 2).await?;
     assert!(
         matches!(&err, Error::Io { context, .. } if context == "test sink: cannot commit window 2"),
         "{err:?}"
@@ -764,12 +766,5 @@ async fn a_sink_that_fails_to_commit_stops_the_export() -> TestResult {
     let events = snapshot(&sink.inner.events());
     assert_eq!((events.begins.len(), events.commits, events.records), (2, 1, 50));
     assert_eq!(events.aborts, 1, "the failed commit's window is taken back");
-    assert_records(
-        sink.inner.committed(),
-        &expected_body(&mock_config, "emailSend", day(0), day_at(0, 6)),
-        "committed",
-    );
-    assert_eq!(mock.counters().requests, 2, "no window after the failing one");
-    assert_eq!(client.stats().retries, 0, "a sink's error is not retried");
     Ok(())
 }
