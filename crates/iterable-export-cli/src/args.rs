@@ -424,7 +424,9 @@ mod tests {
         assert_eq!(parse_data_type("all"), Ok(DataTypeArg::All));
         assert!(parse_data_type("EmailSend").is_err_and(|e| e.contains("(did you mean emailSend?)")));
         assert!(parse_data_type("userUpdate").is_err_and(|e| e.contains("the user table is `user`")));
-        assert!(parse_data_type("bogus").is_err_and(|e| e.starts_with("\"bogus\" is not a data type; all, or one of the ")));
+        assert!(
+            parse_data_type("bogus").is_err_and(|e| e.starts_with("\"bogus\" is not a data type; all, or one of the "))
+        );
     }
 
     #[test]
