@@ -1,0 +1,243 @@
+//! The records of a window in response order: which days and indexes fall in `[start, end)`
+//! (found by binary search, without generating anything), the per-day permutation, and the day
+//! prefix of timestamps.
+
+use std::fmt;
+
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+
+use super::catalogue::DataType;
+use super::generate::generate;
+use super::random::mix;
+use super::record::Rec;
+use super::text::push_2;
+
+const SECS_PER_DAY: i64 = 86_400;
+
+/// What the generator needs from the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DataParams {
+    pub(crate) seed: u64,
+    pub(crate) records_per_day: u64,
+    /// First day (days since the Unix epoch) with data.
+    pub(crate) first_day: i64,
+}
+
+/// Per-day constants.
+#[derive(Debug, Clone)]
+pub(super) struct DayInfo {
+    pub(super) day: i64,
+    /// `YYYY-MM-DD ` of the day.
+    prefix: [u8; 11],
+}
+
+impl DayInfo {
+    pub(super) fn new(day: i64) -> Self {
+        let date = DateTime::<Utc>::from_timestamp(day * SECS_PER_DAY, 0)
+            .map(|d| d.date_naive())
+            .unwrap_or(NaiveDate::MIN);
+        let mut v = Vec::with_capacity(11);
+        let y = date.year().clamp(0, 9999) as u64;
+        push_2(&mut v, (y / 100) as u32);
+        push_2(&mut v, (y % 100) as u32);
+        v.push(b'-');
+        push_2(&mut v, date.month());
+        v.push(b'-');
+        push_2(&mut v, date.day());
+        v.push(b' ');
+        let mut prefix = [0u8; 11];
+        prefix.copy_from_slice(&v);
+        DayInfo { day, prefix }
+    }
+
+    /// Writes `YYYY-MM-DD HH:MM:SS +00:00` for second `sod` of the day.
+    pub(super) fn push_time(&self, buf: &mut Vec<u8>, sod: u32) {
+        buf.extend_from_slice(&self.prefix);
+        push_2(buf, sod / 3600);
+        buf.push(b':');
+        push_2(buf, (sod / 60) % 60);
+        buf.push(b':');
+        push_2(buf, sod % 60);
+        buf.extend_from_slice(b" +00:00");
+    }
+}
+
+/// Second of the day of record `i` of `n`.
+pub(super) fn second_of_day(i: u64, n: u64) -> u32 {
+    ((u128::from(2 * i + 1) * SECS_PER_DAY as u128) / (2 * u128::from(n))) as u32
+}
+
+/// Smallest `i` in `0..=n` with `second_of_day(i) >= sod` (monotone).
+fn first_index_at_or_after(sod: i64, n: u64) -> u64 {
+    if sod <= 0 {
+        return 0;
+    }
+    if sod >= SECS_PER_DAY {
+        return n;
+    }
+    let (mut lo, mut hi) = (0u64, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if i64::from(second_of_day(mid, n)) < sod {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// A stride that is coprime with `len`.
+fn stride_for(len: u64) -> u64 {
+    const PRIMES: [u64; 6] = [1_000_003, 999_983, 104_729, 7_919, 613, 31];
+    PRIMES.iter().copied().find(|p| !len.is_multiple_of(*p)).unwrap_or(1)
+}
+
+struct DayCursor {
+    info: DayInfo,
+    lo: u64,
+    len: u64,
+    k: u64,
+    stride: u64,
+    offset: u64,
+}
+
+/// Produces the records of `[start, end)` for one data type, in response order.
+pub(crate) struct RecordStream {
+    params: DataParams,
+    dt: DataType,
+    start: i64,
+    end: i64,
+    next_day: i64,
+    last_day: i64,
+    cur: Option<DayCursor>,
+    pub(crate) rec: Rec,
+}
+
+impl fmt::Debug for RecordStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordStream")
+            .field("dt", &self.dt)
+            .field("start", &self.start)
+            .field("end", &self.end)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Rounds a timestamp up to whole seconds (records have whole-second timestamps, so
+/// `t >= start` ⇔ `t >= ceil(start)` and `t < end` ⇔ `t < ceil(end)`).
+fn ceil_secs(t: DateTime<Utc>) -> i64 {
+    let s = t.timestamp();
+    if t.timestamp_subsec_nanos() > 0 { s + 1 } else { s }
+}
+
+impl RecordStream {
+    pub(crate) fn new(params: DataParams, dt: DataType, start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
+        let start = ceil_secs(start).max(params.first_day.saturating_mul(SECS_PER_DAY));
+        let end = ceil_secs(end);
+        let (next_day, last_day) = if params.records_per_day == 0 || end <= start {
+            (1, 0)
+        } else {
+            (start.div_euclid(SECS_PER_DAY), (end - 1).div_euclid(SECS_PER_DAY))
+        };
+        RecordStream {
+            params,
+            dt,
+            start,
+            end,
+            next_day,
+            last_day,
+            cur: None,
+            rec: Rec::default(),
+        }
+    }
+
+    /// Number of records the stream yields in total (cheap: no generation).
+    pub(crate) fn total(&self) -> u64 {
+        let mut n = 0;
+        let mut d = self.next_day;
+        while d <= self.last_day {
+            let (_, len) = self.day_range(d);
+            n += len;
+            d += 1;
+        }
+        n
+    }
+
+    fn day_range(&self, day: i64) -> (u64, u64) {
+        let n = self.params.records_per_day;
+        let base = day * SECS_PER_DAY;
+        let lo = first_index_at_or_after(self.start - base, n);
+        let hi = first_index_at_or_after(self.end - base, n);
+        (lo, hi.saturating_sub(lo))
+    }
+
+    /// Generates the next record into `self.rec`; false at the end.
+    pub(crate) fn advance(&mut self) -> bool {
+        loop {
+            if let Some(c) = &mut self.cur {
+                if c.k < c.len {
+                    let j =
+                        ((u128::from(c.k) * u128::from(c.stride) + u128::from(c.offset)) % u128::from(c.len)) as u64;
+                    let i = c.lo + j;
+                    c.k += 1;
+                    let info = c.info.clone();
+                    generate(&self.params, self.dt, &info, i, None, &mut self.rec);
+                    return true;
+                }
+                self.cur = None;
+            }
+            if self.next_day > self.last_day {
+                return false;
+            }
+            let day = self.next_day;
+            self.next_day += 1;
+            let (lo, len) = self.day_range(day);
+            if len == 0 {
+                continue;
+            }
+            let offset = mix(self.params.seed ^ mix(day as u64 ^ (self.dt.index() << 56))) % len;
+            self.cur = Some(DayCursor {
+                info: DayInfo::new(day),
+                lo,
+                len,
+                k: 0,
+                stride: stride_for(len),
+                offset,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_search_matches_timestamps() {
+        for n in [1u64, 2, 3, 7, 100, 86_400, 200_000] {
+            for sod in [0i64, 1, 59, 3600, 43_200, 86_399] {
+                let i = first_index_at_or_after(sod, n);
+                if i < n {
+                    assert!(i64::from(second_of_day(i, n)) >= sod);
+                }
+                if i > 0 {
+                    assert!(i64::from(second_of_day(i - 1, n)) < sod);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stride_is_a_permutation() {
+        for len in [1u64, 2, 31, 613, 1000, 7919 * 31] {
+            let s = stride_for(len);
+            let mut seen = vec![false; len as usize];
+            for k in 0..len {
+                let j = ((u128::from(k) * u128::from(s) + 5) % u128::from(len)) as usize;
+                assert!(!seen[j]);
+                seen[j] = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! What the server sends for a window, computed without a server: the records tests compare a
+//! client's output with, byte for byte.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+use crate::data::{self, DataType, FieldFilter, RecordStream};
+use crate::{MockConfig, MockError};
+
+/// The lines a `data.json` request without field filters returns for a window, in the order the
+/// server sends them. Each item is one NDJSON line **without** its trailing `\n`.
+///
+/// Made by [`expected_ndjson`] or [`MockServer::expected_ndjson`](crate::MockServer::expected_ndjson).
+pub struct ExpectedRecords {
+    records: RecordStream,
+    /// `Some`: CSV rows with these columns ([`expected_csv`]); `None`: NDJSON lines.
+    csv_columns: Option<Vec<&'static str>>,
+    total: u64,
+    yielded: u64,
+}
+
+impl fmt::Debug for ExpectedRecords {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExpectedRecords")
+            .field("total", &self.total)
+            .field("yielded", &self.yielded)
+            .finish()
+    }
+}
+
+impl ExpectedRecords {
+    fn new(records: RecordStream, csv_columns: Option<Vec<&'static str>>) -> Self {
+        let total = records.total();
+        ExpectedRecords {
+            records,
+            csv_columns,
+            total,
+            yielded: 0,
+        }
+    }
+
+    /// The total number of records of the window (computed without generating them).
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+}
+
+impl Iterator for ExpectedRecords {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if !self.records.advance() {
+            return None;
+        }
+        self.yielded += 1;
+        let mut line = Vec::with_capacity(512);
+        match &self.csv_columns {
+            Some(columns) => self.records.rec.write_csv(&mut line, columns),
+            None => self.records.rec.write_ndjson(&mut line, &FieldFilter::All, None),
+        }
+        line.pop();
+        Some(line)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = usize::try_from(self.total - self.yielded).unwrap_or(usize::MAX);
+        (left, Some(left))
+    }
+}
+
+/// The data type named `data_type` and its records in `[start, end)` under `config`.
+fn records(
+    config: &MockConfig,
+    data_type: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<(DataType, RecordStream), MockError> {
+    let dt: DataType = data_type.parse()?;
+    Ok((dt, RecordStream::new(config.data_params(), dt, start, end)))
+}
+
+/// The records (as NDJSON lines without the trailing `\n`) that `GET /export/data.json` returns
+/// for `dataTypeName=data_type` and the window `[start, end)` without `onlyFields`/`omitFields`,
+/// in the order the server sends them: the response body is exactly these lines, each followed by
+/// `\n`.
+///
+/// Only `seed`, `records_per_day` and `data_start` of `config` matter.
+pub fn expected_ndjson(
+    config: &MockConfig,
+    data_type: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<ExpectedRecords, MockError> {
+    let (_, records) = records(config, data_type, start, end)?;
+    Ok(ExpectedRecords::new(records, None))
+}
+
+/// The header row (without its `\n`) that `GET /export/data.csv` sends for `data_type` without
+/// `onlyFields`/`omitFields`.
+pub fn expected_csv_header(data_type: &str) -> Result<Vec<u8>, MockError> {
+    let dt: DataType = data_type.parse()?;
+    let mut header = Vec::new();
+    data::push_csv_header(&mut header, &dt.fields());
+    header.pop();
+    Ok(header)
+}
+
+/// The records (as CSV rows without the trailing `\n`) that `GET /export/data.csv` returns for
+/// `dataTypeName=data_type` and the window `[start, end)` without `onlyFields`/`omitFields`, in
+/// the order the server sends them: the response body is [`expected_csv_header`] and then these
+/// rows, each followed by `\n`. (A row may span lines: cells with line breaks are quoted.)
+///
+/// Only `seed`, `records_per_day` and `data_start` of `config` matter.
+pub fn expected_csv(
+    config: &MockConfig,
+    data_type: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<ExpectedRecords, MockError> {
+    let (dt, records) = records(config, data_type, start, end)?;
+    Ok(ExpectedRecords::new(records, Some(dt.fields())))
+}
+
+/// The exact `GET /export/data.json` body for a window without field filters: the lines of
+/// [`expected_ndjson`], each followed by `\n`. Builds the whole body in memory: for tests.
+pub fn expected_body(
+    config: &MockConfig,
+    data_type: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<u8>, MockError> {
+    let mut body = Vec::new();
+    for line in expected_ndjson(config, data_type, start, end)? {
+        body.extend_from_slice(&line);
+        body.push(b'\n');
+    }
+    Ok(body)
+}
+
+/// The number of records of `data_type` in `[start, end)` (cheap: nothing is generated).
+pub fn expected_count(
+    config: &MockConfig,
+    data_type: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<u64, MockError> {
+    let (_, records) = records(config, data_type, start, end)?;
+    Ok(records.total())
+}
