@@ -79,17 +79,10 @@ pub enum Fault {
 impl Fault {
     /// The remaining count.
     pub fn count(&self) -> u32 {
-        match self {
-            Fault::Status { count, .. }
-            | Fault::Truncate { count, .. }
-            | Fault::Stall { count, .. }
-            | Fault::MalformedLine { count, .. }
-            | Fault::BlankLines { count, .. }
-            | Fault::NoFinalNewline { count }
-            | Fault::Redirect { count } => *count,
-        }
+        *self.clone().count_mut()
     }
 
+    /// The remaining count, to change (the one place that knows where each variant keeps it).
     pub(crate) fn count_mut(&mut self) -> &mut u32 {
         match self {
             Fault::Status { count, .. }
@@ -139,47 +132,41 @@ impl FromStr for Fault {
                 "invalid fault {s:?} (examples: status:500:2, truncate:1048576:1, stall:65536:5s:1, malformed:10:1, blank:100:1, no-final-newline:1, redirect:1)"
             ))
         };
-        let parts: Vec<&str> = s.split(':').collect();
-        let num =
-            |i: usize| -> Result<u64, MockError> { parts.get(i).and_then(|p| p.trim().parse().ok()).ok_or_else(bad) };
-        let count = |i: usize| -> Result<u32, MockError> {
-            if parts.len() != i + 1 {
-                return Err(bad());
-            }
-            u32::try_from(num(i)?).map_err(|_| bad())
-        };
-        match parts.first().map(|p| p.trim()) {
-            Some("status") => Ok(Fault::Status {
-                status: u16::try_from(num(1)?)
+        // `kind:ARGS…:COUNT`: the arguments each kind takes, then the count.
+        let (kind, rest) = s.split_once(':').ok_or_else(bad)?;
+        let mut args: Vec<&str> = rest.split(':').map(str::trim).collect();
+        let num = |v: &str| -> Result<u64, MockError> { v.parse().map_err(|_| bad()) };
+        let count = args.pop().map(num).transpose()?.ok_or_else(bad)?;
+        let count = u32::try_from(count).map_err(|_| bad())?;
+        Ok(match (kind.trim(), args.as_slice()) {
+            ("status", [status]) => Fault::Status {
+                status: u16::try_from(num(status)?)
                     .ok()
                     .filter(|s| (100..=599).contains(s))
                     .ok_or_else(bad)?,
-                count: count(2)?,
-            }),
-            Some("truncate") => Ok(Fault::Truncate {
-                after_bytes: num(1)?,
-                count: count(2)?,
-            }),
-            Some("stall") => Ok(Fault::Stall {
-                after_bytes: num(1)?,
-                duration: parts
-                    .get(2)
-                    .and_then(|d| humantime::parse_duration(d.trim()).ok())
-                    .ok_or_else(bad)?,
-                count: count(3)?,
-            }),
-            Some("malformed") => Ok(Fault::MalformedLine {
-                after_records: num(1)?,
-                count: count(2)?,
-            }),
-            Some("blank") => Ok(Fault::BlankLines {
-                every: num(1)?.max(1),
-                count: count(2)?,
-            }),
-            Some("no-final-newline") => Ok(Fault::NoFinalNewline { count: count(1)? }),
-            Some("redirect") => Ok(Fault::Redirect { count: count(1)? }),
-            _ => Err(bad()),
-        }
+                count,
+            },
+            ("truncate", [after]) => Fault::Truncate {
+                after_bytes: num(after)?,
+                count,
+            },
+            ("stall", [after, duration]) => Fault::Stall {
+                after_bytes: num(after)?,
+                duration: humantime::parse_duration(duration).map_err(|_| bad())?,
+                count,
+            },
+            ("malformed", [after]) => Fault::MalformedLine {
+                after_records: num(after)?,
+                count,
+            },
+            ("blank", [every]) => Fault::BlankLines {
+                every: num(every)?.max(1),
+                count,
+            },
+            ("no-final-newline", []) => Fault::NoFinalNewline { count },
+            ("redirect", []) => Fault::Redirect { count },
+            _ => return Err(bad()),
+        })
     }
 }
 
@@ -220,6 +207,12 @@ mod tests {
         ] {
             assert!(bad.parse::<Fault>().is_err(), "{bad}");
         }
+        // spaces around the parts are accepted; counts beyond u32 are not
+        assert_eq!(
+            " blank : 0 : 3 ".parse::<Fault>()?,
+            Fault::BlankLines { every: 1, count: 3 }
+        );
+        assert!("redirect:4294967296".parse::<Fault>().is_err());
         Ok(())
     }
 }
