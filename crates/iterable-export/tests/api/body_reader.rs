@@ -5,12 +5,11 @@ use iterable_export::{DataType, Error, Format};
 use iterable_export_mock::Fault;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
-use crate::common::{TestResult, client, config, day, expected_body, start};
+use crate::common::{TestResult, config, day, expected_body, mock_and_client};
 
 #[tokio::test]
 async fn a_body_read_as_async_buf_read_is_byte_for_byte_the_export() -> TestResult {
-    let mock = start(config(2000)).await?;
-    let client = client(&mock)?;
+    let (mock, client) = mock_and_client(config(2000)).await?;
     let (from, to) = (day(0), day(1));
     let expected = expected_body(&mock.config(), "emailSend", from, to);
     assert!(expected.len() > 100_000, "fixture: a body of several chunks");
@@ -38,8 +37,7 @@ async fn a_body_read_as_async_buf_read_is_byte_for_byte_the_export() -> TestResu
 
 #[tokio::test]
 async fn a_body_cut_short_is_an_io_error_holding_the_transport_error() -> TestResult {
-    let mock = start(config(2000)).await?;
-    let client = client(&mock)?;
+    let (mock, client) = mock_and_client(config(2000)).await?;
     mock.inject(Fault::Truncate {
         after_bytes: 50_000,
         count: 1,

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use iterable_export::{Client, RateLimit, RetryPolicy, Sink, Window};
-use iterable_export_mock::MockServer;
+use iterable_export_mock::{MockConfig, MockServer};
 
 pub use test_support::*;
 
@@ -17,6 +17,14 @@ pub fn fast_retries(max_retries: u32) -> RetryPolicy {
         .with_max_backoff(Duration::from_millis(20))
 }
 
+/// A mock started with `config` and a [`client`] of it.
+pub async fn mock_and_client(config: MockConfig) -> Result<(MockServer, Client), BoxError> {
+    let mock = start(config).await?;
+    let client = client(&mock)?;
+    Ok((mock, client))
+}
+
+/// A client of `mock` with a generous limit and [`fast_retries`].
 pub fn client(mock: &MockServer) -> Result<Client, iterable_export::Error> {
     Client::builder()
         .api_key(mock.api_key())

@@ -10,8 +10,7 @@ use crate::common::*;
 #[tokio::test]
 async fn lines_are_the_served_body_byte_for_byte() -> TestResult {
     let config = config(300);
-    let mock = start(config.clone()).await?;
-    let client = client(&mock)?;
+    let (mock, client) = mock_and_client(config.clone()).await?;
     let (from, to) = (day_at(0, 6), day(2));
     let lines: Vec<bytes::Bytes> = client
         .export(DataType::EmailSend)
@@ -35,8 +34,7 @@ async fn lines_are_the_served_body_byte_for_byte() -> TestResult {
 #[tokio::test]
 async fn events_decode_every_record_and_round_trip() -> TestResult {
     let config = config(200);
-    let mock = start(config.clone()).await?;
-    let client = client(&mock)?;
+    let (_mock, client) = mock_and_client(config.clone()).await?;
     for data_type in [
         DataType::EmailSend,
         DataType::EmailOpen,
@@ -72,8 +70,7 @@ async fn events_decode_every_record_and_round_trip() -> TestResult {
 
 #[tokio::test]
 async fn dates_go_out_in_iterable_format_and_fields_as_a_list() -> TestResult {
-    let mock = start(config(10)).await?;
-    let client = client(&mock)?;
+    let (mock, client) = mock_and_client(config(10)).await?;
     let events: Vec<Event> = client
         .export(DataType::EmailSend)
         .between(day(0), day_at(0, 12))
@@ -108,8 +105,7 @@ async fn dates_go_out_in_iterable_format_and_fields_as_a_list() -> TestResult {
 #[tokio::test]
 async fn csv_has_the_header_and_every_record() -> TestResult {
     let config = config(120);
-    let mock = start(config.clone()).await?;
-    let client = client(&mock)?;
+    let (_mock, client) = mock_and_client(config.clone()).await?;
     let rows = client.export(DataType::EmailOpen).between(day(1), day(2)).csv().await?;
     let headers = rows.headers().to_vec();
     let records: Vec<_> = rows.try_collect().await?;
@@ -130,8 +126,7 @@ async fn csv_has_the_header_and_every_record() -> TestResult {
 
 #[tokio::test]
 async fn range_is_sent_instead_of_dates() -> TestResult {
-    let mock = start(config(10)).await?;
-    let client = client(&mock)?;
+    let (mock, client) = mock_and_client(config(10)).await?;
     let _ = client
         .export(DataType::EmailClick)
         .range(Range::Yesterday)
@@ -194,8 +189,7 @@ async fn user_events_stream_in_both_forms() -> TestResult {
 
 #[tokio::test]
 async fn experiment_metrics_send_repeated_ids() -> TestResult {
-    let mock = start(config(10)).await?;
-    let client = client(&mock)?;
+    let (mock, client) = mock_and_client(config(10)).await?;
     let rows = client
         .experiment_metrics()
         .experiment_ids([1, 2])

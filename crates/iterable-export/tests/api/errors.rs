@@ -55,8 +55,7 @@ async fn unauthorized_with_and_without_a_body() -> TestResult {
 
 #[tokio::test]
 async fn transient_errors_are_retried_until_success() -> TestResult {
-    let mock = start(config(20)).await?;
-    let client = client(&mock)?;
+    let (mock, client) = mock_and_client(config(20)).await?;
     mock.inject(Fault::Status { status: 500, count: 1 });
     mock.inject(Fault::Status { status: 503, count: 1 });
     mock.inject(Fault::Status { status: 429, count: 1 });
@@ -69,8 +68,7 @@ async fn transient_errors_are_retried_until_success() -> TestResult {
 
 #[tokio::test]
 async fn html_502_becomes_a_short_excerpt_when_retries_run_out() -> TestResult {
-    let mock = start(config(20)).await?;
-    let client = client(&mock)?;
+    let (mock, client) = mock_and_client(config(20)).await?;
     mock.inject(Fault::Status { status: 502, count: 10 });
     let err = lines_of(&client).await.err().ok_or("expected an error")?;
     match &err {
@@ -91,8 +89,7 @@ async fn html_502_becomes_a_short_excerpt_when_retries_run_out() -> TestResult {
 
 #[tokio::test]
 async fn bad_params_fail_at_once_with_iterables_message() -> TestResult {
-    let mock = start(config(20)).await?;
-    let client = client(&mock)?;
+    let (mock, client) = mock_and_client(config(20)).await?;
     mock.inject(Fault::Status { status: 400, count: 1 });
     let err = lines_of(&client).await.err().ok_or("expected an error")?;
     assert!(
@@ -113,8 +110,7 @@ async fn bad_params_fail_at_once_with_iterables_message() -> TestResult {
 
 #[tokio::test]
 async fn invalid_requests_never_reach_the_server() -> TestResult {
-    let mock = start(config(20)).await?;
-    let client = client(&mock)?;
+    let (mock, client) = mock_and_client(config(20)).await?;
     let cases: Vec<Result<(), Error>> = vec![
         client
             .export(DataType::EmailSend)
@@ -154,8 +150,7 @@ async fn invalid_requests_never_reach_the_server() -> TestResult {
 
 #[tokio::test]
 async fn a_redirect_to_another_host_is_not_followed_with_the_key() -> TestResult {
-    let mock = start(config(20)).await?;
-    let client = client(&mock)?;
+    let (mock, client) = mock_and_client(config(20)).await?;
     mock.inject(Fault::Redirect { count: 1 });
     let err = lines_of(&client).await.err().ok_or("expected an error")?;
     assert!(matches!(&err, Error::Api { status: 302, .. }), "{err:?}");
@@ -198,8 +193,7 @@ async fn a_stalled_body_times_out() -> TestResult {
 
 #[tokio::test]
 async fn a_truncated_body_is_a_transport_error() -> TestResult {
-    let mock = start(config(2000)).await?;
-    let client = client(&mock)?;
+    let (mock, client) = mock_and_client(config(2000)).await?;
     mock.inject(Fault::Truncate {
         after_bytes: 50_000,
         count: 1,

@@ -317,8 +317,7 @@ async fn a_server_refusing_connections_for_a_while() -> TestResult {
 #[tokio::test]
 async fn exhausted_retries_name_the_window_and_keep_what_was_committed() -> TestResult {
     let mock_config = config(400);
-    let mock = start(mock_config.clone()).await?;
-    let client = client(&mock)?;
+    let (mock, client) = mock_and_client(mock_config.clone()).await?;
     // The first two windows succeed; then every attempt fails.
     let run = {
         let dir = tempfile::tempdir()?;
@@ -359,8 +358,7 @@ async fn exhausted_retries_name_the_window_and_keep_what_was_committed() -> Test
 
 #[tokio::test]
 async fn non_transient_errors_fail_fast() -> TestResult {
-    let mock = start(config(100)).await?;
-    let client = client(&mock)?;
+    let (mock, client) = mock_and_client(config(100)).await?;
     mock.inject(Fault::Status { status: 400, count: 1 });
     let run = windowed(&client, DataType::EmailSend, day(0), day(1), options(6)).await?;
     let err = run.result.err().ok_or("expected an error")?;
@@ -716,8 +714,7 @@ async fn export_until_the_sink_fails(
     requests: u64,
 ) -> Result<(Error, FailingSink), BoxError> {
     let mock_config = config(100);
-    let mock = start(mock_config.clone()).await?;
-    let client = client(&mock)?;
+    let (mock, client) = mock_and_client(mock_config.clone()).await?;
     let err = client
         .export(DataType::EmailSend)
         .between(day(0), day(1))
