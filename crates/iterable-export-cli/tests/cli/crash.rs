@@ -108,11 +108,14 @@ async fn crash_and_resume(seed: u64) -> Result<(u32, usize), BoxError> {
     let mock = start(config.clone()).await?;
     // Every body pauses 30 ms early on, so the export is still running when a kill point is
     // reached (a window's body is about 30 kB).
-    mock.inject(Fault::Stall {
-        after_bytes: 500,
-        duration: Duration::from_millis(30),
-        count: 100_000,
-    });
+    let stall_every_body = || {
+        mock.inject(Fault::Stall {
+            after_bytes: 500,
+            duration: Duration::from_millis(30),
+            count: 100_000,
+        })
+    };
+    stall_every_body();
     let dir = tempfile::tempdir()?;
     let mut landed = 0;
     for _ in 0..2 {
@@ -127,11 +130,7 @@ async fn crash_and_resume(seed: u64) -> Result<(u32, usize), BoxError> {
         }
         landed += 1;
         mock.clear_faults();
-        mock.inject(Fault::Stall {
-            after_bytes: 500,
-            duration: Duration::from_millis(30),
-            count: 100_000,
-        });
+        stall_every_body();
         // The state file is written atomically: whatever the moment, it parses.
         read_state(&dir.path().join("state.json")).map_err(|e| format!("seed {seed}, {kill:?}: {e}"))?;
     }
