@@ -79,17 +79,22 @@ async fn export(base_url: &str, format: Format) -> Result<(Vec<u8>, u64, u64), i
     Ok((sink.finish().await?, summary.records, summary.retries))
 }
 
+/// The offset at which line `n` (0-based) of `body` starts.
+fn line_start(body: &[u8], n: usize) -> Result<usize, &'static str> {
+    let previous_end = body
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(n - 1)
+        .ok_or("body too short")?;
+    Ok(previous_end.0 + 1)
+}
+
 #[tokio::test]
 async fn an_ndjson_body_closed_mid_record_is_retried_not_committed() -> TestResult {
     let body = ndjson_body(3000);
     // Twice cut inside record 1,234 (the export would have committed 1,233 records and half of one).
-    let cut_at = body
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(1232)
-        .map(|(i, _)| i + 20)
-        .ok_or("body too short")?;
+    let cut_at = line_start(&body, 1233)? + 19;
     let (base_url, requests) = close_delimited_server(body.clone(), "application/x-ndjson", 2, cut_at).await?;
     let (out, records, retries) = export(&base_url, Format::Ndjson).await?;
     assert!(
@@ -124,13 +129,7 @@ async fn a_csv_body_closed_mid_record_is_retried_not_committed() -> TestResult {
         body.extend_from_slice(format!("user{i}@example.com,2024-01-01 00:00:00 +00:00,\"m,{i}\"\n").as_bytes());
     }
     // Cut once inside a quoted field, once after the second field of a record.
-    let record_300 = body
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == b'\n')
-        .nth(300)
-        .map(|(i, _)| i + 1)
-        .ok_or("body too short")?;
+    let record_300 = line_start(&body, 301)?;
     let in_quotes = record_300 + "user300@example.com,2024-01-01 00:00:00 +00:00,\"m".len();
     let (base_url, requests) = close_delimited_server(body.clone(), "text/csv", 1, in_quotes).await?;
     let (out, records, retries) = export(&base_url, Format::Csv).await?;
