@@ -21,7 +21,7 @@
 /// - The string in parentheses completes "invalid type: …, expected" when a record is not a JSON object.
 /// - `field enum` names the private enum of the typed fields (one variant per row, named like the Rust field).
 /// - `other names` lists frequent names of fields that are not typed: they are kept without allocating a
-///   `String` per record. A name that is also a row does not compile (unreachable pattern).
+///   `String` per record. A name that is also a row is reported as an unreachable pattern (a warning).
 ///
 /// It expands to the struct (documented fields, the doc table, `Clone`, `Debug`, `Default`, `PartialEq`,
 /// `Serialize`, `Deserialize`, `JsonSchema`), the field enum with its [`Field`] impl (the [`FieldInfo`] table
