@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use iterable_export::{DataType, Range, Region};
 
@@ -295,21 +295,15 @@ fn parse_range(s: &str) -> Result<Range, String> {
         .map_err(|_| format!("{s:?} is not a range: use Today, Yesterday, BeforeToday or All"))
 }
 
-/// RFC 3339, `YYYY-MM-DD HH:MM:SS` (UTC) or `YYYY-MM-DD` (midnight UTC).
+/// RFC 3339, `YYYY-MM-DD HH:MM:SS` (UTC) or `YYYY-MM-DD` (midnight UTC), as the library's
+/// [`iterable_export::parse_iterable_time`] reads them.
 pub fn parse_date(s: &str) -> Result<DateTime<Utc>, String> {
-    let s = s.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
-        return Ok(t.and_utc());
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).unwrap_or_default());
-    }
-    Err(format!(
-        "{s:?} is not a date: use RFC 3339 (2024-01-01T00:00:00Z) or YYYY-MM-DD"
-    ))
+    iterable_export::parse_iterable_time(s).ok_or_else(|| {
+        format!(
+            "{:?} is not a date: use RFC 3339 (2024-01-01T00:00:00Z) or YYYY-MM-DD",
+            s.trim()
+        )
+    })
 }
 
 /// The longest duration any flag accepts (ten years): keeps date arithmetic in range.

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 
 use table::typed_record;
+pub use time::parse_iterable_time;
 
 typed_record! {
     /// One record of an Iterable export (`/export/data.json`, `/export/userEvents`): an event (emailSend,

@@ -64,6 +64,30 @@ pub(crate) fn parse_time(s: &str) -> Option<(DateTime<Utc>, bool)> {
     parse_iterable_fast(s).or_else(|| parse_time_chrono(s))
 }
 
+/// Parses a time as Iterable writes it or as a person types one, in UTC: Iterable's
+/// `2021-04-14 16:25:55 +00:00` (any offset, optional fraction), RFC 3339
+/// (`2021-04-14T16:25:55Z`), `2021-04-14 16:25:55` (UTC), or a date, `2021-04-14` (midnight
+/// UTC). The one parser of the client side: records' times, and the CLI's `--start`/`--end`.
+/// (The mock server keeps its own on purpose: it shares no logic with the client.)
+///
+/// ```
+/// use iterable_export::parse_iterable_time;
+///
+/// let t = parse_iterable_time("2021-04-14 16:25:55 +02:00").unwrap();
+/// assert_eq!(t.to_rfc3339(), "2021-04-14T14:25:55+00:00");
+/// assert_eq!(parse_iterable_time("2021-04-14").map(|t| t.to_rfc3339()), Some("2021-04-14T00:00:00+00:00".into()));
+/// assert_eq!(parse_iterable_time("yesterday"), None);
+/// ```
+pub fn parse_iterable_time(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    parse_time(s).map(|(t, _)| t).or_else(|| {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc())
+    })
+}
+
 /// [`parse_time`] with chrono's parsers only: what the fast path must agree with.
 fn parse_time_chrono(s: &str) -> Option<(DateTime<Utc>, bool)> {
     let t = DateTime::parse_from_str(s, ITERABLE_TIME_FORMAT)
