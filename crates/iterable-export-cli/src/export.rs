@@ -10,6 +10,7 @@ use indicatif::{HumanCount, ProgressBar};
 use iterable_export::{Client, Dedup, Error, ExclusiveLock, FileSink, Sink, Window, WindowOptions, WriterSink};
 
 use crate::args::ExportArgs;
+use crate::checkpoint::{Checkpoint, Checkpoints};
 use crate::plan::{Opening, plan_job, usage};
 use crate::state::{Entry, State};
 use crate::ui::{Ui, human_bytes};
@@ -85,61 +86,6 @@ struct Tracked {
     records: u64,
     bytes: u64,
     checkpoint: Option<Checkpoint>,
-}
-
-/// The state file shared by every data type of a run.
-struct Checkpoints {
-    path: PathBuf,
-    /// The state and the number of updates made to it.
-    state: Mutex<(State, u64)>,
-    /// Held while saving; holds the number of updates the file on disk reflects.
-    saved: tokio::sync::Mutex<u64>,
-}
-
-/// One data type's view of the shared state file.
-struct Checkpoint {
-    shared: Arc<Checkpoints>,
-    key: String,
-}
-
-fn poisoned() -> Error {
-    Error::Io {
-        context: "the state is unusable after a panic".into(),
-        source: std::io::Error::other("poisoned lock"),
-    }
-}
-
-impl Checkpoint {
-    /// Updates this data type's entry and waits until the state file on disk holds the update.
-    /// Saves run on a blocking thread (their `fsync`s must not stall the runtime), one at a
-    /// time, and a save covers every update made before it started: data types that commit
-    /// while another one saves share the next save (group commit) instead of queueing one
-    /// `fsync` each.
-    async fn update(&self, update: impl FnOnce(&mut Entry)) -> iterable_export::Result<()> {
-        let version = {
-            let mut guard = self.shared.state.lock().map_err(|_| poisoned())?;
-            if let Some(entry) = guard.0.exports.get_mut(&self.key) {
-                update(entry);
-            }
-            guard.1 += 1;
-            guard.1
-        };
-        let mut saved = self.shared.saved.lock().await;
-        if *saved >= version {
-            return Ok(());
-        }
-        let shared = self.shared.clone();
-        let save = move || -> iterable_export::Result<u64> {
-            let guard = shared.state.lock().map_err(|_| poisoned())?;
-            guard.0.save(&shared.path)?;
-            Ok(guard.1)
-        };
-        *saved = tokio::task::spawn_blocking(save).await.map_err(|err| Error::Io {
-            context: "saving the state file failed".into(),
-            source: std::io::Error::other(err.to_string()),
-        })??;
-        Ok(())
-    }
 }
 
 impl Tracked {

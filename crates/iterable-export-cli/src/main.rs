@@ -1,6 +1,7 @@
 //! `iterable-export`: export Iterable data to files, completely and within the rate limit.
 
 mod args;
+mod checkpoint;
 #[cfg(feature = "demo")]
 mod demo;
 mod export;
