@@ -1,4 +1,8 @@
-//! Streaming decoders: any chunking gives the same result, limits, error positions.
+//! Streaming decoders: any chunking gives the same result, limits, error positions, bodies cut
+//! off inside a record.
+//!
+//! Over 500 lines on purpose: one corpus (the constants below) drives every decoder's tests, and
+//! the chunking property tests, the limits and the cut-off tests all compare against it.
 
 use bytes::Bytes;
 use futures::executor::block_on;

@@ -1,6 +1,10 @@
 //! The windowed engine against faults: exactly-once delivery, splitting, rate-limit compliance,
 //! `Retry-After` dates, failing sinks.
 //!
+//! Over 500 lines on purpose: this is the fault matrix of the README's reliability table, one
+//! test per row sharing the fixtures at the bottom (held clock, recording sinks); split, the rows
+//! would scatter what a reader compares side by side.
+//!
 //! Tests about time run on tokio's paused clock, held still (see [`hold_clock`]) and moved by
 //! the test only when nothing is in flight: they assert on the limiter's and the timers' own
 //! arithmetic, never on how fast the machine is.
