@@ -2,9 +2,13 @@
 //!
 //! Every record is a pure function of `(seed, data type, day, index)`. A day holds
 //! [`MockConfig::records_per_day`](crate::MockConfig::records_per_day) records per data type whose
-//! `createdAt` timestamps are spread evenly across the day (record `i` of `n` is at second
+//! timestamps are spread evenly across the day (record `i` of `n` is at second
 //! `((2i + 1) * 86400) / (2n)` of the day), so the records of any window can be found without
-//! generating other days or other records. Within a response, the records of one day are sent in a
+//! generating other days or other records. The timestamp is `createdAt` for events (and the seed
+//! spec's `userNew`/`userUpdate`); the user table (`user`) has no `createdAt` and is windowed by
+//! `profileUpdatedAt`, as Iterable windows user exports by profile update time. User records gain
+//! custom fields on later days of data (`LATER_FIELDS` in `catalogue`), so their CSV header
+//! depends on the window. Within a response, the records of one day are sent in a
 //! deterministic pseudo-random order (a stride permutation), days in ascending order.
 //!
 //! Records are written with a hand-rolled writer into reusable buffers: no `serde_json::Value`.

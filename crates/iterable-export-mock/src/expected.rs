@@ -97,19 +97,43 @@ pub fn expected_ndjson(
 }
 
 /// The header row (without its `\n`) that `GET /export/data.csv` sends for `data_type` without
-/// `onlyFields`/`omitFields`.
+/// `onlyFields`/`omitFields`, for a window in which every column occurs: [`DataType::fields`].
+/// That is every window for every type but `user`, whose records gain custom fields on the second
+/// and the third day of data; the header of any window is [`expected_csv_header_between`].
 pub fn expected_csv_header(data_type: &str) -> Result<Vec<u8>, MockError> {
     let dt: DataType = data_type.parse()?;
+    Ok(header_row(&dt.fields()))
+}
+
+/// The header row (without its `\n`) that `GET /export/data.csv` sends for `data_type` and the
+/// window `[start, end)` without `onlyFields`/`omitFields`: the fields that records of the days up
+/// to the window's last one can carry. For `user`, a window that ends on the first day of data
+/// lacks the custom columns added later (`consents` from the second day, `wishlist` from the
+/// third); for every other type it is [`expected_csv_header`].
+///
+/// Only `data_start` of `config` matters.
+pub fn expected_csv_header_between(
+    config: &MockConfig,
+    data_type: &str,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<Vec<u8>, MockError> {
+    let (_, records) = records(config, data_type, start, end)?;
+    Ok(header_row(&records.columns()))
+}
+
+/// `columns` as a CSV header row without its `\n`.
+fn header_row(columns: &[&str]) -> Vec<u8> {
     let mut header = Vec::new();
-    data::push_csv_header(&mut header, &dt.fields());
+    data::push_csv_header(&mut header, columns);
     header.pop();
-    Ok(header)
+    header
 }
 
 /// The records (as CSV rows without the trailing `\n`) that `GET /export/data.csv` returns for
 /// `dataTypeName=data_type` and the window `[start, end)` without `onlyFields`/`omitFields`, in
-/// the order the server sends them: the response body is [`expected_csv_header`] and then these
-/// rows, each followed by `\n`. (A row may span lines: cells with line breaks are quoted.)
+/// the order the server sends them: the response body is [`expected_csv_header_between`] and then
+/// these rows, each followed by `\n`. (A row may span lines: cells with line breaks are quoted.)
 ///
 /// Only `seed`, `records_per_day` and `data_start` of `config` matter.
 pub fn expected_csv(
@@ -118,8 +142,9 @@ pub fn expected_csv(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) -> Result<ExpectedRecords, MockError> {
-    let (dt, records) = records(config, data_type, start, end)?;
-    Ok(ExpectedRecords::new(records, Some(dt.fields())))
+    let (_, records) = records(config, data_type, start, end)?;
+    let columns = records.columns();
+    Ok(ExpectedRecords::new(records, Some(columns)))
 }
 
 /// The exact `GET /export/data.json` body for a window without field filters: the lines of

@@ -57,7 +57,8 @@ pub use config::{MockConfig, RateLimit};
 pub use data::DataType;
 pub use dates::{ExportRange, parse_datetime};
 pub use expected::{
-    ExpectedRecords, expected_body, expected_count, expected_csv, expected_csv_header, expected_ndjson,
+    ExpectedRecords, expected_body, expected_count, expected_csv, expected_csv_header, expected_csv_header_between,
+    expected_ndjson,
 };
 pub use fault::Fault;
 pub use observe::{Counters, RedirectHit, RequestRecord};

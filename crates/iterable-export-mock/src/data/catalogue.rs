@@ -95,6 +95,26 @@ fields! {
     Score => "score",
     Nickname => "nickname",
     Notes => "notes",
+    ItblUserId => "itblUserId",
+    SignupSource => "signupSource",
+    UserListIds => "userListIds",
+    Locale => "locale",
+    TimeZone => "timeZone",
+    Consents => "consents",
+    Wishlist => "wishlist",
+}
+
+/// Custom fields a project adds to its users over time: each with the day of data (counted from
+/// the first, [`MockConfig::data_start`](crate::MockConfig::data_start), as 0) from which user
+/// records carry it. Records of earlier days lack it, and so does the CSV header of a window that
+/// ends before that day: a CSV export over several windows meets new columns.
+const LATER_FIELDS: &[(F, i64)] = &[(F::Consents, 1), (F::Wishlist, 2)];
+
+impl F {
+    /// The day of data (0 = the first) from which records carry this field.
+    pub(crate) fn first_day(self) -> i64 {
+        LATER_FIELDS.iter().find(|(f, _)| *f == self).map_or(0, |(_, day)| *day)
+    }
 }
 
 /// The number of fields in `parts` together.
@@ -206,8 +226,8 @@ mod family {
     pub(super) const EMBEDDED: &[F] = join!(WHO, MESSAGE, TAIL);
     pub(super) const SESSION: &[F] = join!(WHO, &[CampaignId], TAIL);
 
-    /// User profiles (`user`, and the seed spec's `userNew`/`userUpdate`): no `itblInternal`
-    /// object but its dotted fields, like the other nested profile fields.
+    /// The seed spec's `userNew`/`userUpdate` profiles: no `itblInternal` object but its dotted
+    /// fields, like the other nested profile fields.
     pub(super) const USER: &[F] = join!(
         WHO,
         &[
@@ -235,6 +255,45 @@ mod family {
             Score,
             Nickname,
             Notes
+        ],
+        &[RecordId],
+    );
+
+    /// The user table (`user`): a profile has no `createdAt`; it is windowed by
+    /// `profileUpdatedAt`. Iterable's managed fields, the dotted `itblInternal` fields, then the
+    /// project's custom fields (nested objects, arrays, unicode), the last of which a project
+    /// adds on later days (see `LATER_FIELDS`).
+    pub(super) const USER_TABLE: &[F] = join!(
+        &[
+            Email,
+            UserId,
+            ItblUserId,
+            SignupDate,
+            SignupSource,
+            ProfileUpdatedAt,
+            EmailListIds,
+            UserListIds,
+            PhoneNumber,
+            Locale,
+            TimeZone
+        ],
+        &[ItblEmailDomain, ItblDocCreated, ItblDocUpdated],
+        &[
+            FirstName,
+            LastName,
+            AddressCity,
+            AddressCountry,
+            PrefLanguage,
+            LoyaltyTier,
+            LoyaltyPoints,
+            Tags,
+            FavoriteProducts,
+            IsVip,
+            Score,
+            Nickname,
+            Notes,
+            Consents,
+            Wishlist
         ],
         &[RecordId],
     );
@@ -314,7 +373,7 @@ data_types! {
     RcsSend => "rcsSend", SMS;
     RcsSendSkip => "rcsSendSkip", SMS;
     EmailSubscribe => "emailSubscribe", EMAIL_LIST;
-    User => "user", USER;
+    User => "user", USER_TABLE;
     SmsUsageInfo => "smsUsageInfo", SMS;
     EmbeddedSend => "embeddedSend", EMBEDDED;
     EmbeddedSendSkip => "embeddedSendSkip", EMBEDDED;
@@ -339,11 +398,19 @@ impl DataType {
         self as u64
     }
 
-    /// The CSV header of this data type: every field its records can carry, in the order they are
-    /// written (records may omit some of them; they may also carry unknown extra fields, which only
-    /// appear in NDJSON).
+    /// Every field its records can carry, in the order they are written: the CSV header of a
+    /// window that reaches the day on which the last of them appears (records may omit some of
+    /// them; they may also carry unknown extra fields, which only appear in NDJSON). Only `user`
+    /// gains fields over time (custom fields from the second and the third day of data on): the
+    /// header of a window is [`expected_csv_header_between`](crate::expected_csv_header_between).
     pub fn fields(self) -> Vec<&'static str> {
         self.field_ids().iter().map(|f| f.name()).collect()
+    }
+
+    /// The fields records of day `day` of data (0 = the first) can carry, in the order they are
+    /// written; the union over days `..=day`, since fields only ever appear.
+    pub(crate) fn field_ids_on(self, day: i64) -> impl Iterator<Item = F> {
+        self.field_ids().iter().copied().filter(move |f| f.first_day() <= day)
     }
 }
 

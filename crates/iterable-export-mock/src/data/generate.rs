@@ -42,7 +42,14 @@ pub(super) fn generate(
     let campaign = 100_000 + rng.below(500);
     let updated_sod = (sod + rng.below(600) as u32).min(86_399);
 
-    for &f in dt.field_ids() {
+    let day_of_data = day.day - p.first_day;
+    // the user table: a profile signed up before the data start (a day and second per user), and
+    // was last updated at the record's time
+    let signup = (dt == DataType::User).then(|| {
+        let back = 1 + (mix(user ^ 0x51_9e) % 365) as i64;
+        (DayInfo::new(p.first_day - back), (mix(user ^ 0x5ec) % 86_400) as u32)
+    });
+    for f in dt.field_ids_on(day_of_data) {
         use F::*;
         let key = f.name();
         match f {
@@ -292,13 +299,20 @@ pub(super) fn generate(
                 });
             }
             EventName => rec.str(key, rng.pick(EVENT_NAMES)),
-            SignupDate => {
-                let signup_sod = if dt == DataType::UserNew { sod } else { sod / 2 };
-                rec.str_with(key, |b| day.push_time(b, signup_sod));
-            }
+            SignupDate => match &signup {
+                Some((signup_day, signup_sod)) => rec.str_with(key, |b| signup_day.push_time(b, *signup_sod)),
+                None => {
+                    let signup_sod = if dt == DataType::UserNew { sod } else { sod / 2 };
+                    rec.str_with(key, |b| day.push_time(b, signup_sod));
+                }
+            },
             ProfileUpdatedAt => rec.str_with(key, |b| day.push_time(b, sod)),
             ItblEmailDomain => rec.str(key, domain),
-            ItblDocCreated => rec.str_with(key, |b| day.push_time(b, sod)),
+            ItblDocCreated => match &signup {
+                Some((signup_day, signup_sod)) => rec.str_with(key, |b| signup_day.push_time(b, *signup_sod)),
+                None => rec.str_with(key, |b| day.push_time(b, sod)),
+            },
+            ItblDocUpdated if dt == DataType::User => rec.str_with(key, |b| day.push_time(b, sod)),
             ItblDocUpdated => rec.str_with(key, |b| day.push_time(b, updated_sod)),
             FirstName => rec.str(key, urng.pick(FIRST_NAMES)),
             LastName => rec.str(key, urng.pick(LAST_NAMES)),
@@ -365,6 +379,61 @@ pub(super) fn generate(
                 if rng.pct(60) {
                     rec.str(key, rng.pick(COMMENTS));
                 }
+            }
+            ItblUserId => {
+                let v = mix(user_rng_seed ^ 0x17b1);
+                rec.str_with(key, |b| push_hex(b, v, 16));
+            }
+            SignupSource => rec.str(key, urng.pick(SIGNUP_SOURCES)),
+            UserListIds => {
+                let k = urng.below(3);
+                let base = 7000 + urng.below(50);
+                rec.raw_with(key, |b| {
+                    b.push(b'[');
+                    for x in 0..k {
+                        if x > 0 {
+                            b.push(b',');
+                        }
+                        push_u64(b, base + x * 11);
+                    }
+                    b.push(b']');
+                });
+            }
+            Locale | TimeZone => {
+                // locale and time zone belong together (the two fields are consecutive)
+                let (locale, zone) = LOCALES[(user % LOCALES.len() as u64) as usize];
+                rec.str(key, if f == Locale { locale } else { zone });
+            }
+            Consents => {
+                let (marketing, sms) = (rng.pct(70), rng.below(3));
+                let via = rng.pick(CONSENT_SOURCES);
+                rec.raw_with(key, |b| {
+                    b.extend_from_slice(b"{\"email\":{\"marketing\":");
+                    b.extend_from_slice(if marketing { b"true" } else { b"false" });
+                    b.extend_from_slice(b",\"transactional\":true},\"sms\":");
+                    b.extend_from_slice(match sms {
+                        0 => b"null".as_slice(),
+                        1 => b"{\"marketing\":true}",
+                        _ => b"{\"marketing\":false}",
+                    });
+                    b.extend_from_slice(b",\"via\":");
+                    push_json_str(b, via.as_bytes());
+                    b.push(b'}');
+                });
+            }
+            Wishlist => {
+                let k = rng.below(3);
+                let picks = [rng.pick(PRODUCTS).1, rng.pick(TAGS)];
+                rec.raw_with(key, |b| {
+                    b.push(b'[');
+                    for (x, item) in picks.iter().take(k as usize).enumerate() {
+                        if x > 0 {
+                            b.push(b',');
+                        }
+                        push_json_str(b, item.as_bytes());
+                    }
+                    b.push(b']');
+                });
             }
         }
     }

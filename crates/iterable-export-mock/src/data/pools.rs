@@ -122,3 +122,21 @@ pub(super) const STATUSES: &[&str] = &[
     "554 5.7.1 Message rejected: \"spam\" content",
 ];
 pub(super) const UNKNOWN_FIELDS: &[&str] = &["newFieldFromIterable", "_experimental", "journeyStepName"];
+/// Where users come from (`signupSource`).
+pub(super) const SIGNUP_SOURCES: &[&str] = &["API", "Import", "WebForm", "iOSApp", "AndroidApp"];
+/// A user's `locale` and `timeZone`, which go together.
+pub(super) const LOCALES: &[(&str, &str)] = &[
+    ("en_US", "America/New_York"),
+    ("fr_CA", "America/Montreal"),
+    ("pt_BR", "America/Sao_Paulo"),
+    ("ja_JP", "Asia/Tokyo"),
+    ("de_DE", "Europe/Berlin"),
+    ("zh_Hans_CN", "Asia/Shanghai"),
+];
+/// How a user gave consent (a custom field's text: quotes, guillemets, an emoji).
+pub(super) const CONSENT_SOURCES: &[&str] = &[
+    "signup form",
+    "«préférences» page 📬",
+    "support call, \"verbal\"",
+    "イベント",
+];

@@ -164,6 +164,15 @@ impl RecordStream {
         n
     }
 
+    /// The CSV columns of the window: the fields that records of the days up to its last one
+    /// can carry (a data type whose records gain fields over time has more columns in later
+    /// windows), whether or not the window holds records of that day.
+    pub(crate) fn columns(&self) -> Vec<&'static str> {
+        let last_day = self.end.saturating_sub(1).div_euclid(SECS_PER_DAY);
+        let last_day_of_data = last_day.saturating_sub(self.params.first_day);
+        self.dt.field_ids_on(last_day_of_data).map(|f| f.name()).collect()
+    }
+
     fn day_range(&self, day: i64) -> (u64, u64) {
         let n = self.params.records_per_day;
         let base = day * SECS_PER_DAY;

@@ -25,8 +25,9 @@ async fn data_json_is_exactly_the_expected_lines() -> R {
     Ok(())
 }
 
-/// Proves: `expected_csv_header` and `expected_csv` describe the data.csv body byte for byte,
-/// for every data type.
+/// Proves: `expected_csv_header_between` and `expected_csv` describe the data.csv body byte for
+/// byte, for every data type (and `expected_csv_header` is the same header, except for `user`,
+/// whose window ends before its last custom column appears).
 #[tokio::test]
 async fn data_csv_is_exactly_the_expected_header_and_rows() -> R {
     let mock = MockServer::start(small(30)).await?;
@@ -35,7 +36,12 @@ async fn data_csv_is_exactly_the_expected_header_and_rows() -> R {
         let name = dt.as_str();
         let (status, ct, body) = get_all(&mock, &export_path("csv", name, s, e)).await?;
         assert_eq!((status, ct.as_str()), (200, "text/csv"), "{name}");
-        let mut expected = iterable_export_mock::expected_csv_header(name)?;
+        let mut expected = iterable_export_mock::expected_csv_header_between(&mock.config(), name, t(s)?, t(e)?)?;
+        assert_eq!(
+            expected == iterable_export_mock::expected_csv_header(name)?,
+            dt != DataType::User,
+            "{name}"
+        );
         expected.push(b'\n');
         let rows = iterable_export_mock::expected_csv(&mock.config(), name, t(s)?, t(e)?)?;
         assert_eq!(rows.total(), 45, "{name}");
@@ -232,7 +238,15 @@ async fn every_data_type_has_realistic_unique_records() -> R {
             let id = o.get("recordId").and_then(|v| v.as_str()).ok_or("no recordId")?;
             assert!(id.starts_with(&format!("{dt}-")), "{id}");
             assert!(ids.insert(id.to_owned()), "duplicate {id}");
-            let c = o.get("createdAt").and_then(|v| v.as_str()).ok_or("no createdAt")?;
+            // events are windowed by createdAt, the user table by profileUpdatedAt (and has no
+            // createdAt)
+            let time_field = if dt == DataType::User {
+                "profileUpdatedAt"
+            } else {
+                "createdAt"
+            };
+            assert_eq!(o.contains_key("createdAt"), dt != DataType::User, "{dt}");
+            let c = o.get(time_field).and_then(|v| v.as_str()).ok_or("no time field")?;
             assert_eq!(c.len(), 26, "{c}");
             assert!(c.ends_with(" +00:00") && c.as_bytes()[10] == b' ', "{c}");
             assert!(("2024-03-01 00:00:00".."2024-03-03 00:00:00").contains(&c), "{c}");
@@ -263,6 +277,80 @@ async fn every_data_type_has_realistic_unique_records() -> R {
     assert!(unknown_fields > 0);
     assert!(object_td > 0 && string_td > 0, "{object_td} {string_td}");
     assert!(non_ascii);
+    Ok(())
+}
+
+/// Proves: the user table is windowed by `profileUpdatedAt` (start inclusive, end exclusive), its
+/// records have no `createdAt`, and they gain custom columns on later days of data (`consents`
+/// from the second, `wishlist` from the third), so the CSV header depends on the window.
+#[tokio::test]
+async fn user_table_is_windowed_by_profile_updates_and_gains_columns() -> R {
+    // 4 records a day: at 03:00, 09:00, 15:00 and 21:00
+    let mock = MockServer::start(small(4)).await?;
+    let (s, e) = ("2024-01-01 09:00:00", "2024-01-01 21:00:00");
+    let (_, _, body) = get_all(&mock, &export_path("json", "user", s, e)).await?;
+    assert_eq!(body, expected_body(&mock, "user", s, e)?);
+    let mut updated = Vec::new();
+    for l in lines(&body) {
+        let v = json(l)?;
+        let o = v.as_object().ok_or("not an object")?;
+        assert!(!o.contains_key("createdAt"), "{v}");
+        let at = |k: &str| {
+            o.get(k)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .ok_or(format!("no {k}"))
+        };
+        let (signup, profile) = (at("signupDate")?, at("profileUpdatedAt")?);
+        assert!(signup < profile, "{v}");
+        assert_eq!(at("itblInternal.documentCreatedAt")?, signup);
+        assert_eq!(at("itblInternal.documentUpdatedAt")?, profile);
+        assert!(!o.contains_key("consents") && !o.contains_key("wishlist"), "day 0: {v}");
+        updated.push(profile);
+    }
+    updated.sort();
+    assert_eq!(updated, ["2024-01-01 09:00:00 +00:00", "2024-01-01 15:00:00 +00:00"]);
+
+    let header = |s: &str, e: &str| -> Result<String, E> {
+        let bytes = iterable_export_mock::expected_csv_header_between(&mock.config(), "user", t(s)?, t(e)?)?;
+        Ok(String::from_utf8(bytes)?)
+    };
+    let base = "email,userId,itblUserId,signupDate,signupSource,profileUpdatedAt,emailListIds,userListIds,\
+                phoneNumber,locale,timeZone,itblInternal.emailDomain,itblInternal.documentCreatedAt,\
+                itblInternal.documentUpdatedAt,firstName,lastName,address.city,address.country,\
+                preferences.language,loyalty.tier,loyalty.points,tags,favoriteProducts,isVip,score,nickname,notes";
+    let days = [
+        ("2024-01-01 00:00:00", "2024-01-02 00:00:00", format!("{base},recordId")),
+        (
+            "2024-01-02 00:00:00",
+            "2024-01-03 00:00:00",
+            format!("{base},consents,recordId"),
+        ),
+        (
+            "2024-01-03 00:00:00",
+            "2024-01-04 00:00:00",
+            format!("{base},consents,wishlist,recordId"),
+        ),
+    ];
+    for (day, (s, e, expected)) in days.iter().enumerate() {
+        assert_eq!(&header(s, e)?, expected, "day {day}");
+        let (status, _, body) = get_all(&mock, &export_path("csv", "user", s, e)).await?;
+        assert_eq!(status, 200);
+        let text = String::from_utf8(body)?;
+        assert_eq!(text.lines().next(), Some(expected.as_str()), "day {day}");
+        for l in lines(&expected_body(&mock, "user", s, e)?) {
+            let v = json(l)?;
+            assert_eq!(v.get("consents").is_some_and(|c| c.is_object()), day >= 1, "{v}");
+            assert_eq!(v.get("wishlist").is_some_and(|w| w.is_array()), day >= 2, "{v}");
+        }
+    }
+    // a window over the three days has the last day's columns, which are all of them
+    assert_eq!(header("2024-01-01 00:00:00", "2024-01-04 00:00:00")?, days[2].2);
+    assert_eq!(iterable_export_mock::expected_csv_header("user")?, days[2].2.as_bytes());
+    // the seed spec's user types are unchanged: windowed by createdAt, which they carry
+    for l in lines(&expected_body(&mock, "userUpdate", s, e)?) {
+        assert!(json(l)?.get("createdAt").is_some());
+    }
     Ok(())
 }
 
@@ -300,6 +388,24 @@ fn required_fields(dt: DataType) -> &'static [&'static str] {
         DataType::CustomEvent => &["eventName", "dataFields"],
         DataType::Purchase => &["id", "total", "items"],
         DataType::UserNew | DataType::UserUpdate => &["email", "itblInternal.emailDomain", "address.city"],
+        DataType::User => &[
+            "email",
+            "userId",
+            "itblUserId",
+            "signupDate",
+            "signupSource",
+            "profileUpdatedAt",
+            "emailListIds",
+            "userListIds",
+            "phoneNumber",
+            "locale",
+            "timeZone",
+            "itblInternal.emailDomain",
+            "itblInternal.documentCreatedAt",
+            "itblInternal.documentUpdatedAt",
+            "consents",
+            "wishlist",
+        ],
         _ => &["email", "createdAt", "recordId"],
     }
 }

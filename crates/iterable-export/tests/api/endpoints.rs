@@ -39,7 +39,6 @@ async fn events_decode_every_record_and_round_trip() -> TestResult {
         DataType::EmailSend,
         DataType::EmailOpen,
         DataType::CustomEvent,
-        DataType::User,
         DataType::Purchase,
     ] {
         let events: Vec<Event> = client

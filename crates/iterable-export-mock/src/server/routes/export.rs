@@ -49,7 +49,13 @@ pub(in crate::server) fn export_request(
         (None, Some(o)) => FieldFilter::Omit(FieldFilter::parse_list(o)),
         (None, None) => FieldFilter::All,
     };
-    let csv_columns = csv.then(|| dt.fields().into_iter().filter(|f| filter.keeps(f)).collect::<Vec<_>>());
     let records = RecordStream::new(config.data_params(), dt, start, end);
+    let csv_columns = csv.then(|| {
+        records
+            .columns()
+            .into_iter()
+            .filter(|f| filter.keeps(f))
+            .collect::<Vec<_>>()
+    });
     Ok(ExportBody::new(records, filter, csv_columns))
 }
