@@ -4,7 +4,9 @@
 //!   (and deliberately no total timeout), one shared rate limiter and retries.
 //! - [`Client::export`]: `/export/data.json` and `/export/data.csv` as streams — raw
 //!   [`Lines`], typed [`Event`]s via [`Records`], or [`CsvRecords`] — decoded incrementally
-//!   with bounded memory, correct for any chunking of the body.
+//!   with bounded memory, correct for any chunking of the body. The user table
+//!   ([`DataType::User`], windowed by `profileUpdatedAt`) decodes into [`User`]s
+//!   ([`Export::users`]).
 //! - [`Client::user_events`] and [`Client::experiment_metrics`] for the other two endpoints.
 //! - [`Export::export_windows`]: long exports split into windows, each retried or split when
 //!   the server cuts it off, delivered to a [`Sink`] exactly once ([`FileSink`],

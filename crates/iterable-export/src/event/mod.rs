@@ -4,13 +4,15 @@
 //! - `table.rs`: the table macro, `typed_record!`; `record.rs`: the machinery its expansion calls (both serve any
 //!   record type);
 //! - `de.rs` and `ser.rs`: reading and writing records as JSON;
-//! - `time.rs`: Iterable's time formats.
+//! - `time.rs`: Iterable's time formats;
+//! - `user.rs`: [`User`], a record of the user table, declared by the same macro.
 
 pub(crate) mod de;
 pub(crate) mod record;
 pub(crate) mod ser;
 mod table;
 mod time;
+mod user;
 
 use std::borrow::Cow;
 
@@ -19,6 +21,7 @@ use serde_json::value::RawValue;
 
 use table::typed_record;
 pub use time::parse_iterable_time;
+pub use user::User;
 
 typed_record! {
     /// One record of an Iterable export (`/export/data.json`, `/export/userEvents`): an event (emailSend,

@@ -4,7 +4,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::de::DeserializeOwned;
 
 use super::{Body, DataType, Format, Range, format_iterable_time, invalid};
-use crate::{Client, CsvRecords, Event, Lines, Records, Result};
+use crate::{Client, CsvRecords, Event, Lines, Records, Result, User};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Time {
@@ -73,7 +73,8 @@ impl Client {
 }
 
 impl Export {
-    /// Exports records created in `[start, end)`.
+    /// Exports records created in `[start, end)` (for the user table, [`DataType::User`]: users whose profile
+    /// was updated in it, by `profileUpdatedAt`).
     pub fn between(self, start: DateTime<Utc>, end: DateTime<Utc>) -> Self {
         self.start(start).end(end)
     }
@@ -286,9 +287,28 @@ impl Export {
         self.ndjson_as().await
     }
 
-    /// NDJSON decoded into any deserializable type.
+    /// NDJSON decoded into any deserializable type, such as [`User`] or a struct of your own.
     pub async fn ndjson_as<T: DeserializeOwned>(&self) -> Result<Records<T>> {
         Ok(Records::new(self.lines().await?))
+    }
+
+    /// NDJSON decoded into [`User`]s: for an export of the user table ([`DataType::User`]), whose records have no
+    /// `createdAt` and are selected by `profileUpdatedAt`. The same as `ndjson_as::<User>()`.
+    ///
+    /// ```no_run
+    /// use futures::TryStreamExt;
+    /// use iterable_export::{Client, DataType, Range};
+    ///
+    /// # async fn demo(client: Client) -> iterable_export::Result<()> {
+    /// // the users whose profile changed yesterday
+    /// let mut users = client.export(DataType::User).range(Range::Yesterday).users().await?;
+    /// while let Some(user) = users.try_next().await? {
+    ///     println!("{:?} {:?} {:?}", user.email, user.profile_updated_at, user.get("itblInternal.emailDomain"));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn users(&self) -> Result<Records<User>> {
+        self.ndjson_as().await
     }
 
     /// CSV: the header row, then records.
