@@ -526,6 +526,16 @@ fn csv_cut_inside_the_last_record_is_reported() {
             String::from_utf8_lossy(body)
         );
     }
+    // A body cut inside its header row: the last column name may be cut (`email,crea`).
+    for body in [&b"email,crea"[..], b"a,b"] {
+        let got = block_on(CsvRecords::from_stream(one_chunk(body), 1024));
+        assert!(
+            got.as_ref().err().is_some_and(is_cut_off),
+            "{}: {:?}",
+            String::from_utf8_lossy(body),
+            got.map(|r| r.headers().to_vec())
+        );
+    }
     for (body, records) in [
         (&b"a,b\n1,2\n3,4"[..], 2),
         (b"a,b\n1,2\n3,\"x\"", 2),

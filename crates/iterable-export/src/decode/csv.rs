@@ -21,8 +21,8 @@ use crate::Result;
 /// Quoted fields may contain commas, doubled quotes and line breaks; records may end with `"\n"` or `"\r\n"`; blank
 /// lines are skipped; a UTF-8 byte order mark is ignored; records may have more or fewer fields than the header,
 /// except the last one when it has no terminator: a body that ends cleanly inside its last record (a quoted field
-/// left open, or an unterminated record with another field count than the header's: a connection closed early
-/// without an error) ends the stream with a transient [`Error::Transport`] instead of yielding the partial record.
+/// left open, a header row without its terminator, or an unterminated record with another field count than the
+/// header's: a connection closed early without an error) ends the stream with a transient [`Error::Transport`] instead of yielding the partial record.
 /// Fields must be UTF-8. Memory is bounded by the maximum record length (the record's bytes as received, without
 /// its terminator): a longer record ends the stream with [`Error::LineTooLong`]. Decoding errors carry the line
 /// number and byte offset where the record starts.
@@ -155,11 +155,13 @@ impl CsvRecords {
             match self.parser.step() {
                 Ok(Step::Record(p)) => {
                     // A body that ended cleanly inside its last record (a connection closed
-                    // early without an error): a quoted field left open, or a final record
-                    // without a terminator whose field count differs from the header's.
+                    // early without an error): a quoted field left open, a header row without
+                    // its terminator (its last column name may be cut: `email,crea`), or a
+                    // final record without a terminator whose field count differs from the
+                    // header's.
                     let cut = p.at_end
                         && (p.open_quote
-                            || (!p.terminated && !self.headers.is_empty() && p.ends.len() != self.headers.len()));
+                            || (!p.terminated && (self.headers.is_empty() || p.ends.len() != self.headers.len())));
                     if cut {
                         self.done = true;
                         return Poll::Ready(Some(Err(super::lines::cut_off(p.line, p.offset))));

@@ -85,6 +85,8 @@ impl FileSink {
         lock(&file, &part)?;
         file.set_len(0)
             .map_err(|e| Error::io(format!("cannot empty {}", part.display()), e))?;
+        // The new name must survive a power cut before any checkpoint refers to it.
+        sync_parent_dir(&part)?;
         Self::with_file(path, part, file, 0, Columns::default())
     }
 
@@ -104,6 +106,14 @@ impl FileSink {
         // when the checkpoint recorded its length; otherwise the checkpoint predates it.
         let next = next_path(&path);
         if next.exists() {
+            // A running export holds it locked: refuse before changing anything.
+            let held = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&next)
+                .map_err(|e| Error::io(format!("cannot open {}", next.display()), e))?;
+            lock(&held, &next)?;
+            drop(held);
             if file_len(&next)? == committed_len {
                 std::fs::rename(&next, &part)
                     .map_err(|e| Error::io(format!("cannot rename {} to {}", next.display(), part.display()), e))?;
@@ -136,6 +146,15 @@ impl FileSink {
         if !path.exists() && part.exists() {
             let file = open_checked(&part, committed_len, true)?;
             return Self::continue_file(path, part, file, format, committed_len);
+        }
+        if part.exists() {
+            // A stray `.part` is replaced below, unless another export is writing it.
+            let held = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&part)
+                .map_err(|e| Error::io(format!("cannot open {}", part.display()), e))?;
+            lock(&held, &part)?;
         }
         let file = open_checked(&path, committed_len, true)?;
         let sink = Self::continue_file(path, part, file, format, committed_len)?;
@@ -300,7 +319,9 @@ impl FileSink {
                 sync_parent_dir(&path)
             })
             .await?;
-        Ok(self.path)
+        let FileSink { out, path, .. } = self;
+        out.close().await;
+        Ok(path)
     }
 
     async fn write(&mut self, bytes: &[u8]) -> Result<()> {

@@ -55,6 +55,9 @@ impl<T> Slot<T> {
 pub(crate) struct Offload<T: Target> {
     tx: mpsc::Sender<Job<T>>,
     batch: Vec<u8>,
+    /// Answered by the thread once it has dropped the target (closed its files, released
+    /// their locks).
+    closed: oneshot::Receiver<()>,
     /// Detached outside tests: it ends by itself when the queue is dropped.
     #[cfg(test)]
     thread: std::thread::JoinHandle<()>,
@@ -72,6 +75,7 @@ impl<T: Target> Offload<T> {
     /// Starts the thread. It ends, dropping the target, when the `Offload` is dropped.
     pub(crate) fn spawn(name: &str, target: T) -> Result<Self> {
         let (tx, mut rx) = mpsc::channel::<Job<T>>(QUEUE);
+        let (closed_tx, closed) = oneshot::channel();
         #[cfg_attr(not(test), allow(unused_variables))]
         let thread = std::thread::Builder::new()
             .name(format!("iterable-export {name}"))
@@ -84,11 +88,14 @@ impl<T: Target> Offload<T> {
                 while let Some(job) = rx.blocking_recv() {
                     job(&mut slot);
                 }
+                drop(slot);
+                let _ = closed_tx.send(());
             })
             .map_err(|e| Error::io("cannot start a writer thread", e))?;
         Ok(Offload {
             tx,
             batch: Vec::with_capacity(BATCH),
+            closed,
             #[cfg(test)]
             thread,
         })
@@ -145,6 +152,15 @@ impl<T: Target> Offload<T> {
 }
 
 impl<T: Target> Offload<T> {
+    /// Ends the thread after the work already queued and waits, without blocking the runtime,
+    /// until it has dropped the target: its files are closed and their locks released when this
+    /// returns, so the same process can open them again at once.
+    pub(crate) async fn close(self) {
+        let Offload { tx, closed, .. } = self;
+        drop(tx);
+        let _ = closed.await;
+    }
+
     /// Drops the queue and waits until the thread has ended and dropped the target (closing
     /// its files and releasing their locks), as a process that dies would. For tests.
     #[cfg(test)]

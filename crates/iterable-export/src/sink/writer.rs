@@ -114,18 +114,20 @@ impl<W: Write + Send + 'static> WriterSink<W> {
     /// # Errors
     /// [`Error::Io`] when flushing fails.
     pub async fn finish(mut self) -> Result<W> {
-        self.out
-            .call(|spooled| {
-                spooled
-                    .writer()?
-                    .flush()
-                    .map_err(|e| Error::io("cannot write the output", e))?;
-                spooled
-                    .out
-                    .take()
-                    .ok_or_else(|| Error::io("cannot write the output", std::io::Error::other("the writer was taken")))
-            })
-            .await
+        let out =
+            self.out
+                .call(|spooled| {
+                    spooled
+                        .writer()?
+                        .flush()
+                        .map_err(|e| Error::io("cannot write the output", e))?;
+                    spooled.out.take().ok_or_else(|| {
+                        Error::io("cannot write the output", std::io::Error::other("the writer was taken"))
+                    })
+                })
+                .await;
+        self.out.close().await;
+        out
     }
 
     async fn reset(&mut self) -> Result<()> {

@@ -98,14 +98,19 @@ impl PartFile {
     pub(super) fn grow(&mut self, next: &Path, header: &[u8], extra: usize, committed: u64) -> Result<u64> {
         self.join_background()?;
         let context = |what: &str| format!("{what} {} to add CSV columns", next.display());
+        // Written under a temporary name and renamed when complete and synced, so a file named
+        // `.part.next` is always whole: a resume tells it from the checkpoint by its length.
+        let mut tmp_name = next.as_os_str().to_owned();
+        tmp_name.push(".tmp");
+        let tmp = PathBuf::from(tmp_name);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(next)
+            .open(&tmp)
             .map_err(|e| Error::io(context("cannot create"), e))?;
-        lock(&file, next)?;
+        lock(&file, &tmp)?;
         file.set_len(0).map_err(|e| Error::io(context("cannot empty"), e))?;
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, &file);
         let io = |e| Error::io(context("cannot write"), e);
@@ -129,6 +134,8 @@ impl PartFile {
         out.flush().map_err(io)?;
         drop(out);
         file.sync_data().map_err(|e| Error::io(context("cannot sync"), e))?;
+        std::fs::rename(&tmp, next).map_err(|e| Error::io(context("cannot rename"), e))?;
+        sync_parent_dir(next)?;
         let len = file.metadata().map_err(|e| Error::io(context("cannot read"), e))?.len();
         let mut file = file;
         file.seek(SeekFrom::Start(len))
@@ -141,11 +148,14 @@ impl PartFile {
 
     /// Renames `<part>.next` over `<part>` (or, finishing, over `path`), durably.
     pub(super) fn replace_with_next(&mut self, next: &Path, target: &Path) -> Result<()> {
-        std::fs::rename(next, target)
-            .map_err(|e| Error::io(format!("cannot rename {} to {}", next.display(), target.display()), e))?;
+        // Finishing: the old `.part` goes first, so a process killed between the two steps leaves
+        // `.part.next`, which a resume picks by its length, and never a stale `.part` beside a
+        // final file.
         if target != self.part && self.part.exists() {
             std::fs::remove_file(&self.part).map_err(|e| self.io_error("cannot remove", e))?;
         }
+        std::fs::rename(next, target)
+            .map_err(|e| Error::io(format!("cannot rename {} to {}", next.display(), target.display()), e))?;
         sync_parent_dir(target)?;
         self.stale = None;
         Ok(())

@@ -247,3 +247,93 @@ async fn a_lost_final_rename_of_a_rewritten_file_is_completed() -> Result<()> {
     assert!(!part_path(&path).exists() && !next_path(&path).exists());
     Ok(())
 }
+
+/// The same process reopens an output right after `finish`: the writer thread has closed the
+/// file (and released its lock) by then, every time.
+#[tokio::test]
+async fn an_output_reopens_at_once_after_finish() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+    let path = dir.path().join("out.ndjson");
+    let w = window();
+    let mut len = 0;
+    for round in 0..30 {
+        let mut sink = if round == 0 {
+            FileSink::create(&path)?
+        } else {
+            FileSink::extend(&path, Format::Ndjson, len)?
+        };
+        sink.begin(&w).await?;
+        sink.record(b"{\"a\":1}").await?;
+        sink.commit(&w, 1).await?;
+        len = sink.committed_len();
+        sink.finish().await?;
+    }
+    assert_eq!(read(&path)?, b"{\"a\":1}\n".repeat(30));
+    Ok(())
+}
+
+/// An incremental run must not move a finished file over a `.part` that another export is
+/// writing.
+#[tokio::test]
+async fn extend_refuses_a_part_file_another_export_holds() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+    let path = dir.path().join("out.ndjson");
+    std::fs::write(&path, b"{\"old\":1}\n").map_err(|e| Error::io("write", e))?;
+    let w = window();
+    let mut running = FileSink::create(&path)?;
+    running.begin(&w).await?;
+    running.record(b"{\"a\":1}").await?;
+    running.commit(&w, 1).await?;
+    let refused = FileSink::extend(&path, Format::Ndjson, 10);
+    assert!(
+        matches!(&refused, Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::WouldBlock),
+        "{refused:?}"
+    );
+    assert_eq!(read(&path)?, b"{\"old\":1}\n", "the finished file stays");
+    running.finish().await?;
+    assert_eq!(read(&path)?, b"{\"a\":1}\n");
+    Ok(())
+}
+
+/// A resume refused because an export is running leaves that export's rewritten file alone.
+#[tokio::test]
+async fn a_refused_resume_leaves_a_running_exports_rewrite_alone() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+    let path = dir.path().join("user.csv");
+    let mut running = FileSink::create(&path)?;
+    csv_window(&mut running, b"a,b", &[b"1,2"]).await?;
+    csv_window(&mut running, b"a,c", &[b"3,4"]).await?;
+    let refused = FileSink::resume(&path, Format::Csv, 4);
+    assert!(
+        matches!(&refused, Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::WouldBlock),
+        "{refused:?}"
+    );
+    assert!(next_path(&path).exists());
+    csv_window(&mut running, b"c", &[b"5"]).await?;
+    running.finish().await?;
+    assert_eq!(read(&path)?, b"a,b,c\n1,2,\n3,,4\n,,5\n");
+    Ok(())
+}
+
+/// Killed inside `finish` after a column rewrite, between removing `.part` and renaming
+/// `.part.next`: the next run resumes from `.part.next`.
+#[tokio::test]
+async fn a_kill_inside_finish_after_a_rewrite_resumes() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+    let path = dir.path().join("user.csv");
+    let committed = {
+        let mut sink = FileSink::create(&path)?;
+        csv_window(&mut sink, b"a,b", &[b"1,2"]).await?;
+        csv_window(&mut sink, b"a,c", &[b"3,4"]).await?;
+        let len = sink.committed_len();
+        sink.out.stop();
+        len
+    };
+    // `finish` removes `.part` first; the process dies before the rename.
+    std::fs::remove_file(part_path(&path)).map_err(|e| Error::io("remove", e))?;
+    FileSink::check_resume(&path, committed)?;
+    let sink = FileSink::resume(&path, Format::Csv, committed)?;
+    sink.finish().await?;
+    assert_eq!(read(&path)?, b"a,b,c\n1,2,\n3,,4\n");
+    Ok(())
+}
