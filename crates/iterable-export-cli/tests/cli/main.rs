@@ -6,3 +6,4 @@ mod edges;
 mod errors;
 mod export;
 mod resume;
+mod users;
