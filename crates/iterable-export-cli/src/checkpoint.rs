@@ -1,7 +1,7 @@
 //! Checkpoints: the state file every data type of a run shares, saved with group commit.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use iterable_export::Error;
 
@@ -11,7 +11,9 @@ use crate::state::{Entry, State};
 pub(crate) struct Checkpoints {
     pub(crate) path: PathBuf,
     /// The state and the number of updates made to it.
-    pub(crate) state: Mutex<(State, u64)>,
+    /// A tokio mutex: a data type that commits while a save holds it waits without blocking
+    /// the runtime thread (and every other download with it).
+    pub(crate) state: tokio::sync::Mutex<(State, u64)>,
     /// Held while saving; holds the number of updates the file on disk reflects.
     pub(crate) saved: tokio::sync::Mutex<u64>,
 }
@@ -22,12 +24,6 @@ pub(crate) struct Checkpoint {
     pub(crate) key: String,
 }
 
-fn poisoned() -> Error {
-    Error::Io {
-        context: "the state is unusable after a panic".into(),
-        source: std::io::Error::other("poisoned lock"),
-    }
-}
 
 impl Checkpoint {
     /// Updates this data type's entry and waits until the state file on disk holds the update.
@@ -37,7 +33,7 @@ impl Checkpoint {
     /// `fsync` each.
     pub(crate) async fn update(&self, update: impl FnOnce(&mut Entry)) -> iterable_export::Result<()> {
         let version = {
-            let mut guard = self.shared.state.lock().map_err(|_| poisoned())?;
+            let mut guard = self.shared.state.lock().await;
             if let Some(entry) = guard.0.exports.get_mut(&self.key) {
                 update(entry);
             }
@@ -50,7 +46,7 @@ impl Checkpoint {
         }
         let shared = self.shared.clone();
         let save = move || -> iterable_export::Result<u64> {
-            let guard = shared.state.lock().map_err(|_| poisoned())?;
+            let guard = shared.state.blocking_lock();
             guard.0.save(&shared.path)?;
             Ok(guard.1)
         };

@@ -2,7 +2,7 @@
 
 use std::io::{BufWriter, Stdout};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -279,7 +279,7 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
             }
             Some(Arc::new(Checkpoints {
                 path: path.clone(),
-                state: Mutex::new((state, 0)),
+                state: tokio::sync::Mutex::new((state, 0)),
                 saved: tokio::sync::Mutex::new(0),
             }))
         }

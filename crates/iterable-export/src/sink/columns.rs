@@ -54,13 +54,26 @@ impl Columns {
             return Ok(Fit::Same);
         }
         let window = parse_names(header)?;
+        // Names may repeat: the k-th column of a name matches the k-th of that name.
+        let nth = |list: &[String], i: usize| list[..i].iter().filter(|n| **n == list[i]).count();
         let mut names = self.names.clone();
-        for name in &window {
-            if !names.contains(name) {
+        for (i, name) in window.iter().enumerate() {
+            let k = nth(&window, i);
+            if names.iter().filter(|n| *n == name).count() <= k {
                 names.push(name.clone());
             }
         }
-        let map: Vec<Option<usize>> = names.iter().map(|name| window.iter().position(|w| w == name)).collect();
+        let map: Vec<Option<usize>> = (0..names.len())
+            .map(|i| {
+                let k = nth(&names, i);
+                window
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, w)| **w == names[i])
+                    .nth(k)
+                    .map(|(j, _)| j)
+            })
+            .collect();
         let extra = names.len() - self.names.len();
         if extra == 0 {
             return Ok(Fit::Remap(map));
@@ -93,7 +106,7 @@ fn bad_csv(what: impl std::fmt::Display) -> Error {
 }
 
 /// The fields of one CSV record given as raw bytes (without its terminator).
-fn parse_record(raw: &[u8]) -> Result<csv::ByteRecord> {
+pub(crate) fn parse_record(raw: &[u8]) -> Result<csv::ByteRecord> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -103,7 +116,7 @@ fn parse_record(raw: &[u8]) -> Result<csv::ByteRecord> {
     Ok(record)
 }
 
-fn parse_names(raw: &[u8]) -> Result<Vec<String>> {
+pub(crate) fn parse_names(raw: &[u8]) -> Result<Vec<String>> {
     parse_record(raw)?
         .iter()
         .map(|name| String::from_utf8(name.to_vec()).map_err(bad_csv))
@@ -192,6 +205,30 @@ mod tests {
                 header: b"a,b,c,\"d,e\"".to_vec(),
                 extra: 2,
                 map: vec![Some(2), None, Some(0), Some(1)],
+            }
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn repeated_column_names_match_by_occurrence() -> Result<()> {
+        let mut columns = Columns::default();
+        columns.accept(b"id,tag,tag")?;
+        assert_eq!(
+            columns.fit(b"id,tag,tag,city")?,
+            Fit::Grow {
+                header: b"id,tag,tag,city".to_vec(),
+                extra: 1,
+                map: vec![Some(0), Some(1), Some(2), Some(3)],
+            }
+        );
+        assert_eq!(columns.fit(b"tag,id,tag")?, Fit::Remap(vec![Some(1), Some(0), Some(2)]));
+        assert_eq!(
+            columns.fit(b"tag,tag,tag")?,
+            Fit::Grow {
+                header: b"id,tag,tag,tag".to_vec(),
+                extra: 1,
+                map: vec![None, Some(0), Some(1), Some(2)],
             }
         );
         Ok(())

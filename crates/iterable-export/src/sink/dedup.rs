@@ -34,6 +34,31 @@ impl RecordId {
         RecordId(id)
     }
 
+    /// The identity of a CSV record, independent of the window's columns: the same values under
+    /// the same column names give the same identity, whatever the column order and whatever
+    /// empty columns the window had (a look-back re-read by a window with a new column, or
+    /// split differently, still recognises its records). Empty fields are left out.
+    pub fn of_csv(columns: &[String], record: &[u8]) -> Result<Self> {
+        let fields = super::columns::parse_record(record)?;
+        let mut pairs: Vec<(&str, &[u8])> = columns
+            .iter()
+            .map(String::as_str)
+            .zip(fields.iter())
+            .filter(|(_, value)| !value.is_empty())
+            .collect();
+        pairs.sort_unstable();
+        let mut hasher = Sha256::new();
+        for (name, value) in pairs {
+            for part in [name.as_bytes(), value] {
+                hasher.update((part.len() as u64).to_le_bytes());
+                hasher.update(part);
+            }
+        }
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&hasher.finalize()[..16]);
+        Ok(RecordId(id))
+    }
+
     /// The 16 bytes.
     pub fn as_bytes(&self) -> &[u8; 16] {
         &self.0
@@ -108,6 +133,9 @@ pub struct Dedup<S> {
     remembered: Vec<RecordId>,
     pending: Vec<RecordId>,
     collecting: bool,
+    /// The current window's CSV columns: CSV records are identified by their values per column
+    /// ([`RecordId::of_csv`]), NDJSON records by their bytes.
+    columns: Option<Vec<String>>,
     skipped: u64,
     drop_until: Option<DateTime<Utc>>,
     dropping: bool,
@@ -128,6 +156,7 @@ impl<S: Sink> Dedup<S> {
             remembered: Vec::new(),
             pending: Vec::new(),
             collecting: false,
+            columns: None,
             skipped: 0,
             drop_until: None,
             dropping: true,
@@ -191,12 +220,14 @@ impl<S: Sink> Sink for Dedup<S> {
     async fn begin(&mut self, window: &Window) -> Result<()> {
         self.pending.clear();
         self.give_back();
+        self.columns = None;
         self.collecting = self.remember_from.is_some_and(|from| window.start >= from);
         self.dropping = self.drop_until.is_none_or(|until| window.start < until);
         self.inner.begin(window).await
     }
 
     async fn header(&mut self, header: &[u8]) -> Result<()> {
+        self.columns = Some(super::columns::parse_names(header)?);
         self.inner.header(header).await
     }
 
@@ -205,7 +236,10 @@ impl<S: Sink> Sink for Dedup<S> {
         if !dropping && !self.collecting {
             return self.inner.record(record).await;
         }
-        let id = RecordId::of(record);
+        let id = match &self.columns {
+            Some(columns) => RecordId::of_csv(columns, record)?,
+            None => RecordId::of(record),
+        };
         if self.collecting {
             self.pending.push(id);
         }
@@ -336,5 +370,38 @@ mod tests {
         );
         assert_eq!(RecordId::decode_list("").ok(), Some(Vec::new()));
         assert_eq!(format!("{:?}", RecordId::of(b"")), "e3b0c44298fc1c149afbf4c8996fb924");
+    }
+
+    /// A look-back re-read by a window whose CSV columns differ (a late event brought a new
+    /// field, or the window was split differently) still recognises the records it had.
+    #[tokio::test]
+    async fn csv_look_back_identities_do_not_depend_on_the_windows_columns() -> Result<()> {
+        let w = window();
+        let mut first = Dedup::new(crate::WriterSink::new(Vec::new())?, Vec::new(), Some(w.start));
+        first.begin(&w).await?;
+        first.header(b"email,plan").await?;
+        first.record(b"a@x.io,gold").await?;
+        first.record(b"b@x.io,\"sil,ver\"").await?;
+        first.commit(&w, 2).await?;
+        let seen = first.remembered().to_vec();
+        let mut second = Dedup::new(crate::WriterSink::new(Vec::new())?, seen, None);
+        second.begin(&w).await?;
+        second.header(b"plan,email,city").await?;
+        second.record(b"gold,a@x.io,").await?;
+        second.record(b"\"sil,ver\",b@x.io,").await?;
+        second.record(b",c@x.io,Oslo").await?;
+        second.commit(&w, 3).await?;
+        assert_eq!(second.skipped(), 2);
+        assert_eq!(second.into_inner().finish().await?, b"plan,email,city\n,c@x.io,Oslo\n");
+        // Empty fields and column order do not count; column names do.
+        assert_eq!(
+            RecordId::of_csv(&["a".into()], b"1")?,
+            RecordId::of_csv(&["a".into(), "b".into()], b"1,")?
+        );
+        assert_ne!(
+            RecordId::of_csv(&["a".into()], b"1")?,
+            RecordId::of_csv(&["b".into()], b"1")?
+        );
+        Ok(())
     }
 }
