@@ -22,9 +22,9 @@ use crate::Result;
 /// lines are skipped; a UTF-8 byte order mark is ignored; records may have more or fewer fields than the header,
 /// except the last one when it has no terminator: a body that ends cleanly inside its last record (a quoted field
 /// left open, a header row without its terminator, or an unterminated record with another field count than the
-/// header's: a connection closed early without an error) ends the stream with a transient [`Error::Transport`] instead of yielding the partial record.
+/// header's: a connection closed early without an error) ends the stream with a transient [`Error::Transport`](crate::Error::Transport) instead of yielding the partial record.
 /// Fields must be UTF-8. Memory is bounded by the maximum record length (the record's bytes as received, without
-/// its terminator): a longer record ends the stream with [`Error::LineTooLong`]. Decoding errors carry the line
+/// its terminator): a longer record ends the stream with [`Error::LineTooLong`](crate::Error::LineTooLong). Decoding errors carry the line
 /// number and byte offset where the record starts.
 ///
 /// ```

@@ -177,7 +177,7 @@ impl Export {
     /// Checks the request without sending it.
     ///
     /// # Errors
-    /// [`Error::InvalidRequest`] saying what to fix.
+    /// [`Error::InvalidRequest`](crate::Error::InvalidRequest) saying what to fix.
     pub fn validate(&self) -> Result<()> {
         match &self.time {
             Time::Both => {

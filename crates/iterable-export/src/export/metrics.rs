@@ -54,7 +54,7 @@ impl ExperimentMetricsRequest {
     /// Checks the request without sending it.
     ///
     /// # Errors
-    /// [`Error::InvalidRequest`] for no IDs or more than [`MAX_METRICS_IDS`].
+    /// [`Error::InvalidRequest`](crate::Error::InvalidRequest) for no IDs or more than [`MAX_METRICS_IDS`].
     pub fn validate(&self) -> Result<()> {
         let count = self.experiment_ids.len() + self.campaign_ids.len();
         if count == 0 {

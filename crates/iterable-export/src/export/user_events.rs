@@ -44,7 +44,7 @@ impl UserEventsRequest {
     /// Checks the request without sending it.
     ///
     /// # Errors
-    /// [`Error::InvalidRequest`] when the email is not an address.
+    /// [`Error::InvalidRequest`](crate::Error::InvalidRequest) when the email is not an address.
     pub fn validate(&self) -> Result<()> {
         validate_email(&self.email)
     }
