@@ -24,7 +24,6 @@ pub(crate) struct Checkpoint {
     pub(crate) key: String,
 }
 
-
 impl Checkpoint {
     /// Updates this data type's entry and waits until the state file on disk holds the update.
     /// Saves run on a blocking thread (their `fsync`s must not stall the runtime), one at a
