@@ -85,6 +85,11 @@ impl FileSink {
         lock(&file, &part)?;
         file.set_len(0)
             .map_err(|e| Error::io(format!("cannot empty {}", part.display()), e))?;
+        // A rewrite left by an earlier export of this file belongs to no checkpoint now.
+        let next = next_path(&path);
+        if next.exists() {
+            std::fs::remove_file(&next).map_err(|e| Error::io(format!("cannot remove {}", next.display()), e))?;
+        }
         // The new name must survive a power cut before any checkpoint refers to it.
         sync_parent_dir(&part)?;
         Self::with_file(path, part, file, 0, Columns::default())
