@@ -50,8 +50,9 @@ done
 # ---------------------------------------------------------------------------------------------
 # Build
 log "building release binaries"
-cargo build --release --quiet -p iterable-export-cli -p iterable-export-mock \
-    -p iterable-export --example decode_events
+# Two commands: with --example, cargo builds only the named targets, not the binaries.
+cargo build --release --quiet -p iterable-export-cli -p iterable-export-mock --bins
+cargo build --release --quiet -p iterable-export --example decode_events
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 BIN="$TARGET_DIR/release"
 MOCK_BIN="$BIN/iterable-export-mock"
