@@ -265,6 +265,16 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
     if results.iter().any(|(_, r)| r.is_err()) {
         return results;
     }
+    // Outputs another export is writing refuse this run before the state file is saved (the
+    // outputs to resume or extend were checked, and locked, while planning).
+    for job in &jobs {
+        if let Opening::Create { path, .. } = &job.opening
+            && let Err(err) = FileSink::check_create(path)
+        {
+            results.push((job.data_type.to_string(), Err(err)));
+            return results;
+        }
+    }
 
     let shared = match (state, &args.state) {
         (Some(mut state), Some(path)) => {

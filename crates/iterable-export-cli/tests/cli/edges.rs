@@ -63,6 +63,18 @@ async fn a_second_run_on_the_same_files_fails_at_once_with_exit_7() -> TestResul
         .await?
         .code(7)
         .stderr(contains("emailSend.ndjson.part is locked: another export holds it"));
+    // With a state file of its own: refused while planning, before its state file is written.
+    let other_state = dir.path().join("other-state.json");
+    command(&mock)
+        .line("export --data-type emailSend --output")
+        .with(dir.path())
+        .line("--start 2024-01-01 --end 2024-01-02 --state")
+        .with(&other_state)
+        .run()
+        .await?
+        .code(7)
+        .stderr(contains("emailSend.ndjson.part is locked: another export holds it"));
+    assert!(!other_state.exists(), "a refused run writes no state file");
 
     assert_eq!(mock.counters().requests, 1, "the refused runs sent nothing");
     assert_eq!(std::fs::read(&state_path)?, state_before);

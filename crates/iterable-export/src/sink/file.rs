@@ -190,6 +190,24 @@ impl FileSink {
         open_checked(&part, committed_len, false).map(drop)
     }
 
+    /// Checks, without changing anything, that [`FileSink::create`] could start the file: a
+    /// `<path>.part` left there is not locked by another export.
+    ///
+    /// # Errors
+    /// [`Error::Io`] with kind `WouldBlock` when another export holds `<path>.part`.
+    pub fn check_create(path: &Path) -> Result<()> {
+        let part = part_path(path);
+        if part.exists() {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&part)
+                .map_err(|e| Error::io(format!("cannot open {}", part.display()), e))?;
+            lock(&file, &part)?;
+        }
+        Ok(())
+    }
+
     /// Checks, without changing anything, that [`FileSink::extend`] would accept the file.
     ///
     /// # Errors
