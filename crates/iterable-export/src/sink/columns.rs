@@ -235,6 +235,20 @@ mod tests {
     }
 
     #[test]
+    fn a_header_that_is_not_utf8_is_a_clear_error() {
+        let mut columns = Columns::default();
+        match columns.accept(b"email,\xff") {
+            Err(Error::Decode { message, .. }) => {
+                assert!(
+                    message.starts_with("cannot read a CSV header or record to align its columns"),
+                    "{message}"
+                )
+            }
+            other => panic!("expected a decode error, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn records_are_remapped_with_quoting() -> Result<()> {
         let mut out = Vec::new();
         remap(b"x,\"y, \"\"z\"\"\nw\"", &[Some(1), None, Some(0)], &mut out)?;

@@ -187,6 +187,32 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary_file() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let path = dir.path().join("state.json");
+        write_file_atomically(&path, b"old")?;
+        let failed = write_file_atomically_with(&path, |out| {
+            out.write_all(b"half")?;
+            Err(std::io::Error::other("serializer failed"))
+        });
+        match failed {
+            Err(Error::Io { context, source }) => {
+                assert_eq!(context, format!("cannot write {}", path.display()));
+                assert_eq!(source.to_string(), "serializer failed");
+            }
+            other => panic!("expected the write's error, got {other:?}"),
+        }
+        assert_eq!(std::fs::read(&path).map_err(|e| Error::io("read", e))?, b"old");
+        assert_eq!(
+            std::fs::read_dir(dir.path())
+                .map_err(|e| Error::io("read_dir", e))?
+                .count(),
+            1
+        );
+        Ok(())
+    }
+
+    #[test]
     fn a_held_lock_refuses_a_second_holder_with_a_clear_message() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
         let path = dir.path().join("x.lock");

@@ -96,21 +96,30 @@ impl PartFile {
     /// padded with `extra` empty fields, then this attempt's records (`committed..`) as they are;
     /// syncs it and continues in it. Returns its length.
     pub(super) fn grow(&mut self, next: &Path, header: &[u8], extra: usize, committed: u64) -> Result<u64> {
-        self.join_background()?;
-        let context = |what: &str| format!("{what} {} to add CSV columns", next.display());
         // Written under a temporary name and renamed when complete and synced, so a file named
-        // `.part.next` is always whole: a resume tells it from the checkpoint by its length.
+        // `.part.next` is always whole: a resume tells it from the checkpoint by its length. A
+        // failure removes the temporary file: nothing half-written stays behind.
         let mut tmp_name = next.as_os_str().to_owned();
         tmp_name.push(".tmp");
         let tmp = PathBuf::from(tmp_name);
+        let grown = self.grow_into(&tmp, next, header, extra, committed);
+        if grown.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        grown
+    }
+
+    fn grow_into(&mut self, tmp: &Path, next: &Path, header: &[u8], extra: usize, committed: u64) -> Result<u64> {
+        self.join_background()?;
+        let context = |what: &str| format!("{what} {} to add CSV columns", next.display());
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&tmp)
+            .open(tmp)
             .map_err(|e| Error::io(context("cannot create"), e))?;
-        lock(&file, &tmp)?;
+        lock(&file, tmp)?;
         file.set_len(0).map_err(|e| Error::io(context("cannot empty"), e))?;
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, &file);
         let io = |e| Error::io(context("cannot write"), e);
@@ -134,7 +143,7 @@ impl PartFile {
         out.flush().map_err(io)?;
         drop(out);
         file.sync_data().map_err(|e| Error::io(context("cannot sync"), e))?;
-        std::fs::rename(&tmp, next).map_err(|e| Error::io(context("cannot rename"), e))?;
+        std::fs::rename(tmp, next).map_err(|e| Error::io(context("cannot rename"), e))?;
         sync_parent_dir(next)?;
         let len = file.metadata().map_err(|e| Error::io(context("cannot read"), e))?.len();
         let mut file = file;
