@@ -70,6 +70,8 @@ async fn run(
     let (requests, bytes) = (mock.counters().requests, part_bytes(dir));
     let mut child = cmd.spawn()?;
     let mut cut = false;
+    // The CLI is another process, so tokio's paused clock cannot drive it: the loop polls the mock's
+    // counters (what it asserts on), and this generous limit only turns a hang into a failure.
     let give_up = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let served = mock.counters().requests - requests;

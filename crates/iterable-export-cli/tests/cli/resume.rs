@@ -19,6 +19,8 @@ pub async fn kill_when_held(
     from: usize,
     held_at: u64,
 ) -> TestResult {
+    // The CLI is another process, so tokio's paused clock cannot drive it: the loop polls the mock's
+    // counters (what it asserts on), and this generous limit only turns a hang into a failure.
     let give_up = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let held = mock
