@@ -1,5 +1,7 @@
 //! Configuration.
 
+mod jobs;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -7,6 +9,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::ExportRange;
 use crate::data::DataParams;
+
+pub use jobs::JobsConfig;
 
 /// The rate limit of `data.json` and `data.csv` (each endpoint has its own rolling window).
 ///
@@ -90,6 +94,8 @@ pub struct MockConfig {
     pub chunk_size: usize,
     /// Entries kept in the request log (default 10 000; older ones are dropped).
     pub request_log_capacity: usize,
+    /// The asynchronous export jobs (file size, timing, limits).
+    pub jobs: JobsConfig,
 }
 
 impl Default for MockConfig {
@@ -107,6 +113,7 @@ impl Default for MockConfig {
             project_id: 1,
             chunk_size: 64 * 1024,
             request_log_capacity: 10_000,
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -181,6 +188,12 @@ impl MockConfig {
     /// Sets [`MockConfig::request_log_capacity`].
     pub fn with_request_log_capacity(mut self, entries: usize) -> Self {
         self.request_log_capacity = entries;
+        self
+    }
+
+    /// Sets [`MockConfig::jobs`].
+    pub fn with_jobs(mut self, jobs: JobsConfig) -> Self {
+        self.jobs = jobs;
         self
     }
 

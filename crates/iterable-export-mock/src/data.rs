@@ -20,6 +20,7 @@
 //! | `generate` | one record's values (and a user's events for `/export/userEvents`) |
 //! | `pools` | the values records pick from (names, places, texts with awkward characters) |
 //! | `record` | a generated record and its NDJSON and CSV writers; `onlyFields`/`omitFields` |
+//! | `split` | cutting a window's body into the files of an export job |
 //! | `text` | byte-level writers: numbers, JSON strings, CSV cells |
 //! | `random` | the seeded mixer and random source |
 
@@ -28,6 +29,7 @@ mod generate;
 mod pools;
 mod random;
 mod record;
+mod split;
 mod stream;
 mod text;
 
@@ -35,5 +37,6 @@ pub use catalogue::DataType;
 pub(crate) use generate::user_events;
 pub(crate) use random::{Rng, mix};
 pub(crate) use record::FieldFilter;
+pub(crate) use split::{FilePiece, FileSplitter, Layout};
 pub(crate) use stream::{DataParams, RecordStream};
 pub(crate) use text::{push_csv_cell, push_csv_header, push_i64, push_json_str, push_u64};

@@ -5,8 +5,8 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use crate::data::{self, DataType, FieldFilter, RecordStream};
-use crate::{MockConfig, MockError};
+use crate::data::{self, DataType, FieldFilter, FileSplitter, Layout, RecordStream};
+use crate::{JobSpec, MockConfig, MockError};
 
 /// The lines a `data.json` request without field filters returns for a window, in the order the
 /// server sends them. Each item is one NDJSON line **without** its trailing `\n`.
@@ -14,8 +14,8 @@ use crate::{MockConfig, MockError};
 /// Made by [`expected_ndjson`] or [`MockServer::expected_ndjson`](crate::MockServer::expected_ndjson).
 pub struct ExpectedRecords {
     records: RecordStream,
-    /// `Some`: CSV rows with these columns ([`expected_csv`]); `None`: NDJSON lines.
-    csv_columns: Option<Vec<&'static str>>,
+    /// How records are written: NDJSON lines with a filter, or CSV rows with columns.
+    layout: Layout,
     total: u64,
     yielded: u64,
 }
@@ -30,11 +30,11 @@ impl fmt::Debug for ExpectedRecords {
 }
 
 impl ExpectedRecords {
-    fn new(records: RecordStream, csv_columns: Option<Vec<&'static str>>) -> Self {
+    fn new(records: RecordStream, layout: Layout) -> Self {
         let total = records.total();
         ExpectedRecords {
             records,
-            csv_columns,
+            layout,
             total,
             yielded: 0,
         }
@@ -55,10 +55,7 @@ impl Iterator for ExpectedRecords {
         }
         self.yielded += 1;
         let mut line = Vec::with_capacity(512);
-        match &self.csv_columns {
-            Some(columns) => self.records.rec.write_csv(&mut line, columns),
-            None => self.records.rec.write_ndjson(&mut line, &FieldFilter::All, None),
-        }
+        self.layout.write(&self.records, &mut line);
         line.pop();
         Some(line)
     }
@@ -93,7 +90,7 @@ pub fn expected_ndjson(
     end: DateTime<Utc>,
 ) -> Result<ExpectedRecords, MockError> {
     let (_, records) = records(config, data_type, start, end)?;
-    Ok(ExpectedRecords::new(records, None))
+    Ok(ExpectedRecords::new(records, Layout::Ndjson(FieldFilter::All)))
 }
 
 /// The header row (without its `\n`) that `GET /export/data.csv` sends for `data_type` without
@@ -144,7 +141,7 @@ pub fn expected_csv(
 ) -> Result<ExpectedRecords, MockError> {
     let (_, records) = records(config, data_type, start, end)?;
     let columns = records.columns();
-    Ok(ExpectedRecords::new(records, Some(columns)))
+    Ok(ExpectedRecords::new(records, Layout::Csv(columns)))
 }
 
 /// The exact `GET /export/data.json` body for a window without field filters: the lines of
@@ -172,4 +169,98 @@ pub fn expected_count(
 ) -> Result<u64, MockError> {
     let (_, records) = records(config, data_type, start, end)?;
     Ok(records.total())
+}
+
+/// The files an export job serves, in listing order ([`expected_job`],
+/// [`MockServer::expected_job`](crate::MockServer::expected_job)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExpectedJob {
+    /// The files, in order.
+    pub files: Vec<ExpectedFile>,
+    /// True when the window is bigger than the job's cap: the files hold only its first part
+    /// (`exportTruncated: true`).
+    pub truncated: bool,
+}
+
+/// One file of an [`ExpectedJob`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExpectedFile {
+    /// The file name the listing shows (`file-<n>.json` or `file-<n>.csv`).
+    pub name: String,
+    /// Records in it.
+    pub records: u64,
+    /// Its exact bytes (CSV: the header row, then the rows).
+    pub body: Vec<u8>,
+}
+
+impl ExpectedJob {
+    /// The files' bytes one after the other. For NDJSON, that is the `data.json` body of the
+    /// window (with the same `onlyFields`/`omitFields`), unless the job was truncated.
+    pub fn concatenated(&self) -> Vec<u8> {
+        self.files.iter().flat_map(|f| f.body.iter().copied()).collect()
+    }
+
+    /// Records in all files.
+    pub fn records(&self) -> u64 {
+        self.files.iter().map(|f| f.records).sum()
+    }
+
+    /// Bytes of all files (the job's `bytesExported` once completed).
+    pub fn bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.body.len() as u64).sum()
+    }
+}
+
+/// The files a job for `spec` serves under `config` (file size and cap from
+/// [`MockConfig::jobs`]; a job under a [`JobFault::Cap`](crate::JobFault::Cap) has another cap:
+/// use [`MockServer::expected_job`](crate::MockServer::expected_job)). Builds every file in
+/// memory: for tests.
+pub fn expected_job(config: &MockConfig, spec: &JobSpec) -> ExpectedJob {
+    expected_job_with_cap(config, spec, config.jobs.job_cap_bytes)
+}
+
+pub(crate) fn expected_job_with_cap(config: &MockConfig, spec: &JobSpec, cap: u64) -> ExpectedJob {
+    let (records, layout) = spec.records(config);
+    let mut split = FileSplitter::new(records, layout.clone(), config.jobs.max_file_bytes.max(1), cap);
+    let mut files = Vec::new();
+    while let Some(piece) = split.next_file() {
+        let (mut records, _) = spec.records(config);
+        records.seek(piece.start);
+        let mut body = Vec::with_capacity(usize::try_from(piece.bytes).unwrap_or(0));
+        layout.write_header(&mut body);
+        for _ in 0..piece.records {
+            if records.advance() {
+                layout.write(&records, &mut body);
+            }
+        }
+        files.push(ExpectedFile {
+            name: crate::jobs::file_name(files.len() as u64 + 1, spec.format),
+            records: piece.records,
+            body,
+        });
+    }
+    ExpectedJob {
+        files,
+        truncated: split.truncated(),
+    }
+}
+
+/// The records a job for `spec` exports, whole window (not cut at a cap), as lines without
+/// their `\n` (NDJSON lines with the spec's field filter, or CSV rows with its columns), in the
+/// order the files hold them.
+pub fn expected_job_records(config: &MockConfig, spec: &JobSpec) -> ExpectedRecords {
+    let (records, layout) = spec.records(config);
+    ExpectedRecords::new(records, layout)
+}
+
+/// The CSV header row (without its `\n`) that every file of a CSV job for `spec` starts with;
+/// `None` for NDJSON.
+pub fn expected_job_header(config: &MockConfig, spec: &JobSpec) -> Option<Vec<u8>> {
+    let (_, layout) = spec.records(config);
+    let mut header = Vec::new();
+    layout.write_header(&mut header);
+    header.pop()?;
+    Some(header)
 }

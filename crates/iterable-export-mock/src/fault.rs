@@ -170,9 +170,180 @@ impl FromStr for Fault {
     }
 }
 
+/// A fault of the asynchronous export jobs, queued with
+/// [`MockServer::inject_job_fault`](crate::MockServer::inject_job_fault) (the binary: `--job-fault`).
+///
+/// `job` selects the job: the n-th job started on the server (1-based; the n-th job's id is
+/// `1_000_000 + n`), or `0` for every job. A job takes the faults meant for it when it starts
+/// (`POST /export/start`): inject them before. Faults for one job are used up by it; faults for
+/// every job stay queued.
+///
+/// The text form (`--job-fault`): `fail:JOB:AFTER_FILES`, `restart:JOB:AFTER_FILES:PAUSE`,
+/// `cap:JOB:BYTES`, `cut:JOB:FILE:BYTES`, `expired:JOB:LISTINGS`, `files-500:JOB:CALL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobFault {
+    /// The job becomes `failed` once `after_files` files have appeared (at the end if it has
+    /// fewer). The files listed stay listed.
+    Fail {
+        /// The job (n-th started, 0: every job).
+        job: u32,
+        /// Files that appear before it fails.
+        after_files: u32,
+    },
+    /// The job goes from `running` back to `enqueued` once `after_files` files have appeared (at
+    /// the end if it has fewer), frees its slot for `pause`, then queues for a slot again and
+    /// goes on with the next file. Files listed before stay valid.
+    Restart {
+        /// The job (n-th started, 0: every job).
+        job: u32,
+        /// Files that appear before the restart.
+        after_files: u32,
+        /// How long it stays out of the running slots.
+        pause: Duration,
+    },
+    /// The job's size cap is `bytes` instead of [`JobsConfig::job_cap_bytes`](crate::JobsConfig):
+    /// a bigger window stops there, with `exportTruncated: true`.
+    Cap {
+        /// The job (n-th started, 0: every job).
+        job: u32,
+        /// The cap in bytes.
+        bytes: u64,
+    },
+    /// The first download of the job's file number `file` (1-based, in listing order) sends
+    /// `after_bytes` bytes (at most the file's length minus one) with the whole file's
+    /// `Content-Length`, then closes the connection. Later downloads are whole.
+    CutFile {
+        /// The job (n-th started, 0: every job).
+        job: u32,
+        /// The file (1 = the first file).
+        file: u32,
+        /// Bytes sent before the cut.
+        after_bytes: u64,
+    },
+    /// The first `listings` answers of `GET /export/{jobId}/files` for the job carry URLs that
+    /// have already expired (the file host answers 403 "Request has expired"); later listings
+    /// carry fresh URLs.
+    ExpiredUrls {
+        /// The job (n-th started, 0: every job).
+        job: u32,
+        /// Listings with expired URLs.
+        listings: u32,
+    },
+    /// The `call`-th request (1-based) to `GET /export/{jobId}/files` for the job answers 500
+    /// `GenericError` (after the rate limit; it uses a slot).
+    FilesError {
+        /// The job (n-th started, 0: every job).
+        job: u32,
+        /// The request that fails (1 = the first).
+        call: u32,
+    },
+}
+
+impl JobFault {
+    /// The job it is meant for (n-th started; 0: every job).
+    pub fn job(&self) -> u32 {
+        match self {
+            JobFault::Fail { job, .. }
+            | JobFault::Restart { job, .. }
+            | JobFault::Cap { job, .. }
+            | JobFault::CutFile { job, .. }
+            | JobFault::ExpiredUrls { job, .. }
+            | JobFault::FilesError { job, .. } => *job,
+        }
+    }
+}
+
+impl fmt::Display for JobFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobFault::Fail { job, after_files } => write!(f, "fail:{job}:{after_files}"),
+            JobFault::Restart {
+                job,
+                after_files,
+                pause,
+            } => write!(f, "restart:{job}:{after_files}:{}", humantime::format_duration(*pause)),
+            JobFault::Cap { job, bytes } => write!(f, "cap:{job}:{bytes}"),
+            JobFault::CutFile { job, file, after_bytes } => write!(f, "cut:{job}:{file}:{after_bytes}"),
+            JobFault::ExpiredUrls { job, listings } => write!(f, "expired:{job}:{listings}"),
+            JobFault::FilesError { job, call } => write!(f, "files-500:{job}:{call}"),
+        }
+    }
+}
+
+impl FromStr for JobFault {
+    type Err = MockError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            MockError::InvalidParam(format!(
+                "invalid job fault {s:?} (forms: fail:JOB:AFTER_FILES, restart:JOB:AFTER_FILES:PAUSE, cap:JOB:BYTES, cut:JOB:FILE:BYTES, expired:JOB:LISTINGS, files-500:JOB:CALL; JOB 0 = every job)"
+            ))
+        };
+        let parts: Vec<&str> = s.split(':').map(str::trim).collect();
+        let n64 = |v: &str| -> Result<u64, MockError> { v.parse().map_err(|_| bad()) };
+        let n32 = |v: &str| -> Result<u32, MockError> { v.parse().map_err(|_| bad()) };
+        Ok(match parts.as_slice() {
+            ["fail", job, after] => JobFault::Fail {
+                job: n32(job)?,
+                after_files: n32(after)?,
+            },
+            ["restart", job, after, pause] => JobFault::Restart {
+                job: n32(job)?,
+                after_files: n32(after)?,
+                pause: humantime::parse_duration(pause).map_err(|_| bad())?,
+            },
+            ["cap", job, bytes] => JobFault::Cap {
+                job: n32(job)?,
+                bytes: n64(bytes)?,
+            },
+            ["cut", job, file, after] => JobFault::CutFile {
+                job: n32(job)?,
+                file: n32(file)?,
+                after_bytes: n64(after)?,
+            },
+            ["expired", job, listings] => JobFault::ExpiredUrls {
+                job: n32(job)?,
+                listings: n32(listings)?,
+            },
+            ["files-500", job, call] => JobFault::FilesError {
+                job: n32(job)?,
+                call: n32(call)?,
+            },
+            _ => return Err(bad()),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_fault_text_form_round_trips() -> Result<(), MockError> {
+        for s in [
+            "fail:1:3",
+            "restart:0:2:5s",
+            "cap:2:1048576",
+            "cut:1:4:100",
+            "expired:3:2",
+            "files-500:1:2",
+        ] {
+            let f: JobFault = s.parse()?;
+            assert_eq!(f.to_string(), s);
+        }
+        assert_eq!(
+            "restart:2:1:250ms".parse::<JobFault>()?,
+            JobFault::Restart {
+                job: 2,
+                after_files: 1,
+                pause: Duration::from_millis(250)
+            }
+        );
+        for bad in ["", "fail:1", "fail:x:1", "restart:1:1:never", "cut:1:1", "boom:1:1", "cap:-1:5"] {
+            assert!(bad.parse::<JobFault>().is_err(), "{bad}");
+        }
+        Ok(())
+    }
 
     #[test]
     fn text_form_round_trips() -> Result<(), MockError> {

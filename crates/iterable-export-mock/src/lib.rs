@@ -43,6 +43,7 @@ mod data;
 mod dates;
 mod expected;
 mod fault;
+mod jobs;
 mod observe;
 mod server;
 
@@ -53,15 +54,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-pub use config::{MockConfig, RateLimit};
+pub use config::{JobsConfig, MockConfig, RateLimit};
 pub use data::DataType;
 pub use dates::{ExportRange, parse_datetime};
 pub use expected::{
-    ExpectedRecords, expected_body, expected_count, expected_csv, expected_csv_header, expected_csv_header_between,
-    expected_ndjson,
+    ExpectedFile, ExpectedJob, ExpectedRecords, expected_body, expected_count, expected_csv, expected_csv_header,
+    expected_csv_header_between, expected_job, expected_job_header, expected_job_records, expected_ndjson,
 };
-pub use fault::Fault;
-pub use observe::{Counters, RedirectHit, RequestRecord};
+pub use fault::{Fault, JobFault};
+pub use jobs::{JobFormat, JobInfo, JobSpec, JobState};
+pub use observe::{Counters, FileHostHit, JobCounters, RedirectHit, RequestRecord};
 
 /// Errors of the mock's API.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +86,7 @@ pub struct MockServer {
     shared: Arc<server::Shared>,
     addr: SocketAddr,
     redirect_addr: SocketAddr,
+    file_host_addr: SocketAddr,
     stop: tokio::sync::watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -93,6 +96,7 @@ impl fmt::Debug for MockServer {
         f.debug_struct("MockServer")
             .field("addr", &self.addr)
             .field("redirect_addr", &self.redirect_addr)
+            .field("file_host_addr", &self.file_host_addr)
             .finish_non_exhaustive()
     }
 }
@@ -114,11 +118,21 @@ impl MockServer {
         let addr = listener.local_addr()?;
         let redirect_listener = tokio::net::TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await?;
         let redirect_addr = redirect_listener.local_addr()?;
-        let shared = Arc::new(server::Shared::new(config, format!("http://{redirect_addr}")));
+        let file_host_listener = tokio::net::TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await?;
+        let file_host_addr = file_host_listener.local_addr()?;
+        let shared = Arc::new(server::Shared::new(
+            config,
+            format!("http://{redirect_addr}"),
+            format!("http://{file_host_addr}"),
+        ));
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let mut tasks = Vec::new();
-        for (l, is_redirect) in [(listener, false), (redirect_listener, true)] {
-            let app = server::router(shared.clone(), is_redirect);
+        let apps = [
+            (listener, server::router(shared.clone(), false)),
+            (redirect_listener, server::router(shared.clone(), true)),
+            (file_host_listener, server::file_host::router(shared.clone())),
+        ];
+        for (l, app) in apps {
             let mut rx = stop_rx.clone();
             tasks.push(tokio::spawn(async move {
                 let signal = async move {
@@ -134,6 +148,7 @@ impl MockServer {
             shared,
             addr,
             redirect_addr,
+            file_host_addr,
             stop,
             tasks,
         })
@@ -254,6 +269,7 @@ impl MockServer {
     /// Stops accepting connections, lets open responses finish for up to 2 seconds, then stops.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
+        self.shared.jobs.abort_all();
         for t in self.tasks.iter_mut() {
             if tokio::time::timeout(Duration::from_secs(2), &mut *t).await.is_err() {
                 t.abort();
@@ -274,6 +290,7 @@ impl MockServer {
 impl Drop for MockServer {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        self.shared.jobs.abort_all();
         for t in &self.tasks {
             t.abort();
         }

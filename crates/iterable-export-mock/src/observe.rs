@@ -57,6 +57,53 @@ pub struct RedirectHit {
     pub api_key_present: bool,
 }
 
+/// Counters of the asynchronous export jobs and of the file host
+/// ([`MockServer::job_counters`](crate::MockServer::job_counters)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JobCounters {
+    /// Jobs created (`POST /export/start` answered 200).
+    pub starts: u64,
+    /// `GET /export/{jobId}/files` requests answered 200.
+    pub file_listings: u64,
+    /// `GET /export/jobs` requests answered 200.
+    pub job_listings: u64,
+    /// `DELETE /export/{jobId}` requests that cancelled a job (answered 200).
+    pub cancels: u64,
+    /// 429s sent by the jobs' limits (start and files share one; cancel has its own).
+    pub rate_limited: u64,
+    /// 500s sent by [`JobFault::FilesError`](crate::JobFault::FilesError).
+    pub files_errors: u64,
+    /// Requests the file host received.
+    pub downloads: u64,
+    /// Downloads that sent a whole file.
+    pub complete_downloads: u64,
+    /// Downloads cut by [`JobFault::CutFile`](crate::JobFault::CutFile).
+    pub cut_downloads: u64,
+    /// 403 "Request has expired" answers of the file host.
+    pub expired: u64,
+    /// Other 403s and 404s of the file host (a bad signature, an unknown file).
+    pub rejected_downloads: u64,
+    /// Requests to the file host that carried an `Api-Key` header or the API key's value
+    /// anywhere (path, query, any header): a leaked key. A correct client keeps this at 0.
+    pub api_key_leaks: u64,
+}
+
+/// A request the file host (the pre-signed URLs' host) received
+/// ([`MockServer::file_host_hits`](crate::MockServer::file_host_hits)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileHostHit {
+    /// Path requested, e.g. `/iterable-exports/1000001/file-1704067200137.json`.
+    pub path: String,
+    /// Status sent.
+    pub status: u16,
+    /// Whether an `Api-Key` header arrived.
+    pub api_key_header: bool,
+    /// Whether the API key's value appeared anywhere in the request (path, query, any header).
+    pub api_key_anywhere: bool,
+}
+
 #[derive(Debug)]
 pub(crate) struct LogEntry {
     pub(crate) method: String,

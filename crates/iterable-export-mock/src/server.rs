@@ -5,12 +5,16 @@
 //! | --- | --- |
 //! | `routes` | the endpoints and their handlers, one module each |
 //! | `faults` | taking queued faults; the responses that replace an export |
+//! | `jobs` | the export jobs: registry, states, the task that drives each job |
+//! | `file_host` | the third listener: the pre-signed URLs of job files |
 //! | `body` | streaming an export body chunk by chunk, with the body faults |
 //! | `response` | small complete responses: Iterable's JSON errors, proxy pages |
 //! | `state` | what the handlers share with the handle: config, queue, limiter, log, counters |
 
 mod body;
 mod faults;
+pub(crate) mod file_host;
+mod jobs;
 mod response;
 mod routes;
 mod state;
@@ -24,12 +28,13 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{HeaderValue, Method, header};
 
-pub(crate) use state::Shared;
+pub(crate) use state::{Shared, lock};
 
 use self::body::{BodyStream, ExportBody};
 use self::faults::fault_response;
 use self::response::{Small, json_escape};
 use self::routes::Endpoint;
+use self::routes::jobs::JobRoute;
 use crate::{Fault, MockConfig};
 
 #[derive(Clone)]
@@ -58,6 +63,11 @@ struct ReqInfo {
 }
 
 async fn handle(State(app): State<App>, req: Request) -> Response {
+    if !app.redirect_target
+        && let Some(route) = JobRoute::from_path(req.uri().path())
+    {
+        return handle_job_route(&app.shared, route, req).await;
+    }
     let info = ReqInfo {
         method: req.method().clone(),
         path: req.uri().path().to_owned(),
@@ -155,4 +165,38 @@ fn unauthorized(config: &MockConfig, path: &str) -> Small {
     } else {
         Small::empty(401)
     }
+}
+
+/// The pipeline of the jobs API: method, key, limit, then the handler (which reads the body of
+/// `POST /export/start`).
+async fn handle_job_route(shared: &Arc<Shared>, route: JobRoute, req: Request) -> Response {
+    let config = shared.config();
+    let info = ReqInfo {
+        method: req.method().clone(),
+        path: req.uri().path().to_owned(),
+        query: req.uri().query().unwrap_or("").to_owned(),
+        api_key: req
+            .headers()
+            .get("Api-Key")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+        started: Instant::now(),
+    };
+    let small = if info.method != route.method() {
+        routes::jobs::method_not_allowed(route)
+    } else if info.api_key.as_deref() != Some(config.api_key.as_str()) {
+        unauthorized(&config, &info.path)
+    } else {
+        match route.limit(&config).map(|(window, limit)| (shared.rate_check(window, &limit), limit)) {
+            Some((Err(retry), limit)) => {
+                shared.jobs.count(|c| c.rate_limited += 1);
+                Small::rate_limited_by(&config, &info.path, retry, limit.retry_after)
+            }
+            _ => match axum::body::to_bytes(req.into_body(), 1 << 20).await {
+                Ok(body) => routes::jobs::handle(shared, &config, route, &info.query, &body, &shared.file_host_base),
+                Err(e) => Small::bad_params(&format!("Cannot read the request body: {e}")),
+            },
+        }
+    };
+    shared.log(&info, small.status, None, Some(small.body.len() as u64));
+    small.into_response()
 }

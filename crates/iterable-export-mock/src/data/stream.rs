@@ -201,21 +201,63 @@ impl RecordStream {
             }
             let day = self.next_day;
             self.next_day += 1;
-            let (lo, len) = self.day_range(day);
-            if len == 0 {
-                continue;
-            }
-            let offset = mix(self.params.seed ^ mix(day as u64 ^ (self.dt.index() << 56))) % len;
-            self.cur = Some(DayCursor {
-                info: DayInfo::new(day),
-                lo,
-                len,
-                k: 0,
-                stride: stride_for(len),
-                offset,
-            });
+            self.cur = self.open_day(day);
         }
     }
+
+    /// The cursor over the records of `day` in the window (`None`: the day has none).
+    fn open_day(&self, day: i64) -> Option<DayCursor> {
+        let (lo, len) = self.day_range(day);
+        if len == 0 {
+            return None;
+        }
+        let offset = mix(self.params.seed ^ mix(day as u64 ^ (self.dt.index() << 56))) % len;
+        Some(DayCursor {
+            info: DayInfo::new(day),
+            lo,
+            len,
+            k: 0,
+            stride: stride_for(len),
+            offset,
+        })
+    }
+
+    /// Where the stream is: the next [`RecordStream::advance`] generates the record at this
+    /// position. A stream made for the same window and moved there with [`RecordStream::seek`]
+    /// goes on with the same records.
+    pub(crate) fn position(&self) -> Position {
+        match &self.cur {
+            Some(c) if c.k < c.len => Position {
+                day: c.info.day,
+                k: c.k,
+            },
+            _ => Position {
+                day: self.next_day,
+                k: 0,
+            },
+        }
+    }
+
+    /// Moves to `pos` (from [`RecordStream::position`] of a stream over the same window).
+    pub(crate) fn seek(&mut self, pos: Position) {
+        self.cur = None;
+        self.next_day = pos.day;
+        if pos.day > self.last_day {
+            return;
+        }
+        self.next_day = pos.day + 1;
+        self.cur = self.open_day(pos.day).map(|mut c| {
+            c.k = pos.k.min(c.len);
+            c
+        });
+    }
+}
+
+/// A place in a [`RecordStream`]: step `k` of day `day`'s permutation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Position {
+    day: i64,
+    k: u64,
 }
 
 #[cfg(test)]
@@ -234,6 +276,37 @@ mod tests {
                     assert!(i64::from(second_of_day(i - 1, n)) < sod);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn seek_resumes_at_a_position() {
+        let params = DataParams {
+            seed: 3,
+            records_per_day: 7,
+            first_day: 19_723,
+        };
+        let t = |s: i64| DateTime::<Utc>::from_timestamp(s, 0).unwrap_or_default();
+        let window = (t(19_723 * SECS_PER_DAY + 4000), t(19_726 * SECS_PER_DAY + 9000));
+        let ids = |s: &mut RecordStream, n: usize| {
+            let mut v = Vec::new();
+            while v.len() < n && s.advance() {
+                let mut line = Vec::new();
+                s.rec.write_ndjson(&mut line, &super::super::FieldFilter::All, None);
+                v.push(line);
+            }
+            v
+        };
+        let mut all = RecordStream::new(params, DataType::EmailSend, window.0, window.1);
+        let every = ids(&mut all, usize::MAX);
+        assert_eq!(every.len() as u64, all.total());
+        for cut in 0..=every.len() {
+            let mut a = RecordStream::new(params, DataType::EmailSend, window.0, window.1);
+            assert_eq!(ids(&mut a, cut), every[..cut]);
+            let pos = a.position();
+            let mut b = RecordStream::new(params, DataType::EmailSend, window.0, window.1);
+            b.seek(pos);
+            assert_eq!(ids(&mut b, usize::MAX), every[cut..], "cut at {cut}");
         }
     }
 

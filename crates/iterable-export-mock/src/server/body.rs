@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::response::{CT_CSV, CT_NDJSON};
 use super::state::Shared;
 use crate::Fault;
-use crate::data::{FieldFilter, RecordStream, push_csv_header};
+use crate::data::{FieldFilter, Layout, RecordStream, push_csv_header};
 use crate::observe::LogEntry;
 
 /// Generates an export body chunk by chunk.
@@ -25,6 +25,8 @@ pub(super) struct ExportBody {
     blank_every: Option<u64>,
     no_final_newline: bool,
     carry: bool,
+    /// Records still to send (a job's file); `None`: to the window's end.
+    remaining: Option<u64>,
 }
 
 impl ExportBody {
@@ -41,7 +43,19 @@ impl ExportBody {
             blank_every: None,
             no_final_newline: false,
             carry: false,
+            remaining: None,
         }
+    }
+
+    /// A job's file: the header row (CSV), then `count` records from where `records` is.
+    pub(super) fn file(records: RecordStream, layout: Layout, count: u64) -> Self {
+        let (filter, columns) = match layout {
+            Layout::Ndjson(filter) => (filter, None),
+            Layout::Csv(columns) => (FieldFilter::All, Some(columns)),
+        };
+        let mut body = ExportBody::new(records, filter, columns);
+        body.remaining = Some(count);
+        body
     }
 
     /// The body's content type.
@@ -65,7 +79,7 @@ impl ExportBody {
             if self.malformed_after == Some(self.emitted) {
                 self.write_malformed(out);
             }
-            if !self.records.advance() {
+            if self.remaining == Some(0) || !self.records.advance() {
                 if self.malformed_after.is_some() {
                     self.write_malformed(out);
                 }
@@ -79,6 +93,9 @@ impl ExportBody {
                 None => self.records.rec.write_ndjson(out, &self.filter, None),
             }
             self.emitted += 1;
+            if let Some(r) = &mut self.remaining {
+                *r -= 1;
+            }
             if let Some(e) = self.blank_every
                 && self.emitted.is_multiple_of(e)
             {
@@ -117,11 +134,16 @@ pub(super) struct BodyStream {
     completed: bool,
     entry: Arc<LogEntry>,
     shared: Arc<Shared>,
+    /// Called once with whether the whole body was sent, when the stream ends or is dropped.
+    on_finish: Option<Box<dyn FnOnce(bool) + Send>>,
 }
 
 impl Drop for BodyStream {
     fn drop(&mut self) {
         self.entry.finish(self.completed);
+        if let Some(f) = self.on_finish.take() {
+            f(self.completed);
+        }
     }
 }
 
@@ -161,7 +183,14 @@ impl BodyStream {
             completed: false,
             entry,
             shared,
+            on_finish: None,
         }
+    }
+
+    /// Sets the function called once with whether the whole body was sent.
+    pub(super) fn on_finish(mut self, f: impl FnOnce(bool) + Send + 'static) -> Self {
+        self.on_finish = Some(Box::new(f));
+        self
     }
 
     pub(super) fn into_stream(self) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {

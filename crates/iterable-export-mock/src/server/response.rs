@@ -78,12 +78,17 @@ impl Small {
 
     /// 429 for `path`, with `Retry-After: retry_after_secs` when the configured limit sends it.
     pub(super) fn rate_limited(config: &MockConfig, path: &str, retry_after_secs: u64) -> Self {
+        Small::rate_limited_by(config, path, retry_after_secs, config.rate_limit.retry_after)
+    }
+
+    /// 429 for `path`, with `Retry-After: retry_after_secs` when `retry_after`.
+    pub(super) fn rate_limited_by(config: &MockConfig, path: &str, retry_after_secs: u64, retry_after: bool) -> Self {
         let msg = format!(
             "Exceeded rate limit for endpoint: {path}, project: {} ",
             config.project_id
         );
         let s = Small::error(429, &msg, "RateLimitExceeded");
-        if config.rate_limit.retry_after {
+        if retry_after {
             s.with_header(header::RETRY_AFTER, retry_after_secs.to_string())
         } else {
             s

@@ -1,8 +1,9 @@
 //! The endpoints: which path is which, and the handlers that turn a request's parameters into a
 //! response, one module per endpoint (`data.json` and `data.csv` share `export`: they differ only
-//! in the body's format).
+//! in the body's format). The export jobs' endpoints (`jobs`) have their own paths and methods.
 
 mod export;
+pub(super) mod jobs;
 mod metrics;
 mod user_events;
 

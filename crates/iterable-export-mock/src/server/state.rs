@@ -6,11 +6,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use super::ReqInfo;
+use super::jobs::Jobs;
 use crate::observe::{LogEntry, RedirectHit, RequestRecord, redact_query};
 use crate::{Counters, Fault, MockConfig, RateLimit};
 
 /// Locks `m`, also after a panic elsewhere (the state stays usable for the other requests).
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -39,11 +40,17 @@ pub(crate) struct Shared {
     redirect_hits: Mutex<Vec<RedirectHit>>,
     /// The base URL of the redirect target, e.g. `http://127.0.0.1:41235`.
     pub(super) redirect_base: String,
+    /// The base URL of the file host (pre-signed URLs of job files), e.g. `http://127.0.0.1:41236`.
+    pub(crate) file_host_base: String,
+    /// The export jobs.
+    pub(crate) jobs: Jobs,
 }
 
 impl Shared {
-    pub(crate) fn new(config: MockConfig, redirect_base: String) -> Self {
+    pub(crate) fn new(config: MockConfig, redirect_base: String, file_host_base: String) -> Self {
         Shared {
+            jobs: Jobs::new(&config),
+            file_host_base,
             config: RwLock::new(config),
             faults: Mutex::new(Vec::new()),
             rate: Mutex::new(HashMap::new()),
