@@ -49,6 +49,7 @@ mod decode;
 mod error;
 mod event;
 mod export;
+mod jobs;
 mod rate_limit;
 mod region;
 mod retry;
@@ -64,6 +65,7 @@ pub use export::{
     ALL_DATA_TYPES, Body, DataType, ExperimentMetricsRequest, Export, Format, MAX_METRICS_IDS, Range,
     UserEventsRequest, format_iterable_time,
 };
+pub use jobs::{ExportJob, ExportJobRequest, JobFile, JobObserver, JobOptions, JobState, JobStats, UnknownJobState};
 pub use rate_limit::{MAX_RETRY_AFTER, RateLimit};
 pub use region::Region;
 pub use retry::RetryPolicy;
@@ -71,5 +73,7 @@ pub use sink::{
     Dedup, ExclusiveLock, FileSink, RecordId, WriterSink, part_path, sync_parent_dir, write_file_atomically,
     write_file_atomically_with,
 };
+#[cfg(feature = "parquet")]
+pub use sink::{EXTRA_COLUMN, ParquetCompression, ParquetOptions, ParquetSink, Partition};
 pub use stats::Stats;
 pub use windows::{Sink, Window, WindowOptions, WindowedSummary, plan_windows};

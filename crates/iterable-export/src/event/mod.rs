@@ -11,7 +11,7 @@ pub(crate) mod de;
 pub(crate) mod record;
 pub(crate) mod ser;
 mod table;
-mod time;
+pub(crate) mod time;
 mod user;
 
 use std::borrow::Cow;
@@ -81,13 +81,16 @@ typed_record! {
         workflow_id:     i64           = "workflowId",    "the workflow (journey)";
     }
     field enum EventField;
+    time field created_at;
     other names [
-        "messageBusId", "catalogCollectionCount", "catalogLookupCount", "productRecommendationCount",
-        "transactionalData", "itblInternal", "city", "country", "region", "ip", "userAgent", "userAgentDevice", "url",
-        "hrefIndex", "linkId", "linkUrl", "recipientState", "status", "id", "total", "items", "dataFields",
-        "campaignName", "templateName", "workflowName", "emailListIds", "emailSubject", "unsubSource",
-        "bounceMessage", "platformEndpoint", "signupDate", "profileUpdatedAt", "firstName", "lastName",
-        "phoneNumber", "locale", "eventUpdatedAt", "isCustomEvent",
+        "messageBusId": Str, "catalogCollectionCount": Int, "catalogLookupCount": Int,
+        "productRecommendationCount": Int, "transactionalData": Json, "itblInternal": Json, "city": Str,
+        "country": Str, "region": Str, "ip": Str, "userAgent": Str, "userAgentDevice": Str, "url": Str,
+        "hrefIndex": Int, "linkId", "linkUrl": Str, "recipientState": Str, "status": Str, "id": Str, "total": Json,
+        "items": Json, "dataFields": Json, "campaignName": Str, "templateName": Str, "workflowName": Str,
+        "emailListIds": Json, "emailSubject": Str, "unsubSource": Str, "bounceMessage": Str, "platformEndpoint": Str,
+        "signupDate", "profileUpdatedAt", "firstName", "lastName", "phoneNumber", "locale", "eventUpdatedAt",
+        "isCustomEvent": Bool,
     ];
 }
 

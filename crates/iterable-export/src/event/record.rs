@@ -50,6 +50,43 @@ impl Kind {
     }
 }
 
+/// The type of a column in a typed output format (Parquet): a typed field's [`Kind`], or the type the table of
+/// [`typed_record!`](super::table::typed_record) gives a frequent field that is not typed (`"itblInternal": Json`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "parquet"), allow(dead_code))]
+pub(crate) enum ColumnKind {
+    /// Text.
+    Str,
+    /// A 64-bit integer.
+    Int,
+    /// A time, read as [`Kind::Time`] is.
+    Time,
+    /// `true` or `false`.
+    Bool,
+    /// Any JSON value, kept as its JSON text (objects, arrays, numbers that need not be integers).
+    Json,
+}
+
+impl From<Kind> for ColumnKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Str => ColumnKind::Str,
+            Kind::Int => ColumnKind::Int,
+            Kind::Time => ColumnKind::Time,
+        }
+    }
+}
+
+/// A field that is not typed but has a column of its own in typed output formats.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(feature = "parquet"), allow(dead_code))]
+pub(crate) struct ColumnInfo {
+    /// The field's name in the JSON.
+    pub(crate) wire: &'static str,
+    /// Its column's type.
+    pub(crate) kind: ColumnKind,
+}
+
 /// A Rust type a typed field can have: how to read it as a [`Typed`] value and write into it through a [`Target`].
 pub(crate) trait FieldType: Sized {
     const KIND: Kind;
@@ -166,6 +203,12 @@ pub(crate) trait Record: Default {
     type Field: Field;
     /// What a record is, for deserialization errors.
     const EXPECTING: &'static str;
+    /// The field that places a record in time (windows select by it; day partitions follow it).
+    #[cfg_attr(not(feature = "parquet"), allow(dead_code))]
+    const TIME: Self::Field;
+    /// Frequent fields that are not typed but have a column in typed output formats, in table order.
+    #[cfg_attr(not(feature = "parquet"), allow(dead_code))]
+    const OTHER_COLUMNS: &'static [ColumnInfo];
     /// A field name: a typed field, or another name (borrowed when it is a frequent one).
     fn classify(name: &str) -> Key<Self::Field>;
     fn typed(&self, k: Self::Field) -> Typed<'_>;

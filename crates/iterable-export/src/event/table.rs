@@ -13,15 +13,20 @@
 ///         created_at: DateTime<Utc> = "createdAt", "when the event happened";
 ///     }
 ///     field enum EventField;
-///     other names ["itblInternal", "city"];
+///     time field created_at;
+///     other names ["itblInternal": Json, "city": Str, "hrefIndex"];
 /// }
 /// ```
 ///
 /// - A row is a public field `Option<type>`; the type is a [`FieldType`] (`String`, `i64`, `DateTime<Utc>`).
 /// - The string in parentheses completes "invalid type: …, expected" when a record is not a JSON object.
 /// - `field enum` names the private enum of the typed fields (one variant per row, named like the Rust field).
+/// - `time field` names the row that places a record in time: what windows select by, and what a day-partitioned
+///   output (Parquet) is partitioned by.
 /// - `other names` lists frequent names of fields that are not typed: they are kept without allocating a
-///   `String` per record. A name that is also a row is reported as an unreachable pattern (a warning).
+///   `String` per record. A name that is also a row is reported as an unreachable pattern (a warning). A name
+///   followed by `: Kind` (a [`ColumnKind`]: `Str`, `Int`, `Time`, `Bool`, `Json`) also gets a column of that
+///   type in typed output formats (Parquet), after the rows' columns.
 ///
 /// It expands to the struct (documented fields, the doc table, `Clone`, `Debug`, `Default`, `PartialEq`,
 /// `Serialize`, `Deserialize`, `JsonSchema`), the field enum with its [`Field`] impl (the [`FieldInfo`] table
@@ -30,6 +35,7 @@
 /// and call the functions of [`record`](super::record).
 ///
 /// [`FieldType`]: super::record::FieldType
+/// [`ColumnKind`]: super::record::ColumnKind
 /// [`Field`]: super::record::Field
 /// [`FieldInfo`]: super::record::FieldInfo
 /// [`Record`]: super::record::Record
@@ -40,7 +46,8 @@ macro_rules! typed_record {
             $($field:ident: $ty:ty = $wire:literal, $doc:literal;)+
         }
         field enum $fields:ident;
-        other names [$($other:literal),* $(,)?];
+        time field $time:ident;
+        other names [$($other:literal $(: $column:ident)?),* $(,)?];
     ) => {
         $(#[$attr])*
         ///
@@ -72,7 +79,9 @@ macro_rules! typed_record {
         const _: () = {
             use std::borrow::Cow;
 
-            use $crate::event::record::{self as record, Field, FieldInfo, FieldType, Key, Record, Target, Typed};
+            use $crate::event::record::{
+                self as record, ColumnInfo, ColumnKind, Field, FieldInfo, FieldType, Key, Record, Target, Typed,
+            };
 
             impl Field for $fields {
                 const INFO: &'static [FieldInfo] = &[$(FieldInfo {
@@ -99,6 +108,10 @@ macro_rules! typed_record {
             impl Record for $name {
                 type Field = $fields;
                 const EXPECTING: &'static str = concat!($what, " (a JSON object)");
+                const TIME: $fields = $fields::$time;
+                const OTHER_COLUMNS: &'static [ColumnInfo] = &[
+                    $($(ColumnInfo { wire: $other, kind: ColumnKind::$column },)?)*
+                ];
 
                 #[inline]
                 fn classify(name: &str) -> Key<$fields> {
@@ -186,7 +199,8 @@ mod tests {
             profile_updated_at: DateTime<Utc> = "profileUpdatedAt", "when the profile last changed";
         }
         field enum TestUserField;
-        other names ["firstName"];
+        time field profile_updated_at;
+        other names ["firstName": Str, "lastName"];
     }
 
     #[test]

@@ -72,12 +72,14 @@ typed_record! {
         profile_updated_at: DateTime<Utc> = "profileUpdatedAt", "when the profile last changed (user exports are windowed by it)";
     }
     field enum UserField;
+    time field profile_updated_at;
     other names [
-        "itblUserId", "signupSource", "emailListIds", "userListIds", "subscribedMessageTypeIds",
-        "unsubscribedChannelIds", "unsubscribedMessageTypeIds", "phoneNumber", "whatsAppPhoneNumber", "devices",
-        "locale", "timeZone", "city", "region", "country", "ip", "firstName", "lastName",
-        "itblInternal.emailDomain", "itblInternal.documentCreatedAt", "itblInternal.documentUpdatedAt",
-        "itblDS.predictiveGoals",
+        "itblUserId": Str, "signupSource": Str, "emailListIds": Json, "userListIds": Json,
+        "subscribedMessageTypeIds": Json, "unsubscribedChannelIds": Json, "unsubscribedMessageTypeIds": Json,
+        "phoneNumber": Str, "whatsAppPhoneNumber": Str, "devices": Json, "locale": Str, "timeZone": Str, "city": Str,
+        "region": Str, "country": Str, "ip": Str, "firstName": Str, "lastName": Str, "itblInternal.emailDomain": Str,
+        "itblInternal.documentCreatedAt": Time, "itblInternal.documentUpdatedAt": Time,
+        "itblDS.predictiveGoals": Json,
     ];
 }
 

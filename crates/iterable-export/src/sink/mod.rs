@@ -9,6 +9,8 @@ mod columns;
 mod dedup;
 mod file;
 mod offload;
+#[cfg(feature = "parquet")]
+mod parquet;
 mod writer;
 
 use std::fs::File;
@@ -17,6 +19,8 @@ use std::path::{Path, PathBuf};
 
 pub use self::dedup::{Dedup, RecordId};
 pub use self::file::FileSink;
+#[cfg(feature = "parquet")]
+pub use self::parquet::{EXTRA_COLUMN, ParquetCompression, ParquetOptions, ParquetSink, Partition};
 pub use self::writer::WriterSink;
 use crate::{Error, Result};
 
