@@ -45,6 +45,7 @@ struct Inner {
     read_timeout: Duration,
     max_line_length: usize,
     limiter: Arc<Limiter>,
+    jobs: crate::jobs::Shared,
     retry: RetryPolicy,
     counters: Counters,
 }
@@ -56,6 +57,9 @@ pub(crate) enum Throttle {
     /// `/export/data.json` and `/export/data.csv`: every attempt waits for a slot of the shared
     /// limiter, and a 429 holds the limiter (so every waiting request) back.
     ExportLimit,
+    /// Starting export jobs and listing their files: every attempt waits for a slot of the
+    /// jobs limiter (1 per second per organization), and a 429 holds it back.
+    JobsLimit,
     /// The other endpoints, which have no client-side limit: attempts are sent at once, and a
     /// 429 waits its `Retry-After` (or the backoff) before the next attempt.
     Unlimited,
@@ -165,6 +169,10 @@ impl Client {
         self.inner.retry
     }
 
+    pub(crate) fn jobs_shared(&self) -> &crate::jobs::Shared {
+        &self.inner.jobs
+    }
+
     pub(crate) fn count_window_split(&self) {
         Counters::add(&self.inner.counters.windows_split);
     }
@@ -189,9 +197,14 @@ impl Client {
             policy.max_retries.saturating_mul(4).max(8)
         };
         let (mut retry, mut rate_limited_retries) = (0, 0);
+        let limiter = match throttle {
+            Throttle::ExportLimit => Some(&self.inner.limiter),
+            Throttle::JobsLimit => Some(&self.inner.jobs.limiter),
+            Throttle::Unlimited => None,
+        };
         loop {
-            if throttle == Throttle::ExportLimit {
-                self.inner.limiter.acquire().await;
+            if let Some(limiter) = limiter {
+                limiter.acquire().await;
             }
             Counters::add(&self.inner.counters.requests);
             let err = match attempt().await {
@@ -204,9 +217,9 @@ impl Client {
                     return Err(err);
                 }
                 rate_limited_retries += 1;
-                if throttle == Throttle::ExportLimit {
+                if let Some(limiter) = limiter {
                     // The limiter holds the next attempt back.
-                    self.inner.limiter.penalize(*retry_after);
+                    limiter.penalize(*retry_after);
                     Duration::ZERO
                 } else {
                     retry_after.map_or_else(|| policy.backoff(rate_limited_retries), |d| d.min(MAX_RETRY_AFTER))
@@ -245,7 +258,7 @@ impl Client {
         }
     }
 
-    fn timeouts(&self) -> Timeouts {
+    pub(crate) fn timeouts(&self) -> Timeouts {
         Timeouts {
             connect: self.inner.connect_timeout,
             read: self.inner.read_timeout,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 mod response;
 
-pub(crate) use response::{Timeouts, body_stream, from_generated};
+pub(crate) use response::{Timeouts, body_stream, excerpt, from_generated, transport_error};
 
 /// `Result` with this crate's [`Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -117,6 +117,17 @@ pub enum Error {
         /// The last error.
         #[source]
         source: Box<Error>,
+    },
+
+    /// An export job (`POST /export/start`) ended without delivering its files: it failed, was
+    /// cancelled, hit the 100 GB cap in a window that cannot be split further, is in a state this
+    /// client does not know, or did not finish in time.
+    #[error("export job {job_id}: {message}")]
+    Job {
+        /// The job's id.
+        job_id: i64,
+        /// What happened, and what to do.
+        message: String,
     },
 
     /// A local I/O operation failed (writing an output file, reading a state file).

@@ -88,6 +88,9 @@ pub struct ClientBuilder {
     max_line_length: usize,
     user_agent: Option<String>,
     rate_limit: RateLimit,
+    jobs_rate_limit: RateLimit,
+    max_running_jobs: usize,
+    job_polling: crate::jobs::Polling,
     retry: RetryPolicy,
     allow_plaintext_api_key: bool,
     root_certificates: RootCertificates,
@@ -114,6 +117,9 @@ impl Default for ClientBuilder {
             max_line_length: DEFAULT_MAX_LINE_LENGTH,
             user_agent: None,
             rate_limit: RateLimit::default(),
+            jobs_rate_limit: crate::jobs::DEFAULT_JOBS_RATE_LIMIT,
+            max_running_jobs: crate::jobs::DEFAULT_MAX_RUNNING_JOBS,
+            job_polling: crate::jobs::Polling::default(),
             retry: RetryPolicy::default(),
             allow_plaintext_api_key: false,
             root_certificates: RootCertificates::default(),
@@ -201,6 +207,34 @@ impl ClientBuilder {
         self
     }
 
+    /// The rate limit shared by starting export jobs (`POST /export/start`) and listing their
+    /// files (`GET /export/{jobId}/files`); default 1 request per second, as Iterable enforces per
+    /// organization. Lower it when other programs of the organization start jobs too.
+    pub fn jobs_rate_limit(mut self, limit: RateLimit) -> Self {
+        self.jobs_rate_limit = limit;
+        self
+    }
+
+    /// How many export jobs of this client (and its clones) run at once; default 4, Iterable's
+    /// limit per organization. More wait here instead of queueing at Iterable. 0 acts as 1.
+    pub fn max_running_jobs(mut self, jobs: usize) -> Self {
+        self.max_running_jobs = jobs;
+        self
+    }
+
+    /// How export jobs without new files are polled: first after `initial` (default 1 s),
+    /// doubling up to `max` (default 300 s); a job not completed `give_up_after` (default 24
+    /// hours) after it was started or resumed fails the export. Zero durations act as 1 ms.
+    pub fn job_polling(mut self, initial: Duration, max: Duration, give_up_after: Duration) -> Self {
+        let at_least = |d: Duration| d.max(Duration::from_millis(1));
+        self.job_polling = crate::jobs::Polling {
+            initial: at_least(initial),
+            max: at_least(max.max(initial)),
+            give_up_after: at_least(give_up_after),
+        };
+        self
+    }
+
     /// How transient failures are retried; see [`RetryPolicy`].
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
@@ -273,6 +307,7 @@ impl ClientBuilder {
             )));
         }
         self.rate_limit.validate()?;
+        self.jobs_rate_limit.validate()?;
         let connect_timeout = checked_timeout("connect", self.connect_timeout)?;
         let read_timeout = checked_timeout("read", self.read_timeout)?;
 
@@ -295,6 +330,15 @@ impl ClientBuilder {
             .build()
             .map_err(|err| Error::Config(format!("cannot build the HTTP client: {err}")))?;
         let generated = generated::Client::new_with_client(&base_url, http);
+        // Export job files are pre-signed URLs on another host: a client of its own, which
+        // never carries the API key.
+        let downloads = reqwest::Client::builder()
+            .user_agent(format!("iterable-export/{}", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(connect_timeout)
+            .read_timeout(read_timeout);
+        let downloads = with_root_certificates(downloads, &self.root_certificates)?
+            .build()
+            .map_err(|err| Error::Config(format!("cannot build the HTTP client of file downloads: {err}")))?;
         Ok(Client {
             inner: Arc::new(Inner {
                 generated,
@@ -304,6 +348,12 @@ impl ClientBuilder {
                 read_timeout,
                 max_line_length: self.max_line_length,
                 limiter: Limiter::new(self.rate_limit),
+                jobs: crate::jobs::Shared::new(
+                    self.jobs_rate_limit,
+                    self.max_running_jobs,
+                    self.job_polling,
+                    downloads,
+                ),
                 retry: self.retry,
                 counters: Counters::default(),
             }),

@@ -60,7 +60,7 @@ pub(crate) fn body_stream(stream: ReqwestStream, timeouts: Timeouts) -> ByteStre
 /// A reqwest error as this crate's error. reqwest's message names the URL (never the key,
 /// which travels in a header). reqwest's `is_timeout()` is true for connect and read timeouts
 /// alike; `is_connect()` tells them apart (true while connecting, timed out or refused).
-fn transport_error(err: reqwest::Error, timeouts: Timeouts) -> Error {
+pub(crate) fn transport_error(err: reqwest::Error, timeouts: Timeouts) -> Error {
     match (err.is_timeout(), err.is_connect()) {
         (true, true) => return Error::ConnectTimeout(timeouts.connect),
         (true, false) => return Error::Timeout(timeouts.read),
@@ -152,7 +152,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// A short, single-line, printable excerpt of a non-JSON body (an HTML proxy page, text).
-fn excerpt(body: &[u8]) -> Option<String> {
+pub(crate) fn excerpt(body: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(body);
     let mut out = String::new();
     let mut in_tag = false;

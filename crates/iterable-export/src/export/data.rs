@@ -169,6 +169,15 @@ impl Export {
         }
     }
 
+    /// The `onlyFields` and `omitFields` values (comma-separated) the request sends.
+    pub(crate) fn field_lists(&self) -> (Option<String>, Option<String>) {
+        match &self.fields {
+            Fields::Only(list) => (Some(list.join(",")), None),
+            Fields::Omit(list) => (None, Some(list.join(","))),
+            _ => (None, None),
+        }
+    }
+
     /// The client this export uses.
     pub fn client(&self) -> &Client {
         &self.client
@@ -239,11 +248,7 @@ impl Export {
             Time::Range(range) => (None, None, Some(range)),
             _ => (None, None, None),
         };
-        let (only, omit) = match &self.fields {
-            Fields::Only(list) => (Some(list.join(",")), None),
-            Fields::Omit(list) => (None, Some(list.join(","))),
-            _ => (None, None),
-        };
+        let (only, omit) = self.field_lists();
         tracing::debug!(data_type = %self.data_type, ?format, start, end, ?range, "export request");
         // The two generated builders are distinct types with the same setters.
         macro_rules! send_with_params {
@@ -318,7 +323,7 @@ impl Export {
     }
 }
 
-fn format_iterable_time_trunc(time: DateTime<Utc>) -> String {
+pub(crate) fn format_iterable_time_trunc(time: DateTime<Utc>) -> String {
     format_iterable_time(time.trunc_subsecs(0))
 }
 

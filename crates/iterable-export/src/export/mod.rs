@@ -17,6 +17,7 @@ use crate::decode::ByteStream;
 use crate::{Error, Result};
 
 pub use self::data::Export;
+pub(crate) use self::data::format_iterable_time_trunc;
 pub use self::metrics::{ExperimentMetricsRequest, MAX_METRICS_IDS};
 pub use self::user_events::UserEventsRequest;
 

@@ -5,4 +5,6 @@ mod common;
 mod early_end;
 mod endpoints;
 mod errors;
+mod jobs;
+mod jobs_server;
 mod resilience;

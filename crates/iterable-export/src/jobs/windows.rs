@@ -1,0 +1,407 @@
+//! Windowed exports through jobs: one job per window, its files downloaded in parallel and
+//! delivered to a [`Sink`] as one window attempt (begin, records, commit or abort), so the
+//! exactly-once guarantees of `data.json` exports hold unchanged.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::SubsecRound;
+use futures::{StreamExt, TryStreamExt};
+
+use super::download::{Spooled, download};
+use super::{ExportJob, ExportJobRequest, JobState};
+use crate::{CsvRecords, Error, Format, Lines, Result, Sink, Window, WindowOptions, WindowedSummary, plan_windows};
+
+/// Called with each window's job id when the job is started or resumed.
+pub type JobObserver = Arc<dyn Fn(&Window, i64) + Send + Sync>;
+
+/// How a windowed export runs its jobs. Start from [`JobOptions::default`] (4 parallel
+/// downloads, 1 job started ahead, 3 retries of a failed job, spool files in the system's
+/// temporary directory) and adjust with the `with_*` methods.
+///
+/// ```
+/// use iterable_export::JobOptions;
+///
+/// let options = JobOptions::default().with_downloads(8).with_job_retries(1);
+/// assert_eq!(options.downloads, 8);
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct JobOptions {
+    /// Files downloaded at once (0 acts as 1). Memory is bounded by the downloads in flight:
+    /// each file goes to a temporary file, and only complete files are read back.
+    pub downloads: usize,
+    /// Jobs of later windows started while a window downloads, so that Iterable prepares them
+    /// meanwhile (bounded by the client's job slots).
+    pub lookahead: usize,
+    /// Jobs started again for a window whose job failed, before the export fails naming it.
+    pub job_retries: u32,
+    /// Where downloaded files wait until complete (default: the system's temporary directory).
+    pub spool_dir: Option<PathBuf>,
+    /// A job to continue instead of starting one, for its window (a resumed run).
+    pub resume: Option<(Window, i64)>,
+    /// Told every window's job id (to remember it for a resumed run).
+    pub observer: Option<JobObserver>,
+}
+
+impl fmt::Debug for JobOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobOptions")
+            .field("downloads", &self.downloads)
+            .field("lookahead", &self.lookahead)
+            .field("job_retries", &self.job_retries)
+            .field("spool_dir", &self.spool_dir)
+            .field("resume", &self.resume)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        JobOptions {
+            downloads: 4,
+            lookahead: 1,
+            job_retries: 3,
+            spool_dir: None,
+            resume: None,
+            observer: None,
+        }
+    }
+}
+
+impl JobOptions {
+    /// Sets how many files download at once.
+    pub fn with_downloads(mut self, downloads: usize) -> Self {
+        self.downloads = downloads;
+        self
+    }
+
+    /// Sets how many jobs of later windows are started ahead.
+    pub fn with_lookahead(mut self, lookahead: usize) -> Self {
+        self.lookahead = lookahead;
+        self
+    }
+
+    /// Sets how many times a window whose job failed is tried with a new job.
+    pub fn with_job_retries(mut self, retries: u32) -> Self {
+        self.job_retries = retries;
+        self
+    }
+
+    /// Sets where downloaded files wait.
+    pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool_dir = Some(dir.into());
+        self
+    }
+
+    /// Continues job `job_id` for `window` instead of starting a new one.
+    pub fn with_resume(mut self, window: Window, job_id: i64) -> Self {
+        self.resume = Some((window, job_id));
+        self
+    }
+
+    /// Calls `observer` with each window's job id.
+    pub fn with_observer(mut self, observer: impl Fn(&Window, i64) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+}
+
+/// A job being started in a task of its own; aborted when dropped.
+struct Starting(tokio::task::JoinHandle<Result<ExportJob>>);
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How one window's attempt ended, when it did not commit.
+enum Outcome {
+    /// `exportTruncated`: split the window.
+    Truncated(i64),
+    /// The job failed: start another one.
+    Failed(Error),
+    /// Give up on the window.
+    Fatal(Error),
+    /// The sink failed: stop at once.
+    Sink(Error),
+}
+
+impl ExportJobRequest {
+    /// Exports `[start, end)` (set with [`between`](Self::between)) into `sink`, one job per
+    /// window of `options.size` ([`plan_windows`]); see [`export_plan`](Self::export_plan).
+    ///
+    /// # Errors
+    /// [`Error::InvalidRequest`] without dates; see [`export_plan`](Self::export_plan).
+    pub async fn export_windows<S: Sink>(
+        &self,
+        options: WindowOptions,
+        jobs: JobOptions,
+        sink: &mut S,
+    ) -> Result<WindowedSummary> {
+        self.validate()?;
+        let Some((start, end)) = self.dates() else {
+            return Err(Error::InvalidRequest(
+                "a windowed export needs dates: call between(start, end)".into(),
+            ));
+        };
+        let windows = plan_windows(start.trunc_subsecs(0), end.trunc_subsecs(0), options.size);
+        self.export_plan(windows, options, jobs, sink).await
+    }
+
+    /// Exports the given windows, in order, into `sink`, one export job each: the job is
+    /// started (at most [`max_running_jobs`](crate::ClientBuilder::max_running_jobs) at once,
+    /// `jobs.lookahead` windows ahead), its files listed once it completed, downloaded
+    /// `jobs.downloads` at a time into temporary files, and each complete file's records handed
+    /// to the sink; the window is committed when every file was delivered, aborted otherwise —
+    /// so every record reaches the sink once, as with [`Export::export_plan`](crate::Export::export_plan).
+    ///
+    /// A job that reports `exportTruncated` (Iterable's 100 GB cap) has its window split in two
+    /// halves, each run as a job; a job that fails is started again up to `jobs.job_retries`
+    /// times. When the export stops with an error, the jobs it started ahead are cancelled.
+    ///
+    /// # Errors
+    /// [`Error::WindowFailed`] naming the window whose job kept failing, could not be split
+    /// further, or failed with an error retrying cannot fix; errors of the sink.
+    pub async fn export_plan<S: Sink>(
+        &self,
+        windows: impl IntoIterator<Item = Window>,
+        options: WindowOptions,
+        jobs: JobOptions,
+        sink: &mut S,
+    ) -> Result<WindowedSummary> {
+        self.validate()?;
+        let format = options.format;
+        let mut queue: VecDeque<Window> = windows.into_iter().collect();
+        let mut started: VecDeque<(Window, Starting)> = VecDeque::new();
+        let mut failures: HashMap<Window, u32> = HashMap::new();
+        let mut resume = jobs.resume;
+        let mut summary = WindowedSummary::default();
+        let result = loop {
+            while started.len() <= jobs.lookahead
+                && let Some(window) = queue.pop_front()
+            {
+                let job = resume.filter(|(w, _)| *w == window).map(|(_, id)| id);
+                if job.is_some() {
+                    resume = None;
+                }
+                started.push_back((window, self.spawn_start(window, format, job, &jobs)));
+            }
+            let Some((window, starting)) = started.pop_front() else {
+                break Ok(summary);
+            };
+            let job = match join(starting).await {
+                Ok(job) => job,
+                Err(err) => {
+                    break Err(window_failed(
+                        self,
+                        &window,
+                        failures.get(&window).copied().unwrap_or(0) + 1,
+                        err,
+                    ));
+                }
+            };
+            let job_id = job.id();
+            let outcome = match self.run_window(job, &window, format, &jobs, sink).await {
+                Ok((records, bytes)) => {
+                    summary.windows += 1;
+                    summary.records += records;
+                    summary.bytes += bytes;
+                    continue;
+                }
+                Err(outcome) => outcome,
+            };
+            match outcome {
+                Outcome::Sink(err) => break Err(err),
+                Outcome::Fatal(err) => {
+                    break Err(window_failed(
+                        self,
+                        &window,
+                        failures.get(&window).copied().unwrap_or(0) + 1,
+                        err,
+                    ));
+                }
+                Outcome::Truncated(job_id) => {
+                    let Some((first, second)) = window.halves() else {
+                        break Err(window_failed(
+                            self,
+                            &window,
+                            1,
+                            Error::Job {
+                                job_id,
+                                message:
+                                    "it hit Iterable's 100 GB cap (exportTruncated) in a window too short to split"
+                                        .into(),
+                            },
+                        ));
+                    };
+                    tracing::warn!(data_type = %self.data_type(), %window, job_id, "the job was truncated at 100 GB; splitting the window");
+                    self.client().count_window_split();
+                    summary.splits += 1;
+                    self.cancel_ahead(&mut started, &mut queue).await;
+                    queue.push_front(second);
+                    queue.push_front(first);
+                }
+                Outcome::Failed(err) => {
+                    let failed = failures.entry(window).or_insert(0);
+                    *failed += 1;
+                    if *failed > jobs.job_retries {
+                        break Err(window_failed(self, &window, *failed, err));
+                    }
+                    tracing::warn!(data_type = %self.data_type(), %window, job_id, error = %err, "the job failed; starting another one");
+                    summary.retries += 1;
+                    self.client().count_retry();
+                    self.cancel_ahead(&mut started, &mut queue).await;
+                    queue.push_front(window);
+                }
+            }
+        };
+        if result.is_err() {
+            self.cancel_ahead(&mut started, &mut queue).await;
+        }
+        result
+    }
+
+    fn spawn_start(&self, window: Window, format: Format, resume: Option<i64>, jobs: &JobOptions) -> Starting {
+        let request = self.for_window(&window);
+        let observer = jobs.observer.clone();
+        Starting(tokio::spawn(async move {
+            let job = match resume {
+                Some(id) => request.resume(id, format).await?,
+                None => request.start(format).await?,
+            };
+            if let Some(observe) = observer {
+                observe(&window, job.id());
+            }
+            Ok(job)
+        }))
+    }
+
+    /// Cancels the jobs started ahead (they hold job slots another window may need now) and
+    /// puts their windows back in front of the queue, in order.
+    async fn cancel_ahead(&self, started: &mut VecDeque<(Window, Starting)>, queue: &mut VecDeque<Window>) {
+        while let Some((window, starting)) = started.pop_back() {
+            queue.push_front(window);
+            if let Ok(mut job) = join(starting).await
+                && let Err(err) = job.cancel().await
+            {
+                tracing::warn!(job_id = job.id(), error = %err, "could not cancel a job started ahead");
+            }
+        }
+    }
+
+    /// One attempt at `window` with `job`: wait for it, list its files, download and deliver.
+    async fn run_window<S: Sink>(
+        &self,
+        mut job: ExportJob,
+        window: &Window,
+        format: Format,
+        jobs: &JobOptions,
+        sink: &mut S,
+    ) -> std::result::Result<(u64, u64), Outcome> {
+        let mut files = Vec::new();
+        loop {
+            match job.next_file().await {
+                Ok(Some(file)) => files.push(file),
+                Ok(None) => break,
+                Err(err) if job.state() == Some(JobState::Failed) => return Err(Outcome::Failed(err)),
+                Err(err) if err.is_transient() => return Err(Outcome::Failed(err)),
+                Err(err) => return Err(Outcome::Fatal(err)),
+            }
+        }
+        if job.truncated() {
+            return Err(Outcome::Truncated(job.id()));
+        }
+        let job_id = job.id();
+        drop(job);
+        let dir = jobs.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let client = self.client();
+        let mut spooled = futures::stream::iter(files)
+            .map(|file| download(client, job_id, file, format, &dir))
+            .buffered(jobs.downloads.max(1));
+        sink.begin(window).await.map_err(Outcome::Sink)?;
+        let (mut records, mut bytes) = (0u64, 0u64);
+        let delivered = async {
+            while let Some(file) = spooled.try_next().await.map_err(Outcome::Fatal)? {
+                records += deliver(&file, format, client.max_line_length(), sink).await?;
+                bytes += file.bytes;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(outcome) = delivered {
+            sink.abort(window).await.map_err(Outcome::Sink)?;
+            return Err(outcome);
+        }
+        if let Err(err) = sink.commit(window, records).await {
+            let _ = sink.abort(window).await;
+            return Err(Outcome::Sink(err));
+        }
+        Ok((records, bytes))
+    }
+}
+
+async fn join(starting: Starting) -> Result<ExportJob> {
+    let mut starting = starting;
+    let handle = &mut starting.0;
+    match handle.await {
+        Ok(result) => result,
+        Err(err) => Err(Error::Io {
+            context: "starting an export job failed".into(),
+            source: std::io::Error::other(err.to_string()),
+        }),
+    }
+}
+
+/// Hands one complete file's records to the sink; returns how many.
+async fn deliver<S: Sink>(
+    file: &Spooled,
+    format: Format,
+    max: usize,
+    sink: &mut S,
+) -> std::result::Result<u64, Outcome> {
+    let body = file.body().await.map_err(Outcome::Fatal)?;
+    let mut records = 0u64;
+    match format {
+        Format::Ndjson => {
+            let mut lines = Lines::from_stream(body, max);
+            while let Some(line) = lines.try_next().await.map_err(Outcome::Fatal)? {
+                sink.record(&line).await.map_err(Outcome::Sink)?;
+                records += 1;
+            }
+        }
+        Format::Csv => {
+            let mut rows = CsvRecords::from_stream(body, max).await.map_err(Outcome::Fatal)?;
+            if !rows.headers().is_empty() {
+                sink.header(rows.header_raw()).await.map_err(Outcome::Sink)?;
+            }
+            while let Some(row) = rows.try_next().await.map_err(Outcome::Fatal)? {
+                sink.record(row.raw()).await.map_err(Outcome::Sink)?;
+                records += 1;
+            }
+        }
+    }
+    if records != file.records {
+        return Err(Outcome::Fatal(Error::Io {
+            context: format!(
+                "the downloaded job file {} held {} records when checked and {records} when read back",
+                file.name, file.records
+            ),
+            source: std::io::Error::from(std::io::ErrorKind::InvalidData),
+        }));
+    }
+    Ok(records)
+}
+
+fn window_failed(request: &ExportJobRequest, window: &Window, attempts: u32, err: Error) -> Error {
+    Error::WindowFailed {
+        data_type: request.data_type().to_string(),
+        window: window.to_string(),
+        attempts,
+        source: Box::new(err),
+    }
+}

@@ -1,0 +1,288 @@
+//! Export jobs against the scripted fake of `jobs_server.rs`: every fault ends in the exact
+//! records, once each, and no API key at the file host.
+
+use std::time::Duration;
+
+use iterable_export::{Client, DataType, Error, JobOptions, JobState, RateLimit, Window, WindowOptions};
+
+use crate::common::{MemSink, TestResult, day, fast_retries, snapshot};
+use crate::jobs_server::{self, Script, job_lines};
+
+fn client(base_url: &str) -> Result<Client, Error> {
+    Client::builder()
+        .api_key("test-key-never-at-the-file-host")
+        .base_url(base_url)
+        .jobs_rate_limit(RateLimit::new(10_000, Duration::from_secs(1)))
+        .job_polling(
+            Duration::from_millis(1),
+            Duration::from_millis(4),
+            Duration::from_secs(120),
+        )
+        .retry_policy(fast_retries(3))
+        .build()
+}
+
+fn iterable_time(days: i64) -> String {
+    day(days).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// The records of one job per window start, in order, each followed by `\n`.
+fn expected(script: &Script, starts: &[String]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for start in starts {
+        for line in job_lines(script, start) {
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+        }
+    }
+    out
+}
+
+fn daily() -> WindowOptions {
+    WindowOptions::default().with_size(Duration::from_secs(86_400))
+}
+
+#[tokio::test]
+async fn a_job_export_delivers_every_record_once_and_no_key_reaches_the_file_host() -> TestResult {
+    let script = Script::default();
+    let fake = jobs_server::start(script.clone()).await?;
+    let client = client(&fake.base_url)?;
+    let mut sink = MemSink::new();
+    let summary = client
+        .export_job(DataType::EmailSend)
+        .between(day(0), day(3))
+        .only_fields(["id", "window"])
+        .export_windows(daily(), JobOptions::default(), &mut sink)
+        .await?;
+    let starts: Vec<String> = (0..3).map(iterable_time).collect();
+    assert_eq!(sink.committed(), expected(&script, &starts).as_slice());
+    assert_eq!((summary.windows, summary.records, summary.splits), (3, 75, 0));
+    let seen = fake.seen();
+    assert_eq!(
+        seen.starts,
+        (0..3)
+            .map(|d| (iterable_time(d), iterable_time(d + 1)))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seen.start_bodies[0],
+        serde_json::json!({
+            "dataTypeName": "emailSend",
+            "outputFormat": "application/x-json-stream",
+            "startDateTime": iterable_time(0),
+            "endDateTime": iterable_time(1),
+            "onlyFields": "id,window",
+        })
+    );
+    // 25 records in files of 4: 7 files per job, each downloaded once.
+    assert_eq!(seen.downloads.len(), 21);
+    assert_eq!(seen.keys_at_file_host, 0);
+    assert_eq!(seen.api_requests_without_key, 0);
+    assert!(seen.deletes.is_empty());
+    let events = snapshot(&sink.events());
+    assert_eq!((events.commits, events.aborts, events.records), (3, 0, 75));
+    let stats = client.job_stats();
+    assert_eq!((stats.done, stats.files_listed, stats.files_downloaded), (3, 21, 21));
+    assert_eq!((stats.enqueued, stats.running), (0, 0));
+    assert!(client.active_jobs().is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn expired_urls_are_refreshed_and_cut_files_downloaded_again() -> TestResult {
+    let script = Script {
+        expire_files: vec![1, 6],
+        cut_files: vec![2, 5],
+        ..Script::default()
+    };
+    let fake = jobs_server::start(script.clone()).await?;
+    let client = client(&fake.base_url)?;
+    let mut sink = MemSink::new();
+    let summary = client
+        .export_job(DataType::EmailSend)
+        .between(day(0), day(1))
+        .export_windows(daily(), JobOptions::default().with_downloads(3), &mut sink)
+        .await?;
+    assert_eq!(sink.committed(), expected(&script, &[iterable_time(0)]).as_slice());
+    assert_eq!(summary.records, 25);
+    let seen = fake.seen();
+    // 7 files, two of them expired once and two cut once.
+    assert_eq!(seen.downloads.len(), 11);
+    assert_eq!(seen.keys_at_file_host, 0);
+    let stats = client.job_stats();
+    assert_eq!((stats.urls_refreshed, stats.downloads_retried), (2, 2));
+    assert_eq!(stats.files_downloaded, 7);
+    // No record of a cut file reached the sink: nothing was aborted.
+    let events = snapshot(&sink.events());
+    assert_eq!((events.records, events.aborts), (25, 0));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_job_is_started_again() -> TestResult {
+    let script = Script {
+        fail_first_jobs: 2,
+        ..Script::default()
+    };
+    let fake = jobs_server::start(script.clone()).await?;
+    let client = client(&fake.base_url)?;
+    let mut sink = MemSink::new();
+    let summary = client
+        .export_job(DataType::EmailSend)
+        .between(day(0), day(1))
+        .export_windows(daily(), JobOptions::default(), &mut sink)
+        .await?;
+    assert_eq!(sink.committed(), expected(&script, &[iterable_time(0)]).as_slice());
+    assert_eq!((summary.records, summary.retries), (25, 2));
+    let seen = fake.seen();
+    assert_eq!(seen.starts.len(), 3);
+    // Only the third job's files were downloaded.
+    assert_eq!(seen.downloads.iter().filter(|(job, _)| *job != 102).count(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_job_that_keeps_failing_fails_the_export_naming_its_window_and_cancels_the_job_started_ahead() -> TestResult {
+    let script = Script {
+        fail_first_jobs: 100,
+        ..Script::default()
+    };
+    let fake = jobs_server::start(script).await?;
+    let client = client(&fake.base_url)?;
+    let mut sink = MemSink::new();
+    let result = client
+        .export_job(DataType::EmailSend)
+        .between(day(0), day(2))
+        .export_windows(
+            daily(),
+            JobOptions::default().with_job_retries(3).with_lookahead(1),
+            &mut sink,
+        )
+        .await;
+    match result {
+        Err(Error::WindowFailed {
+            data_type,
+            window,
+            attempts,
+            source,
+        }) => {
+            assert_eq!(data_type, "emailSend");
+            assert_eq!(
+                window,
+                Window {
+                    start: day(0),
+                    end: day(1)
+                }
+                .to_string()
+            );
+            assert_eq!(attempts, 4);
+            assert!(
+                matches!(*source, Error::Job { ref message, .. } if message == "the job is failed"),
+                "{source:?}"
+            );
+        }
+        other => panic!("expected WindowFailed, got {other:?}"),
+    }
+    assert!(sink.committed().is_empty());
+    let seen = fake.seen();
+    let day0 = (iterable_time(0), iterable_time(1));
+    assert_eq!(seen.starts.iter().filter(|s| **s == day0).count(), 4);
+    assert!(seen.downloads.is_empty());
+    // Every job started ahead for the second day was cancelled.
+    let day1_jobs = seen.starts.iter().filter(|s| s.0 == iterable_time(1)).count();
+    assert!(day1_jobs >= 1);
+    assert_eq!(seen.deletes.len(), day1_jobs);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_truncated_job_has_its_window_split_and_the_halves_run() -> TestResult {
+    let script = Script {
+        truncate_longer_than: Some(43_200),
+        ..Script::default()
+    };
+    let fake = jobs_server::start(script.clone()).await?;
+    let client = client(&fake.base_url)?;
+    let mut sink = MemSink::new();
+    let summary = client
+        .export_job(DataType::EmailSend)
+        .between(day(0), day(1))
+        .export_windows(daily(), JobOptions::default(), &mut sink)
+        .await?;
+    let noon = (day(0) + chrono::Duration::hours(12))
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    assert_eq!(
+        sink.committed(),
+        expected(&script, &[iterable_time(0), noon.clone()]).as_slice()
+    );
+    assert_eq!((summary.windows, summary.splits, summary.records), (2, 1, 50));
+    let seen = fake.seen();
+    assert_eq!(
+        seen.starts,
+        [
+            (iterable_time(0), iterable_time(1)),
+            (iterable_time(0), noon.clone()),
+            (noon, iterable_time(1))
+        ]
+    );
+    // The truncated job's files were never downloaded.
+    assert!(seen.downloads.iter().all(|(job, _)| *job != 100));
+    assert_eq!(seen.downloads.len(), 14);
+    Ok(())
+}
+
+#[tokio::test]
+async fn listing_errors_are_retried_and_states_match_in_any_case() -> TestResult {
+    let script = Script {
+        files_500_first: 2,
+        states_before_done: vec!["Enqueued", "RUNNING", "enqueued", "running"],
+        completed: "Completed",
+        ..Script::default()
+    };
+    let fake = jobs_server::start(script.clone()).await?;
+    let client = client(&fake.base_url)?;
+    let mut sink = MemSink::new();
+    client
+        .export_job(DataType::EmailSend)
+        .between(day(0), day(1))
+        .export_windows(daily(), JobOptions::default(), &mut sink)
+        .await?;
+    assert_eq!(sink.committed(), expected(&script, &[iterable_time(0)]).as_slice());
+    assert_eq!(client.stats().retries, 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unknown_job_state_is_a_clear_error() -> TestResult {
+    let script = Script {
+        final_state_override: Some("paused"),
+        ..Script::default()
+    };
+    let fake = jobs_server::start(script).await?;
+    let client = client(&fake.base_url)?;
+    let mut job = client
+        .export_job(DataType::EmailSend)
+        .between(day(0), day(1))
+        .start(iterable_export::Format::Ndjson)
+        .await?;
+    let mut files = 0;
+    let err = loop {
+        match job.next_file().await {
+            Ok(Some(_)) => files += 1,
+            Ok(None) => panic!("the listing ended although the job never completed"),
+            Err(err) => break err,
+        }
+    };
+    assert_eq!(files, 3);
+    assert_eq!(
+        err.to_string(),
+        "export job 100: unknown export job state \"paused\": expected enqueued, running, completed, failed, \
+         cancelling or cancelled (in any case); this client may be too old for the API"
+    );
+    assert_eq!(job.state(), Some(JobState::Running));
+    job.cancel().await?;
+    assert_eq!(fake.seen().deletes, [100]);
+    assert!(client.active_jobs().is_empty());
+    Ok(())
+}

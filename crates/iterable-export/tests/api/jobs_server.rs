@@ -1,0 +1,412 @@
+//! A small fake of Iterable's asynchronous export API for the faults the mock cannot produce on
+//! demand, scripted per test: an API listener (start, files, cancel) and a second listener that
+//! stands for the file host (pre-signed URLs), which records every `Api-Key` that reaches it.
+//!
+//! Each job's records are `{"id":N,"window":"<start>"}` lines, `per_window` of them, split into
+//! files of `per_file` lines and listed `page_size` per page. Plain HTTP/1.1, one request per
+//! connection.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What a test scripts.
+#[derive(Debug, Clone)]
+pub struct Script {
+    /// Records per job.
+    pub per_window: usize,
+    pub per_file: usize,
+    pub page_size: usize,
+    /// States a job reports on its first listings, before `completed` (e.g. running, enqueued).
+    pub states_before_done: Vec<&'static str>,
+    /// How the final state is spelled.
+    pub completed: &'static str,
+    /// The first this many jobs end `failed` instead.
+    pub fail_first_jobs: usize,
+    /// Jobs whose window is longer than this many seconds report `exportTruncated`.
+    pub truncate_longer_than: Option<i64>,
+    /// The first download of each of these files answers 403 "Request has expired".
+    pub expire_files: Vec<usize>,
+    /// The first download of each of these files stops mid-record (connection closed).
+    pub cut_files: Vec<usize>,
+    /// The first this many files listings answer 500.
+    pub files_500_first: usize,
+    /// A state the job reports instead of `completed`.
+    pub final_state_override: Option<&'static str>,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script {
+            per_window: 25,
+            per_file: 4,
+            page_size: 3,
+            states_before_done: vec!["enqueued", "running"],
+            completed: "completed",
+            fail_first_jobs: 0,
+            truncate_longer_than: None,
+            expire_files: Vec::new(),
+            cut_files: Vec::new(),
+            files_500_first: 0,
+            final_state_override: None,
+        }
+    }
+}
+
+/// What the fake saw.
+#[derive(Debug, Default, Clone)]
+pub struct Seen {
+    /// `(start, end)` of every started job, in order.
+    pub starts: Vec<(String, String)>,
+    pub start_bodies: Vec<serde_json::Value>,
+    pub listings: usize,
+    pub deletes: Vec<i64>,
+    /// `(job, file index)` of every download attempt.
+    pub downloads: Vec<(i64, usize)>,
+    /// `Api-Key` headers that reached the file host.
+    pub keys_at_file_host: usize,
+    /// `Api-Key` headers missing at the API host.
+    pub api_requests_without_key: usize,
+}
+
+struct Job {
+    window_start: String,
+    listings: usize,
+    failed: bool,
+    truncated: bool,
+}
+
+#[derive(Default)]
+struct State {
+    jobs: HashMap<i64, Job>,
+    next_id: i64,
+    seen: Seen,
+    files_500_left: usize,
+    expired_once: Vec<(i64, usize)>,
+    cut_once: Vec<(i64, usize)>,
+}
+
+/// The running fake.
+pub struct Fake {
+    pub base_url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl Fake {
+    pub fn seen(&self) -> Seen {
+        self.state.lock().expect("fake state").seen.clone()
+    }
+}
+
+/// The body of one job: `per_window` lines naming the window's start.
+pub fn job_lines(script: &Script, window_start: &str) -> Vec<String> {
+    (0..script.per_window)
+        .map(|i| format!("{{\"id\":{i},\"window\":\"{window_start}\"}}"))
+        .collect()
+}
+
+fn file_body(script: &Script, window_start: &str, index: usize) -> Vec<u8> {
+    let lines = job_lines(script, window_start);
+    let mut body = Vec::new();
+    for line in lines.iter().skip(index * script.per_file).take(script.per_file) {
+        body.extend_from_slice(line.as_bytes());
+        body.push(b'\n');
+    }
+    body
+}
+
+fn file_count(script: &Script) -> usize {
+    script.per_window.div_ceil(script.per_file)
+}
+
+pub async fn start(script: Script) -> std::io::Result<Fake> {
+    let api = TcpListener::bind("127.0.0.1:0").await?;
+    let files = TcpListener::bind("127.0.0.1:0").await?;
+    let api_addr = api.local_addr()?;
+    let files_url = format!("http://{}", files.local_addr()?);
+    let state = Arc::new(Mutex::new(State {
+        next_id: 100,
+        files_500_left: script.files_500_first,
+        ..State::default()
+    }));
+    let script = Arc::new(script);
+    {
+        let (state, script) = (state.clone(), script.clone());
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = api.accept().await {
+                let (state, script, files_url) = (state.clone(), script.clone(), files_url.clone());
+                tokio::spawn(async move {
+                    let _ = serve_api(socket, &state, &script, &files_url).await;
+                });
+            }
+        });
+    }
+    {
+        let (state, script) = (state.clone(), script.clone());
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = files.accept().await {
+                let (state, script) = (state.clone(), script.clone());
+                tokio::spawn(async move {
+                    let _ = serve_file(socket, &state, &script).await;
+                });
+            }
+        });
+    }
+    Ok(Fake {
+        base_url: format!("http://{api_addr}/api"),
+        state,
+    })
+}
+
+struct Request {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+async fn read_request(socket: &mut TcpStream) -> std::io::Result<Request> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = socket.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next().unwrap_or_default().split(' ');
+    let method = first.next().unwrap_or_default().to_owned();
+    let target = first.next().unwrap_or_default().to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < length {
+        let n = socket.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok(Request {
+        method,
+        target,
+        headers,
+        body,
+    })
+}
+
+async fn respond(socket: &mut TcpStream, status: &str, content_type: &str, body: &[u8]) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await?;
+    socket.write_all(body).await?;
+    socket.shutdown().await
+}
+
+fn query_param(target: &str, name: &str) -> Option<String> {
+    let query = target.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| {
+            url::form_urlencoded::parse(format!("x={v}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        })
+    })
+}
+
+async fn serve_api(
+    mut socket: TcpStream,
+    state: &Mutex<State>,
+    script: &Script,
+    files_url: &str,
+) -> std::io::Result<()> {
+    let request = read_request(&mut socket).await?;
+    let path = request.target.split('?').next().unwrap_or_default().to_owned();
+    let reply = {
+        let mut s = state.lock().expect("fake state");
+        if request.header("Api-Key").is_none() {
+            s.seen.api_requests_without_key += 1;
+        }
+        route(&mut s, script, &request, &path, files_url)
+    };
+    let (status, body) = reply;
+    respond(&mut socket, status, "application/json", body.as_bytes()).await
+}
+
+fn route(s: &mut State, script: &Script, request: &Request, path: &str, files_url: &str) -> (&'static str, String) {
+    if request.method == "POST" && path == "/api/export/start" {
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let text = |k: &str| body.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
+        let (start, end) = (text("startDateTime"), text("endDateTime"));
+        let id = s.next_id;
+        s.next_id += 1;
+        let failed = s.seen.starts.len() < script.fail_first_jobs;
+        let seconds = |t: &str| {
+            chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S")
+                .map(|t| t.and_utc().timestamp())
+                .unwrap_or_default()
+        };
+        let truncated = script
+            .truncate_longer_than
+            .is_some_and(|limit| seconds(&end) - seconds(&start) > limit);
+        s.seen.starts.push((start.clone(), end));
+        s.seen.start_bodies.push(body);
+        s.jobs.insert(
+            id,
+            Job {
+                window_start: start,
+                listings: 0,
+                failed,
+                truncated,
+            },
+        );
+        return ("200 OK", format!("{{\"jobId\":{id}}}"));
+    }
+    let mut parts = path.trim_start_matches("/api/export/").split('/');
+    let id: i64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(-1);
+    let rest = parts.next();
+    if request.method == "DELETE" && rest.is_none() {
+        s.seen.deletes.push(id);
+        return ("200 OK", "{\"msg\":\"\",\"code\":\"Success\"}".into());
+    }
+    if request.method == "GET" && rest == Some("files") {
+        s.seen.listings += 1;
+        if s.files_500_left > 0 {
+            s.files_500_left -= 1;
+            return (
+                "500 Internal Server Error",
+                "{\"code\":\"GenericError\",\"msg\":\"boom\"}".into(),
+            );
+        }
+        let Some(job) = s.jobs.get_mut(&id) else {
+            return (
+                "404 Not Found",
+                "{\"code\":\"NotFound\",\"msg\":\"no such job\"}".into(),
+            );
+        };
+        job.listings += 1;
+        let state = if job.listings <= script.states_before_done.len() {
+            script.states_before_done[job.listings - 1]
+        } else if job.failed {
+            "failed"
+        } else {
+            script.final_state_override.unwrap_or(script.completed)
+        };
+        // Files appear once the job runs: all of them from the second listing on.
+        let visible = if job.listings >= 2 || script.states_before_done.is_empty() {
+            file_count(script)
+        } else {
+            0
+        };
+        let after = query_param(&request.target, "startAfter");
+        let names: Vec<usize> = (0..visible)
+            .filter(|i| after.as_deref().is_none_or(|a| file_name(*i).as_str() > a))
+            .take(script.page_size)
+            .collect();
+        let files: Vec<String> = names
+            .iter()
+            .map(|i| {
+                format!(
+                    "{{\"file\":\"{}\",\"url\":\"{files_url}/bucket/{id}/{i}?X-Amz-Signature=secret{}\"}}",
+                    file_name(*i),
+                    job.listings
+                )
+            })
+            .collect();
+        let truncated = job.truncated && state.eq_ignore_ascii_case("completed");
+        return (
+            "200 OK",
+            format!(
+                "{{\"exportTruncated\":{truncated},\"files\":[{}],\"jobId\":{id},\"jobState\":\"{state}\"}}",
+                files.join(",")
+            ),
+        );
+    }
+    ("404 Not Found", "{}".into())
+}
+
+/// File names sort in file order.
+pub fn file_name(index: usize) -> String {
+    format!("file-{index:04}.json")
+}
+
+async fn serve_file(mut socket: TcpStream, state: &Mutex<State>, script: &Script) -> std::io::Result<()> {
+    let request = read_request(&mut socket).await?;
+    let path = request.target.split('?').next().unwrap_or_default().to_owned();
+    let mut parts = path.trim_start_matches("/bucket/").split('/');
+    let id: i64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(-1);
+    let index: usize = parts.next().and_then(|p| p.parse().ok()).unwrap_or(usize::MAX);
+    enum Reply {
+        Expired,
+        Cut(Vec<u8>),
+        Full(Vec<u8>),
+        Missing,
+    }
+    let reply = {
+        let mut s = state.lock().expect("fake state");
+        if request.header("Api-Key").is_some() {
+            s.seen.keys_at_file_host += 1;
+        }
+        s.seen.downloads.push((id, index));
+        match s.jobs.get(&id).map(|j| j.window_start.clone()) {
+            None => Reply::Missing,
+            Some(window_start) => {
+                let body = file_body(script, &window_start, index);
+                if script.expire_files.contains(&index) && !s.expired_once.contains(&(id, index)) {
+                    s.expired_once.push((id, index));
+                    Reply::Expired
+                } else if script.cut_files.contains(&index) && !s.cut_once.contains(&(id, index)) {
+                    s.cut_once.push((id, index));
+                    Reply::Cut(body)
+                } else {
+                    Reply::Full(body)
+                }
+            }
+        }
+    };
+    match reply {
+        Reply::Missing => respond(&mut socket, "404 Not Found", "text/plain", b"no such key").await,
+        Reply::Expired => {
+            let xml = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>";
+            respond(&mut socket, "403 Forbidden", "application/xml", xml).await
+        }
+        Reply::Full(body) => respond(&mut socket, "200 OK", "application/x-json-stream", &body).await,
+        Reply::Cut(body) => {
+            // Close-delimited, stopping in the middle of the second record.
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/x-json-stream\r\nConnection: close\r\n\r\n";
+            socket.write_all(head.as_bytes()).await?;
+            let first_end = body.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
+            let cut = (first_end + 5).min(body.len().saturating_sub(1));
+            socket.write_all(&body[..cut]).await?;
+            socket.shutdown().await
+        }
+    }
+}
