@@ -85,6 +85,9 @@ impl std::fmt::Debug for Global {
 pub enum Command {
     /// Export records of one or more data types to files (or standard output).
     Export(ExportArgs),
+    /// A Singer tap (for Meltano): --discover prints the catalog; otherwise SCHEMA, RECORD and
+    /// STATE messages on standard output.
+    Singer(crate::singer::SingerArgs),
     /// Export every event of one user.
     UserEvents(UserEventsArgs),
     /// Export experiment metrics as CSV.
@@ -325,7 +328,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// about 21 MiB of state file (measured in BENCHMARKS.md).
 pub const MAX_LOOKBACK: Duration = Duration::from_secs(86_400);
 
-fn parse_lookback(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_lookback(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim())
         .map_err(|e| format!("{s:?} is not a duration ({e}): use e.g. 0s, 90s, 5m, 1h"))?;
     if d.subsec_nanos() != 0 {

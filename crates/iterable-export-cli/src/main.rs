@@ -6,6 +6,7 @@ mod checkpoint;
 mod demo;
 mod export;
 mod plan;
+mod singer;
 mod state;
 mod ui;
 
@@ -99,6 +100,7 @@ async fn run(cli: Cli, ui: &Ui) -> u8 {
             }
             code
         }
+        Command::Singer(args) => singer::run(args, cli.global, ui).await,
         Command::UserEvents(args) => single(&cli.global, ui, "user-events", |client| user_events(client, args)).await,
         Command::Experiments(args) => single(&cli.global, ui, "experiments", |client| experiments(client, args)).await,
     }

@@ -63,7 +63,7 @@ fn fields_key(args: &ExportArgs) -> String {
 /// inside it — with a checkpoint, the start of this run's look-back tail (so its records can be
 /// remembered for the next incremental run) and the previous run's end (where dropping its
 /// records stops). Each span is cut into (adaptive) windows.
-fn spans(start: DateTime<Utc>, end: DateTime<Utc>, cuts: &[Option<DateTime<Utc>>]) -> Vec<Window> {
+pub(crate) fn spans(start: DateTime<Utc>, end: DateTime<Utc>, cuts: &[Option<DateTime<Utc>>]) -> Vec<Window> {
     let mut points: Vec<DateTime<Utc>> = cuts
         .iter()
         .flatten()

@@ -51,7 +51,7 @@ pub struct Entry {
 }
 
 /// A list of record identities as one base64 text (16 bytes, about 21 characters, each).
-mod id_list {
+pub(crate) mod id_list {
     use iterable_export::RecordId;
     use serde::{Deserialize, Deserializer, Serializer};
 

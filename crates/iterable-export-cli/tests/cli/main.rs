@@ -6,4 +6,5 @@ mod edges;
 mod errors;
 mod export;
 mod resume;
+mod singer;
 mod users;

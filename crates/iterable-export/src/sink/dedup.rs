@@ -204,6 +204,12 @@ impl<S: Sink> Dedup<S> {
         &self.inner
     }
 
+    /// The wrapped sink, to use between windows (to write what belongs between them, such as a
+    /// progress message after a commit). Records must go through the `Dedup`.
+    pub fn inner_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
     /// Unwraps the sink.
     pub fn into_inner(self) -> S {
         self.inner

@@ -130,6 +130,24 @@ impl<W: Write + Send + 'static> WriterSink<W> {
         out
     }
 
+    /// Writes `bytes` straight to the writer, after every window committed so far, and flushes
+    /// it: for what a consumer needs between windows (a protocol message before the first
+    /// window or after a commit). The spool is not touched: records of an attempt in progress
+    /// still reach the writer only when their window commits, after these bytes.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when writing or flushing fails.
+    pub async fn write_unspooled(&mut self, bytes: Vec<u8>) -> Result<()> {
+        self.out
+            .call(move |spooled| {
+                let out = spooled.writer()?;
+                out.write_all(&bytes)
+                    .and_then(|()| out.flush())
+                    .map_err(|e| Error::io("cannot write the output", e))
+            })
+            .await
+    }
+
     async fn reset(&mut self) -> Result<()> {
         self.header_pending = None;
         self.remap = None;
@@ -222,6 +240,25 @@ mod tests {
         );
         sink.abort(&w).await?;
         assert_eq!(sink.finish().await?, b"a,b\n1,2\n3,4\n5,6\n,7\n");
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn unspooled_bytes_go_out_at_once_and_never_among_an_attempts_records() -> Result<()> {
+        let w = window();
+        let mut sink = WriterSink::new(Vec::new())?;
+        sink.write_unspooled(b"before\n".to_vec()).await?;
+        sink.begin(&w).await?;
+        sink.record(b"1").await?;
+        // Mid-attempt: written before the attempt's records, which wait for the commit.
+        sink.write_unspooled(b"between\n".to_vec()).await?;
+        sink.record(b"2").await?;
+        sink.commit(&w, 2).await?;
+        sink.write_unspooled(b"after\n".to_vec()).await?;
+        sink.begin(&w).await?;
+        sink.record(b"3").await?;
+        sink.abort(&w).await?;
+        assert_eq!(sink.finish().await?, b"before\nbetween\n1\n2\nafter\n");
         Ok(())
     }
 

@@ -1,0 +1,351 @@
+//! The catalog: one stream per data type, its name, keys and JSON Schema; which streams a
+//! catalog selects.
+
+use std::path::Path;
+
+use iterable_export::{DataType, Error, Event, User};
+use serde_json::{Value, json};
+
+/// One Singer stream: a data type with its name, keys and schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stream {
+    pub(crate) data_type: DataType,
+}
+
+/// Send events whose record *is* the message: its `messageId` is unique per record. Other
+/// message events (opens, clicks, bounces, skips, …) carry the `messageId` of the message they
+/// are about, so a user opening a message twice gives two records with one `messageId`: as a
+/// key, a target that upserts would keep one of them. They get no key (append), as tap-iterable
+/// gives every event stream.
+const SENDS: &[DataType] = &[
+    DataType::EmailSend,
+    DataType::PushSend,
+    DataType::SmsSend,
+    DataType::InAppSend,
+    DataType::WebPushSend,
+    DataType::WhatsAppSend,
+    DataType::RcsSend,
+    DataType::EmbeddedSend,
+];
+
+impl Stream {
+    /// Every stream, in the spec's order of data types.
+    pub(crate) fn all() -> impl Iterator<Item = Stream> {
+        iterable_export::ALL_DATA_TYPES
+            .iter()
+            .map(|&data_type| Stream { data_type })
+    }
+
+    /// The stream of a name, as [`Stream::name`] spells it.
+    pub(crate) fn by_name(name: &str) -> Option<Stream> {
+        Stream::all().find(|s| s.name() == name)
+    }
+
+    /// The stream's name: the data type in snake_case, as tap-iterable and
+    /// airbyte-source-iterable name their streams (`emailSend` → `email_send`), with their two
+    /// irregular names — `user` → `users`, `emailUnSubscribe` → `email_unsubscribe` — and
+    /// `WhatsApp` as one word (`whatsAppSend` → `whatsapp_send`).
+    pub(crate) fn name(self) -> String {
+        match self.data_type {
+            DataType::User => return "users".into(),
+            DataType::EmailUnSubscribe => return "email_unsubscribe".into(),
+            _ => {}
+        }
+        let wire = self.data_type.to_string();
+        let mut name = String::with_capacity(wire.len() + 4);
+        for c in wire.replace("whatsApp", "whatsapp").chars() {
+            if c.is_ascii_uppercase() {
+                name.push('_');
+                name.push(c.to_ascii_lowercase());
+            } else {
+                name.push(c);
+            }
+        }
+        name
+    }
+
+    /// The time field that windows the data type: `profileUpdatedAt` for the user table,
+    /// `createdAt` for events.
+    pub(crate) fn replication_key(self) -> &'static str {
+        if self.data_type == DataType::User {
+            "profileUpdatedAt"
+        } else {
+            "createdAt"
+        }
+    }
+
+    /// The record's identity: `messageId` for sends, `id` (the order id) for purchases, `email`
+    /// for users (tap-iterable's key); none for other events, which have no identity of their
+    /// own (see [`SENDS`]).
+    pub(crate) fn key_properties(self) -> &'static [&'static str] {
+        match self.data_type {
+            DataType::User => &["email"],
+            DataType::Purchase => &["id"],
+            t if SENDS.contains(&t) => &["messageId"],
+            _ => &[],
+        }
+    }
+
+    /// The stream's JSON Schema, from the typed record (schemars), made acceptable to a Draft 4
+    /// validator and permissive (see [`draft4`]).
+    pub(crate) fn schema(self) -> Value {
+        let schema = if self.data_type == DataType::User {
+            schemars::schema_for!(User)
+        } else {
+            schemars::schema_for!(Event)
+        };
+        draft4(schema.to_value())
+    }
+
+    /// The catalog entry (Singer's standard metadata on the empty breadcrumb, and the
+    /// replication key's `inclusion: automatic`).
+    fn catalog_entry(self) -> Value {
+        let name = self.name();
+        let key = self.replication_key();
+        json!({
+            "tap_stream_id": name,
+            "stream": name,
+            "schema": self.schema(),
+            "key_properties": self.key_properties(),
+            "replication_key": key,
+            "replication_method": "INCREMENTAL",
+            "metadata": [
+                {
+                    "breadcrumb": [],
+                    "metadata": {
+                        "inclusion": "available",
+                        "selected-by-default": true,
+                        "table-key-properties": self.key_properties(),
+                        "valid-replication-keys": [key],
+                        "forced-replication-method": "INCREMENTAL",
+                        "data-type-name": self.data_type.to_string(),
+                    }
+                },
+                { "breadcrumb": ["properties", key], "metadata": { "inclusion": "automatic" } }
+            ]
+        })
+    }
+}
+
+/// The catalog `--discover` prints: every stream.
+pub(crate) fn discover() -> Value {
+    json!({ "streams": Stream::all().map(Stream::catalog_entry).collect::<Vec<_>>() })
+}
+
+/// The streams a catalog selects (`selected: true` in the metadata of the empty breadcrumb), in
+/// the catalog's order; without a catalog, every stream (each is `selected-by-default`).
+///
+/// # Errors
+/// [`Error::InvalidRequest`] for an unreadable catalog or a stream this tap does not have.
+pub(crate) fn selected(catalog: Option<&Path>) -> iterable_export::Result<Vec<Stream>> {
+    let Some(path) = catalog else {
+        return Ok(Stream::all().collect());
+    };
+    let bad = |what: String| Error::InvalidRequest(format!("the catalog {}: {what}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot be read ({e})")))?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| bad(format!("is not JSON ({e})")))?;
+    let streams = value
+        .get("streams")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("has no \"streams\" array; run --discover for one".into()))?;
+    let mut selected = Vec::new();
+    for entry in streams {
+        let id = entry
+            .get("tap_stream_id")
+            .or_else(|| entry.get("stream"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(format!("a stream has no tap_stream_id: {entry}")))?;
+        let stream = Stream::by_name(id).ok_or_else(|| {
+            bad(format!(
+                "{id:?} is not a stream of this tap; run --discover for the list"
+            ))
+        })?;
+        let chosen = entry
+            .get("metadata")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|m| m.get("breadcrumb").and_then(Value::as_array).is_some_and(Vec::is_empty))
+            .any(|m| m.pointer("/metadata/selected") == Some(&Value::Bool(true)));
+        if chosen && !selected.contains(&stream) {
+            selected.push(stream);
+        }
+    }
+    Ok(selected)
+}
+
+/// Keywords of later drafts that a Draft 4 validator does not know or reads otherwise.
+const NOT_DRAFT4: &[&str] = &[
+    "$defs",
+    "const",
+    "examples",
+    "contentEncoding",
+    "contentMediaType",
+    "if",
+    "then",
+    "else",
+    "dependentRequired",
+    "dependentSchemas",
+    "prefixItems",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "propertyNames",
+    "contains",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "$comment",
+    "$anchor",
+    "$dynamicRef",
+    "$dynamicAnchor",
+];
+
+/// Formats Draft 4 defines; others (`int64`) are dropped: a validator ignores them at best and
+/// a target may read them as a column type at worst.
+const DRAFT4_FORMATS: &[&str] = &["date-time", "email", "hostname", "ipv4", "ipv6", "uri"];
+
+/// Rewrites a schemars (2020-12) schema into Draft 4 and makes it permissive:
+/// - `$schema` is Draft 4's; `$defs` become `definitions` (and `$ref`s follow); `const` becomes
+///   a one-value `enum`; numeric `exclusiveMinimum`/`exclusiveMaximum` become Draft 4's boolean
+///   form; other later keywords and unknown formats are dropped;
+/// - every object allows additional properties; every typed field is nullable, and an integer
+///   field also accepts a string (Iterable has sent ids as strings of digits, which the library
+///   reads: see `Event`), so no record the API sends fails a target's validation.
+pub(crate) fn draft4(mut schema: Value) -> Value {
+    convert(&mut schema);
+    if let Value::Object(map) = &mut schema {
+        map.insert("$schema".into(), "http://json-schema.org/draft-04/schema#".into());
+        // The record itself is an object, never null.
+        map.insert("type".into(), "object".into());
+    }
+    schema
+}
+
+fn convert(value: &mut Value) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(convert),
+        Value::Object(map) => {
+            map.remove("$schema");
+            if let Some(defs) = map.remove("$defs") {
+                map.insert("definitions".into(), defs);
+            }
+            if let Some(Value::String(r)) = map.get_mut("$ref")
+                && let Some(rest) = r.strip_prefix("#/$defs/")
+            {
+                *r = format!("#/definitions/{rest}");
+            }
+            if let Some(c) = map.remove("const") {
+                map.insert("enum".into(), Value::Array(vec![c]));
+            }
+            for (numeric, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
+                if let Some(n @ Value::Number(_)) = map.get(numeric).cloned() {
+                    map.insert(bound.into(), n);
+                    map.insert(numeric.into(), Value::Bool(true));
+                }
+            }
+            for keyword in NOT_DRAFT4 {
+                map.remove(*keyword);
+            }
+            if map
+                .get("format")
+                .and_then(Value::as_str)
+                .is_some_and(|f| !DRAFT4_FORMATS.contains(&f))
+            {
+                map.remove("format");
+            }
+            if let Some(types) = map.get_mut("type") {
+                *types = permissive(types);
+            }
+            if map.get("type").is_some_and(|t| has_type(t, "object")) {
+                map.insert("additionalProperties".into(), Value::Bool(true));
+            }
+            for (key, child) in map.iter_mut() {
+                // Property names are data, not keywords: only their schemas are converted.
+                if key == "properties" || key == "definitions" {
+                    if let Value::Object(children) = child {
+                        children.values_mut().for_each(convert);
+                    }
+                } else if key != "enum" {
+                    convert(child);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn has_type(types: &Value, name: &str) -> bool {
+    match types {
+        Value::String(t) => t == name,
+        Value::Array(ts) => ts.iter().any(|t| t == name),
+        _ => false,
+    }
+}
+
+/// A `type` with `null` added, and `string` beside `integer`.
+fn permissive(types: &Value) -> Value {
+    let mut list: Vec<Value> = match types {
+        Value::Array(ts) => ts.clone(),
+        other => vec![other.clone()],
+    };
+    for extra in ["string", "null"] {
+        let wanted = extra == "null" || has_type(types, "integer");
+        if wanted && !list.iter().any(|t| t == extra) {
+            list.push(extra.into());
+        }
+    }
+    Value::Array(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_python_connectors() {
+        let name = |t: DataType| Stream { data_type: t }.name();
+        assert_eq!(name(DataType::EmailSend), "email_send");
+        assert_eq!(name(DataType::EmailUnSubscribe), "email_unsubscribe");
+        assert_eq!(name(DataType::User), "users");
+        assert_eq!(name(DataType::InAppSendSkip), "in_app_send_skip");
+        assert_eq!(name(DataType::WhatsAppSend), "whatsapp_send");
+        assert_eq!(name(DataType::HostedUnsubscribeClick), "hosted_unsubscribe_click");
+        let mut names: Vec<String> = Stream::all().map(Stream::name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), iterable_export::ALL_DATA_TYPES.len(), "names are unique");
+        for stream in Stream::all() {
+            assert_eq!(Stream::by_name(&stream.name()), Some(stream));
+        }
+    }
+
+    #[test]
+    fn later_keywords_become_draft4() {
+        let schema = draft4(json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "properties": {
+                "const": {"const": 1},
+                "n": {"type": "integer", "format": "int64", "exclusiveMinimum": 0},
+                "r": {"$ref": "#/$defs/R"},
+                "examples": {"type": ["string", "null"], "examples": ["a"]}
+            },
+            "$defs": {"R": {"type": "object", "properties": {}, "additionalProperties": false}}
+        }));
+        assert_eq!(
+            schema,
+            json!({
+                "$schema": "http://json-schema.org/draft-04/schema#",
+                "type": "object",
+                "additionalProperties": true,
+                "properties": {
+                    "const": {"enum": [1]},
+                    "n": {"type": ["integer", "string", "null"], "minimum": 0, "exclusiveMinimum": true},
+                    "r": {"$ref": "#/definitions/R"},
+                    "examples": {"type": ["string", "null"]}
+                },
+                "definitions": {"R": {"type": ["object", "null"], "properties": {}, "additionalProperties": true}}
+            })
+        );
+    }
+}
