@@ -339,7 +339,15 @@ mod tests {
                 pause: Duration::from_millis(250)
             }
         );
-        for bad in ["", "fail:1", "fail:x:1", "restart:1:1:never", "cut:1:1", "boom:1:1", "cap:-1:5"] {
+        for bad in [
+            "",
+            "fail:1",
+            "fail:x:1",
+            "restart:1:1:never",
+            "cut:1:1",
+            "boom:1:1",
+            "cap:-1:5",
+        ] {
             assert!(bad.parse::<JobFault>().is_err(), "{bad}");
         }
         Ok(())

@@ -94,7 +94,12 @@ impl JobSpec {
     /// assert_eq!(spec.only_fields.as_deref().map(<[String]>::len), Some(2));
     /// # Ok::<(), iterable_export_mock::MockError>(())
     /// ```
-    pub fn new(data_type: &str, format: JobFormat, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Self, MockError> {
+    pub fn new(
+        data_type: &str,
+        format: JobFormat,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    ) -> Result<Self, MockError> {
         Ok(JobSpec {
             data_type: data_type.parse()?,
             format,

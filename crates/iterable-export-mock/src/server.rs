@@ -62,22 +62,28 @@ struct ReqInfo {
     started: Instant,
 }
 
+impl ReqInfo {
+    fn of(req: &Request) -> Self {
+        ReqInfo {
+            method: req.method().clone(),
+            path: req.uri().path().to_owned(),
+            query: req.uri().query().unwrap_or("").to_owned(),
+            api_key: req
+                .headers()
+                .get("Api-Key")
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
+            started: Instant::now(),
+        }
+    }
+}
+
 async fn handle(State(app): State<App>, req: Request) -> Response {
     if !app.redirect_target
         && let Some(route) = JobRoute::from_path(req.uri().path())
     {
         return handle_job_route(&app.shared, route, req).await;
     }
-    let info = ReqInfo {
-        method: req.method().clone(),
-        path: req.uri().path().to_owned(),
-        query: req.uri().query().unwrap_or("").to_owned(),
-        api_key: req
-            .headers()
-            .get("Api-Key")
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
-        started: Instant::now(),
-    };
+    let info = ReqInfo::of(&req);
     let shared = &app.shared;
     let config = shared.config();
     if app.redirect_target {
@@ -171,22 +177,16 @@ fn unauthorized(config: &MockConfig, path: &str) -> Small {
 /// `POST /export/start`).
 async fn handle_job_route(shared: &Arc<Shared>, route: JobRoute, req: Request) -> Response {
     let config = shared.config();
-    let info = ReqInfo {
-        method: req.method().clone(),
-        path: req.uri().path().to_owned(),
-        query: req.uri().query().unwrap_or("").to_owned(),
-        api_key: req
-            .headers()
-            .get("Api-Key")
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
-        started: Instant::now(),
-    };
+    let info = ReqInfo::of(&req);
     let small = if info.method != route.method() {
         routes::jobs::method_not_allowed(route)
     } else if info.api_key.as_deref() != Some(config.api_key.as_str()) {
         unauthorized(&config, &info.path)
     } else {
-        match route.limit(&config).map(|(window, limit)| (shared.rate_check(window, &limit), limit)) {
+        match route
+            .limit(&config)
+            .map(|(window, limit)| (shared.rate_check(window, &limit), limit))
+        {
             Some((Err(retry), limit)) => {
                 shared.jobs.count(|c| c.rate_limited += 1);
                 Small::rate_limited_by(&config, &info.path, retry, limit.retry_after)

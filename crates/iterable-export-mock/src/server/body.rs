@@ -136,6 +136,9 @@ pub(super) struct BodyStream {
     shared: Arc<Shared>,
     /// Called once with whether the whole body was sent, when the stream ends or is dropped.
     on_finish: Option<Box<dyn FnOnce(bool) + Send>>,
+    /// The `Content-Length` sent, if any: the body is complete once that many bytes went (the
+    /// server may stop polling the stream then).
+    declared_len: Option<u64>,
 }
 
 impl Drop for BodyStream {
@@ -184,7 +187,14 @@ impl BodyStream {
             entry,
             shared,
             on_finish: None,
+            declared_len: None,
         }
+    }
+
+    /// Declares the body's length (sent as `Content-Length`).
+    pub(super) fn with_declared_len(mut self, len: u64) -> Self {
+        self.declared_len = Some(len);
+        self
     }
 
     /// Sets the function called once with whether the whole body was sent.
@@ -270,6 +280,9 @@ impl BodyStream {
             }
             let n = chunk.len() as u64;
             self.sent += n;
+            if self.declared_len == Some(self.sent) && !self.error_next {
+                self.completed = true;
+            }
             self.entry.bytes.fetch_add(n, Ordering::AcqRel);
             self.shared.bytes.fetch_add(n, Ordering::AcqRel);
             return Some(Ok(chunk));

@@ -6,14 +6,12 @@
 //! `Expires` is the deadline in milliseconds of the mock's clock (tokio's, from the server's
 //! start), and the signature covers the path and the deadline.
 
-use std::sync::Arc;
-use std::time::Instant;
-
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use http::{HeaderValue, Method, header};
+use std::sync::Arc;
 
 use super::ReqInfo;
 use super::body::{BodyStream, ExportBody};
@@ -44,7 +42,14 @@ fn signature(secret: u64, path: &str, deadline_ms: u64) -> u64 {
 }
 
 /// The pre-signed URL of `file` of job `job_id`, valid until `deadline_ms`.
-pub(crate) fn presigned_url(jobs: &Jobs, base: &str, job_id: i64, file: &str, deadline_ms: u64, expiry_secs: u64) -> String {
+pub(crate) fn presigned_url(
+    jobs: &Jobs,
+    base: &str,
+    job_id: i64,
+    file: &str,
+    deadline_ms: u64,
+    expiry_secs: u64,
+) -> String {
     let path = format!("{BUCKET}{job_id}/{file}");
     let sig = signature(jobs.secret, &path, deadline_ms);
     format!("{base}{path}?X-Amz-Expires={expiry_secs}&Expires={deadline_ms}&Signature={sig:016x}")
@@ -78,16 +83,7 @@ fn key_anywhere(req: &Request, key: &str) -> bool {
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let config = shared.config();
-    let info = ReqInfo {
-        method: req.method().clone(),
-        path: req.uri().path().to_owned(),
-        query: req.uri().query().unwrap_or("").to_owned(),
-        api_key: req
-            .headers()
-            .get("Api-Key")
-            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned()),
-        started: Instant::now(),
-    };
+    let info = ReqInfo::of(&req);
     let leaked = key_anywhere(&req, &config.api_key);
     let jobs = &shared.jobs;
     jobs.count(|c| {
@@ -148,8 +144,9 @@ impl Download {
         let job = self.job.clone();
         let jobs = shared.clone();
         let cut = self.cut.is_some();
-        let stream = BodyStream::new(body, &faults, config.chunk_size.max(1024), entry, shared.clone()).on_finish(
-            move |complete| {
+        let stream = BodyStream::new(body, &faults, config.chunk_size.max(1024), entry, shared.clone())
+            .with_declared_len(file.piece.bytes)
+            .on_finish(move |complete| {
                 if complete {
                     lock(&job.data).complete_downloads += 1;
                 }
@@ -161,11 +158,13 @@ impl Download {
                         c.cut_downloads += 1;
                     }
                 });
-            },
-        );
+            });
         let mut resp = Response::new(Body::from_stream(stream.into_stream()));
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(self.job.spec.format.as_str()));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.job.spec.format.as_str()),
+        );
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(file.piece.bytes));
         resp
     }
@@ -180,8 +179,13 @@ fn serve(shared: &Shared, config: &MockConfig, req: &ReqInfo) -> Result<Download
     };
     if req.method != Method::GET {
         return Err(reject(
-            s3_error(405, "MethodNotAllowed", "The specified method is not allowed against this resource.", "")
-                .with_header(header::ALLOW, "GET".to_owned()),
+            s3_error(
+                405,
+                "MethodNotAllowed",
+                "The specified method is not allowed against this resource.",
+                "",
+            )
+            .with_header(header::ALLOW, "GET".to_owned()),
         ));
     }
     let no_key = || reject(s3_error(404, "NoSuchKey", "The specified key does not exist.", ""));
@@ -219,11 +223,19 @@ fn serve(shared: &Shared, config: &MockConfig, req: &ReqInfo) -> Result<Download
         );
         return Err(s3_error(403, "AccessDenied", "Request has expired", &extra));
     }
-    let job = job_id.parse::<i64>().ok().and_then(|id| jobs.get(id)).ok_or_else(no_key)?;
+    let job = job_id
+        .parse::<i64>()
+        .ok()
+        .and_then(|id| jobs.get(id))
+        .ok_or_else(no_key)?;
     let mut d = lock(&job.data);
     let index = d.files.iter().position(|f| f.name == name).ok_or_else(no_key)?;
     let number = index as u32 + 1;
-    let cut = d.cuts.iter().position(|(f, _)| *f == number).map(|i| d.cuts.remove(i).1);
+    let cut = d
+        .cuts
+        .iter()
+        .position(|(f, _)| *f == number)
+        .map(|i| d.cuts.remove(i).1);
     drop(d);
     Ok(Download { job, index, cut })
 }

@@ -102,7 +102,9 @@ pub(in crate::server) fn handle(
             Some(job) => match job.request_cancel() {
                 Ok(()) => {
                     jobs.count(|c| c.cancels += 1);
-                    json_response(&json!({"msg": format!("Cancelling export job {id}"), "code": "Success", "params": {}}))
+                    json_response(
+                        &json!({"msg": format!("Cancelling export job {id}"), "code": "Success", "params": {}}),
+                    )
                 }
                 Err(state) => Small::bad_params(&format!("Export job {id} cannot be cancelled: it is {state}")),
             },
@@ -112,8 +114,7 @@ pub(in crate::server) fn handle(
 
 /// Parses the body of `POST /export/start`.
 fn start_spec(config: &MockConfig, body: &[u8]) -> Result<JobSpec, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("Request body is not valid JSON: {e}"))?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| format!("Request body is not valid JSON: {e}"))?;
     let Value::Object(obj) = value else {
         return Err("Request body must be a JSON object".to_owned());
     };
@@ -147,8 +148,7 @@ fn start_spec(config: &MockConfig, body: &[u8]) -> Result<JobSpec, String> {
             .map(|s| parse_datetime(s).ok_or_else(|| format!("Invalid {name}: {s}")))
             .transpose()
     };
-    let start = date("startDateTime")?
-        .unwrap_or_else(|| config.data_start.and_time(NaiveTime::MIN).and_utc());
+    let start = date("startDateTime")?.unwrap_or_else(|| config.data_start.and_time(NaiveTime::MIN).and_utc());
     let end = date("endDateTime")?.unwrap_or_else(|| config.now());
     if start >= end {
         return Err("startDateTime must be before endDateTime".to_owned());
