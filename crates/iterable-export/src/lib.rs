@@ -65,7 +65,9 @@ pub use export::{
     ALL_DATA_TYPES, Body, DataType, ExperimentMetricsRequest, Export, Format, MAX_METRICS_IDS, Range,
     UserEventsRequest, format_iterable_time,
 };
-pub use jobs::{ExportJob, ExportJobRequest, JobFile, JobObserver, JobOptions, JobState, JobStats, UnknownJobState};
+pub use jobs::{
+    ExportJob, ExportJobRequest, JobFile, JobObserver, JobOptions, JobResume, JobState, JobStats, UnknownJobState,
+};
 pub use rate_limit::{MAX_RETRY_AFTER, RateLimit};
 pub use region::Region;
 pub use retry::RetryPolicy;

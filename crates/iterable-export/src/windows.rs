@@ -135,6 +135,26 @@ pub trait Sink: Send {
 
     /// The attempt failed: forget every record received since [`begin`](Sink::begin).
     fn abort(&mut self, window: &Window) -> impl Future<Output = Result<()>> + Send;
+
+    /// Exports through jobs ([`ExportJobRequest::export_plan`](crate::ExportJobRequest::export_plan))
+    /// only: every record of the window's job up to and including its file `file` (`records`
+    /// of them in that file) was handed over since [`begin`](Sink::begin). A sink may make the
+    /// records received so far permanent here, as in [`commit`](Sink::commit), and remember
+    /// `(window, job_id, file)`: a resumed export given that point
+    /// ([`JobOptions::with_resume`](crate::JobOptions::with_resume)) continues the same job after
+    /// that file, and an [`abort`](Sink::abort) later in the window must then only forget what
+    /// came after this call. Once a sink was called here, the export never hands the window's
+    /// earlier files over again. Default: nothing (the window commits as a whole).
+    fn job_file_done(
+        &mut self,
+        window: &Window,
+        job_id: i64,
+        file: &str,
+        records: u64,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (window, job_id, file, records);
+        async { Ok(()) }
+    }
 }
 
 /// How a windowed export splits and retries.

@@ -54,6 +54,7 @@ pub struct ExportJob {
     permit: Option<OwnedSemaphorePermit>,
     pending: VecDeque<JobFile>,
     start_after: Option<String>,
+    resumed_after: Option<String>,
     listed_all: bool,
     delay: Duration,
     give_up_at: Instant,
@@ -83,6 +84,7 @@ impl ExportJob {
             permit,
             pending: VecDeque::new(),
             start_after: None,
+            resumed_after: None,
             listed_all: false,
             delay: polling.initial,
             give_up_at: Instant::now() + polling.give_up_after,
@@ -113,8 +115,15 @@ impl ExportJob {
     /// Skips the files up to and including `name` (a resumed job whose first files are
     /// already written).
     pub fn skip_through(&mut self, name: impl Into<String>) {
-        self.start_after = Some(name.into());
+        let name = name.into();
+        self.start_after = Some(name.clone());
+        self.resumed_after = Some(name);
         self.pending.clear();
+    }
+
+    /// The file given to [`skip_through`](Self::skip_through), if any.
+    pub fn resumed_after(&self) -> Option<&str> {
+        self.resumed_after.as_deref()
     }
 
     /// Cancels the job (`DELETE /export/{jobId}`).

@@ -18,7 +18,7 @@ use iterable_export_gen::types::{StartExportRequest, StartExportRequestOutputFor
 
 pub use self::job::{ExportJob, JobFile};
 pub use self::state::{JobState, UnknownJobState};
-pub use self::windows::{JobObserver, JobOptions};
+pub use self::windows::{JobObserver, JobOptions, JobResume};
 use crate::rate_limit::Limiter;
 use crate::{Client, DataType, Export, Format, RateLimit, Result};
 

@@ -17,6 +17,30 @@ use crate::{CsvRecords, Error, Format, Lines, Result, Sink, Window, WindowOption
 /// Called with each window's job id when the job is started or resumed.
 pub type JobObserver = Arc<dyn Fn(&Window, i64) + Send + Sync>;
 
+/// Where an interrupted export through jobs stopped inside a window: the window's job, and the
+/// last of its files the sink made permanent ([`Sink::job_file_done`]), if any.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct JobResume {
+    /// The window the job exports.
+    pub window: Window,
+    /// The job's id.
+    pub job_id: i64,
+    /// The last file whose records are permanent in the sink; the job continues after it.
+    pub after_file: Option<String>,
+}
+
+impl JobResume {
+    /// Job `job_id` of `window`, continued after `after_file` (from its first file when `None`).
+    pub fn new(window: Window, job_id: i64, after_file: Option<String>) -> Self {
+        JobResume {
+            window,
+            job_id,
+            after_file,
+        }
+    }
+}
+
 /// How a windowed export runs its jobs. Start from [`JobOptions::default`] (4 parallel
 /// downloads, 1 job started ahead, 3 retries of a failed job, spool files in the system's
 /// temporary directory) and adjust with the `with_*` methods.
@@ -40,8 +64,8 @@ pub struct JobOptions {
     pub job_retries: u32,
     /// Where downloaded files wait until complete (default: the system's temporary directory).
     pub spool_dir: Option<PathBuf>,
-    /// A job to continue instead of starting one, for its window (a resumed run).
-    pub resume: Option<(Window, i64)>,
+    /// Jobs to continue instead of starting new ones, for their windows (a resumed run).
+    pub resume: Vec<JobResume>,
     /// Told every window's job id (to remember it for a resumed run).
     pub observer: Option<JobObserver>,
 }
@@ -66,7 +90,7 @@ impl Default for JobOptions {
             lookahead: 1,
             job_retries: 3,
             spool_dir: None,
-            resume: None,
+            resume: Vec::new(),
             observer: None,
         }
     }
@@ -97,9 +121,11 @@ impl JobOptions {
         self
     }
 
-    /// Continues job `job_id` for `window` instead of starting a new one.
-    pub fn with_resume(mut self, window: Window, job_id: i64) -> Self {
-        self.resume = Some((window, job_id));
+    /// Continues a job for its window instead of starting a new one (may be given for several
+    /// windows). A job that cannot be listed any more is replaced by a new one, unless some of
+    /// its files were already made permanent (then the export fails naming the job).
+    pub fn with_resume(mut self, resume: JobResume) -> Self {
+        self.resume.push(resume);
         self
     }
 
@@ -179,17 +205,14 @@ impl ExportJobRequest {
         let mut queue: VecDeque<Window> = windows.into_iter().collect();
         let mut started: VecDeque<(Window, Starting)> = VecDeque::new();
         let mut failures: HashMap<Window, u32> = HashMap::new();
-        let mut resume = jobs.resume;
+        let mut resume = jobs.resume.clone();
         let mut summary = WindowedSummary::default();
         let result = loop {
             while started.len() <= jobs.lookahead
                 && let Some(window) = queue.pop_front()
             {
-                let job = resume.filter(|(w, _)| *w == window).map(|(_, id)| id);
-                if job.is_some() {
-                    resume = None;
-                }
-                started.push_back((window, self.spawn_start(window, format, job, &jobs)));
+                let point = resume.iter().position(|r| r.window == window).map(|i| resume.remove(i));
+                started.push_back((window, self.spawn_start(window, format, point, &jobs)));
             }
             let Some((window, starting)) = started.pop_front() else {
                 break Ok(summary);
@@ -266,12 +289,18 @@ impl ExportJobRequest {
         result
     }
 
-    fn spawn_start(&self, window: Window, format: Format, resume: Option<i64>, jobs: &JobOptions) -> Starting {
+    fn spawn_start(&self, window: Window, format: Format, resume: Option<JobResume>, jobs: &JobOptions) -> Starting {
         let request = self.for_window(&window);
         let observer = jobs.observer.clone();
         Starting(tokio::spawn(async move {
             let job = match resume {
-                Some(id) => request.resume(id, format).await?,
+                Some(point) => {
+                    let mut job = request.resume(point.job_id, format).await?;
+                    if let Some(file) = point.after_file {
+                        job.skip_through(file);
+                    }
+                    job
+                }
                 None => request.start(format).await?,
             };
             if let Some(observe) = observer {
@@ -308,7 +337,22 @@ impl ExportJobRequest {
             match job.next_file().await {
                 Ok(Some(file)) => files.push(file),
                 Ok(None) => break,
-                Err(err) if job.state() == Some(JobState::Failed) => return Err(Outcome::Failed(err)),
+                Err(err) if job.resumed_after().is_some() => {
+                    let message = format!(
+                        "it cannot be continued after its file {} ({err}); the output already holds the records \
+                         up to that file, so a new job for the window would repeat them: remove the output and the \
+                         state file to start over",
+                        job.resumed_after().unwrap_or_default()
+                    );
+                    return Err(Outcome::Fatal(Error::Job {
+                        job_id: job.id(),
+                        message,
+                    }));
+                }
+                // Failed, or gone (a resumed job Iterable no longer knows): start a new one.
+                Err(err) if job.state() == Some(JobState::Failed) || err.status() == Some(404) => {
+                    return Err(Outcome::Failed(err));
+                }
                 Err(err) if err.is_transient() => return Err(Outcome::Failed(err)),
                 Err(err) => return Err(Outcome::Fatal(err)),
             }
@@ -327,7 +371,11 @@ impl ExportJobRequest {
         let (mut records, mut bytes) = (0u64, 0u64);
         let delivered = async {
             while let Some(file) = spooled.try_next().await.map_err(Outcome::Fatal)? {
-                records += deliver(&file, format, client.max_line_length(), sink).await?;
+                let delivered = deliver(&file, format, client.max_line_length(), sink).await?;
+                sink.job_file_done(window, job_id, &file.name, delivered)
+                    .await
+                    .map_err(Outcome::Sink)?;
+                records += delivered;
                 bytes += file.bytes;
             }
             Ok(())

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use iterable_export::{Client, DataType, Error, JobOptions, JobState, RateLimit, Window, WindowOptions};
+use iterable_export::{Client, DataType, Error, JobOptions, JobState, RateLimit, Sink, Window, WindowOptions};
 
 use crate::common::{MemSink, TestResult, day, fast_retries, snapshot};
 use crate::jobs_server::{self, Script, job_lines};
@@ -284,5 +284,94 @@ async fn an_unknown_job_state_is_a_clear_error() -> TestResult {
     job.cancel().await?;
     assert_eq!(fake.seen().deletes, [100]);
     assert!(client.active_jobs().is_empty());
+    Ok(())
+}
+
+/// A [`MemSink`] that makes each delivered job file permanent, as the CLI's sink does.
+struct FileCheckpoints {
+    inner: MemSink,
+    done: Vec<(i64, String, u64)>,
+}
+
+impl Sink for FileCheckpoints {
+    async fn begin(&mut self, window: &Window) -> iterable_export::Result<()> {
+        self.inner.begin(window).await
+    }
+    async fn record(&mut self, record: &[u8]) -> iterable_export::Result<()> {
+        self.inner.record(record).await
+    }
+    async fn commit(&mut self, window: &Window, records: u64) -> iterable_export::Result<()> {
+        self.inner.commit(window, records).await
+    }
+    async fn abort(&mut self, window: &Window) -> iterable_export::Result<()> {
+        self.inner.abort(window).await
+    }
+    async fn job_file_done(
+        &mut self,
+        window: &Window,
+        job_id: i64,
+        file: &str,
+        records: u64,
+    ) -> iterable_export::Result<()> {
+        self.done.push((job_id, file.to_owned(), records));
+        self.inner.commit(window, records).await
+    }
+}
+
+#[tokio::test]
+async fn a_resumed_export_continues_its_job_after_the_last_file_made_permanent() -> TestResult {
+    // File 4 fails on its first 4 downloads: the first run (3 retries) stops there.
+    let script = Script {
+        broken_file: Some((4, 4)),
+        ..Script::default()
+    };
+    let fake = jobs_server::start(script.clone()).await?;
+    let client = client(&fake.base_url)?;
+    let request = client.export_job(DataType::EmailSend).between(day(0), day(1));
+    let mut sink = FileCheckpoints {
+        inner: MemSink::new(),
+        done: Vec::new(),
+    };
+    let first = request
+        .export_windows(daily(), JobOptions::default().with_downloads(1), &mut sink)
+        .await;
+    assert!(
+        matches!(&first, Err(Error::WindowFailed { source, .. }) if source.status() == Some(500)),
+        "{first:?}"
+    );
+    let names: Vec<&str> = sink.done.iter().map(|(_, name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["file-0000.json", "file-0001.json", "file-0002.json", "file-0003.json"]
+    );
+    // The records of the four files made permanent: 16 lines.
+    let all = expected(&script, &[iterable_time(0)]);
+    let first_16: Vec<u8> = all
+        .split_inclusive(|b| *b == b'\n')
+        .take(16)
+        .flatten()
+        .copied()
+        .collect();
+    assert_eq!(sink.inner.committed(), first_16.as_slice());
+    let downloads_before = fake.seen().downloads.len();
+    // Resumed: the same job, after its fourth file.
+    let window = Window {
+        start: day(0),
+        end: day(1),
+    };
+    let resume = iterable_export::JobResume::new(window, 100, Some("file-0003.json".into()));
+    let summary = request
+        .export_windows(daily(), JobOptions::default().with_resume(resume), &mut sink)
+        .await?;
+    assert_eq!(
+        sink.inner.committed(),
+        expected(&script, &[iterable_time(0)]).as_slice()
+    );
+    assert_eq!(summary.records, 9);
+    let seen = fake.seen();
+    assert_eq!(seen.starts.len(), 1, "no second job");
+    let again: Vec<usize> = seen.downloads[downloads_before..].iter().map(|(_, i)| *i).collect();
+    assert_eq!(again, [4, 5, 6], "finished files are not downloaded again");
+    assert_eq!(seen.keys_at_file_host, 0);
     Ok(())
 }

@@ -33,6 +33,8 @@ pub struct Script {
     pub cut_files: Vec<usize>,
     /// The first this many files listings answer 500.
     pub files_500_first: usize,
+    /// The first `.1` downloads of file `.0` (of every job) answer 500.
+    pub broken_file: Option<(usize, usize)>,
     /// A state the job reports instead of `completed`.
     pub final_state_override: Option<&'static str>,
 }
@@ -50,6 +52,7 @@ impl Default for Script {
             expire_files: Vec::new(),
             cut_files: Vec::new(),
             files_500_first: 0,
+            broken_file: None,
             final_state_override: None,
         }
     }
@@ -85,6 +88,7 @@ struct State {
     seen: Seen,
     files_500_left: usize,
     expired_once: Vec<(i64, usize)>,
+    broken_served: usize,
     cut_once: Vec<(i64, usize)>,
 }
 
@@ -366,6 +370,7 @@ async fn serve_file(mut socket: TcpStream, state: &Mutex<State>, script: &Script
     let index: usize = parts.next().and_then(|p| p.parse().ok()).unwrap_or(usize::MAX);
     enum Reply {
         Expired,
+        Broken,
         Cut(Vec<u8>),
         Full(Vec<u8>),
         Missing,
@@ -380,7 +385,13 @@ async fn serve_file(mut socket: TcpStream, state: &Mutex<State>, script: &Script
             None => Reply::Missing,
             Some(window_start) => {
                 let body = file_body(script, &window_start, index);
-                if script.expire_files.contains(&index) && !s.expired_once.contains(&(id, index)) {
+                if let Some((broken, count)) = script.broken_file
+                    && broken == index
+                    && s.broken_served < count
+                {
+                    s.broken_served += 1;
+                    Reply::Broken
+                } else if script.expire_files.contains(&index) && !s.expired_once.contains(&(id, index)) {
                     s.expired_once.push((id, index));
                     Reply::Expired
                 } else if script.cut_files.contains(&index) && !s.cut_once.contains(&(id, index)) {
@@ -397,6 +408,15 @@ async fn serve_file(mut socket: TcpStream, state: &Mutex<State>, script: &Script
         Reply::Expired => {
             let xml = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>";
             respond(&mut socket, "403 Forbidden", "application/xml", xml).await
+        }
+        Reply::Broken => {
+            respond(
+                &mut socket,
+                "500 Internal Server Error",
+                "text/plain",
+                b"internal error",
+            )
+            .await
         }
         Reply::Full(body) => respond(&mut socket, "200 OK", "application/x-json-stream", &body).await,
         Reply::Cut(body) => {
