@@ -88,6 +88,9 @@ pub enum Command {
     /// A Singer tap (for Meltano): --discover prints the catalog; otherwise SCHEMA, RECORD and
     /// STATE messages on standard output.
     Singer(crate::singer::SingerArgs),
+    /// Convert an NDJSON export on disk to Parquet, in the layout of `export --format parquet`.
+    #[cfg(feature = "parquet")]
+    Convert(crate::parquet::ConvertArgs),
     /// Export every event of one user.
     UserEvents(UserEventsArgs),
     /// Export experiment metrics as CSV.
@@ -104,6 +107,9 @@ pub enum FormatArg {
     Ndjson,
     /// CSV with one header row.
     Csv,
+    /// Apache Parquet: typed columns, files per day under `DIR/<dataType>/` (see --partition).
+    #[cfg(feature = "parquet")]
+    Parquet,
 }
 
 impl From<FormatArg> for iterable_export::Format {
@@ -111,6 +117,9 @@ impl From<FormatArg> for iterable_export::Format {
         match format {
             FormatArg::Ndjson => iterable_export::Format::Ndjson,
             FormatArg::Csv => iterable_export::Format::Csv,
+            // Parquet is made from NDJSON records, which keep their JSON types.
+            #[cfg(feature = "parquet")]
+            FormatArg::Parquet => iterable_export::Format::Ndjson,
         }
     }
 }
@@ -155,8 +164,11 @@ pub struct ExportArgs {
     #[arg(long, value_enum, default_value = "ndjson")]
     pub format: FormatArg,
 
-    /// Output directory (files `DIR/<dataType>.<ndjson|csv>`), or '-' for standard output (one
-    /// data type only). Example: --output ./exports
+    #[command(flatten)]
+    pub parquet: crate::parquet::ParquetArgs,
+
+    /// Output directory (files `DIR/<dataType>.<ndjson|csv>`, for Parquet `DIR/<dataType>/`), or
+    /// '-' for standard output (one data type, NDJSON or CSV only). Example: --output ./exports
     #[arg(long, short, default_value = ".")]
     pub output: PathBuf,
 

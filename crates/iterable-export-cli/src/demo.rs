@@ -73,6 +73,7 @@ pub async fn run(args: DemoArgs, global: &Global, ui: &Ui) -> Result<(), Error> 
             only_fields: Vec::new(),
             omit_fields: Vec::new(),
             format,
+            parquet: crate::parquet::ParquetArgs::default(),
             output: args.output.clone(),
             window: Duration::from_secs(86_400),
             max_window: Duration::from_secs(86_400),

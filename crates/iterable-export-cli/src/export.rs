@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use indicatif::{HumanCount, ProgressBar};
-use iterable_export::{Client, Dedup, Error, ExclusiveLock, FileSink, Sink, Window, WindowOptions, WriterSink};
+use iterable_export::{Client, Dedup, Error, ExclusiveLock, Sink, Window, WindowOptions, WriterSink};
 
 use crate::args::ExportArgs;
 use crate::checkpoint::{Checkpoint, Checkpoints};
@@ -29,7 +29,8 @@ pub struct Report {
 
 /// Where records go.
 pub(crate) enum Target {
-    File(FileSink),
+    /// A file, or a Parquet directory.
+    File(crate::parquet::Output),
     Stdout(WriterSink<BufWriter<Stdout>>),
 }
 
@@ -129,7 +130,7 @@ impl Sink for Tracked {
         // Count what reached the output: not the look-back duplicates the dedupe dropped.
         self.records += self.attempt_records - (self.inner.skipped() - skipped);
         self.bytes += match self.inner.inner() {
-            Target::File(file) => file.committed_len() - len,
+            Target::File(file) => file.committed_bytes(len, self.attempt_bytes),
             Target::Stdout(_) => self.attempt_bytes,
         };
         self.show(self.records, self.bytes);
@@ -268,9 +269,7 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
     // Outputs another export is writing refuse this run before the state file is saved (the
     // outputs to resume or extend were checked, and locked, while planning).
     for job in &jobs {
-        if let Opening::Create { path, .. } = &job.opening
-            && let Err(err) = FileSink::check_create(path)
-        {
+        if let Err(err) = crate::parquet::check_create(&args, &job.opening) {
             results.push((job.data_type.to_string(), Err(err)));
             return results;
         }
@@ -304,7 +303,7 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
     // that collides with another one stops at once.
     let mut opened = Vec::new();
     for mut job in jobs {
-        match std::mem::replace(&mut job.opening, Opening::Stdout).open() {
+        match crate::parquet::open(&args, job.data_type, std::mem::replace(&mut job.opening, Opening::Stdout)) {
             Ok(target) => opened.push((job, target)),
             Err(err) => {
                 results.push((job.data_type.to_string(), Err(err)));

@@ -5,6 +5,7 @@ mod checkpoint;
 #[cfg(feature = "demo")]
 mod demo;
 mod export;
+mod parquet;
 mod plan;
 mod singer;
 mod state;
@@ -101,6 +102,11 @@ async fn run(cli: Cli, ui: &Ui) -> u8 {
             code
         }
         Command::Singer(args) => singer::run(args, cli.global, ui).await,
+        #[cfg(feature = "parquet")]
+        Command::Convert(args) => match parquet::convert(args, ui).await {
+            Ok(()) => 0,
+            Err(err) => report(ui, "convert", &err),
+        },
         Command::UserEvents(args) => single(&cli.global, ui, "user-events", |client| user_events(client, args)).await,
         Command::Experiments(args) => single(&cli.global, ui, "experiments", |client| experiments(client, args)).await,
     }

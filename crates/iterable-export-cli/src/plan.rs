@@ -24,9 +24,9 @@ impl Opening {
     pub(crate) fn open(self) -> iterable_export::Result<Target> {
         Ok(match self {
             Opening::Stdout => Target::Stdout(WriterSink::new(BufWriter::new(std::io::stdout()))?),
-            Opening::Create { path, sync } => Target::File(FileSink::create(path)?.sync_on_commit(sync)),
-            Opening::Resume { path, format, len } => Target::File(FileSink::resume(path, format, len)?),
-            Opening::Extend { path, format, len } => Target::File(FileSink::extend(path, format, len)?),
+            Opening::Create { path, sync } => Target::File(FileSink::create(path)?.sync_on_commit(sync).into()),
+            Opening::Resume { path, format, len } => Target::File(FileSink::resume(path, format, len)?.into()),
+            Opening::Extend { path, format, len } => Target::File(FileSink::extend(path, format, len)?.into()),
         })
     }
 }
@@ -96,9 +96,9 @@ pub(crate) fn plan_job(
     now: DateTime<Utc>,
 ) -> iterable_export::Result<Option<Job>> {
     let format: Format = args.format.into();
-    let key = format!("{data_type}.{}", format.extension());
+    let key = format!("{data_type}.{}", args.format.extension());
     let to_stdout = args.output.as_os_str() == "-";
-    let path = args.output.join(&key);
+    let path = args.format.output_path(&args.output, data_type);
     let mut export = client.export(data_type);
     if !args.only_fields.is_empty() {
         export = export.only_fields(args.only_fields.iter().cloned());
@@ -182,7 +182,7 @@ pub(crate) fn plan_job(
                 entry.end.to_rfc3339()
             )));
         }
-        FileSink::check_resume(&entry.output, entry.committed_len)?;
+        args.format.check_continue(&entry.output, entry.committed_len, true)?;
         let opening = Opening::Resume {
             path: entry.output.clone(),
             format,
@@ -212,7 +212,7 @@ pub(crate) fn plan_job(
             if end <= entry.end {
                 return Ok(None);
             }
-            FileSink::check_extend(&entry.output, entry.committed_len)?;
+            args.format.check_continue(&entry.output, entry.committed_len, false)?;
             let opening = Opening::Extend {
                 path: entry.output.clone(),
                 format,

@@ -130,8 +130,8 @@ impl ParquetOptions {
 /// `DIR/<dataType>/dt=YYYY-MM-DD/part-<window start>-<window end>.parquet` ([`Partition::Day`], the UTC day of
 /// each record's `createdAt`, for users `profileUpdatedAt`), or `DIR/<dataType>/part-….parquet`
 /// ([`Partition::None`]). Names that start with `_` or `.`, which readers (DuckDB, Spark, Trino, pyarrow) skip,
-/// are the sink's own: `.part-….tmp` files being written, `_lock`, `_pending` (the files of the last commit) and
-/// `_SUCCESS`, written by [`ParquetSink::finish`] when the data type's export is complete.
+/// are the sink's own: `.part-….tmp` files being written, `_lock`, `_pending` (the files of the last commit, until
+/// the export finishes) and `_SUCCESS`, written by [`ParquetSink::finish`] when the data type's export is complete.
 ///
 /// # Schema
 ///
@@ -276,10 +276,12 @@ impl ParquetSink {
     /// [`Error::Io`] when writing fails.
     pub async fn finish(self) -> Result<PathBuf> {
         let root = self.root.clone();
-        let marker = root.join("_SUCCESS");
+        let (marker, pending) = (root.join("_SUCCESS"), pending_path(&root));
         let ParquetSink { mut out, _lock, .. } = self;
         out.call(move |files| {
             files.discard()?;
+            // Every commit is checkpointed by now: none is to be undone.
+            remove_if_present(&pending)?;
             write_file_atomically(&marker, b"")
         })
         .await?;

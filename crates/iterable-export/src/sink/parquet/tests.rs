@@ -46,7 +46,12 @@ fn files(root: &Path, hidden: bool) -> Vec<String> {
             if path.is_dir() {
                 dirs.push(path);
             } else if hidden || !(name.starts_with('_') || name.starts_with('.')) {
-                out.push(path.strip_prefix(root).expect("under root").to_string_lossy().into_owned());
+                out.push(
+                    path.strip_prefix(root)
+                        .expect("under root")
+                        .to_string_lossy()
+                        .into_owned(),
+                );
             }
         }
     }
