@@ -201,6 +201,24 @@ pub struct ExportArgs {
     /// Example: --lookback 10m
     #[arg(long, value_parser = parse_lookback, default_value = "5m")]
     pub lookback: Duration,
+
+    /// How records are fetched: `data-json` streams /export/data.json (or data.csv) window by
+    /// window; `jobs` starts an asynchronous export job per window (Iterable prepares files of
+    /// up to 10 MB, downloaded in parallel: faster for long histories, but each job first waits
+    /// to be prepared). With jobs, --window is the length of each job's window (fixed; halved
+    /// when a job hits Iterable's 100 GB cap). Example: --via jobs --window 30d
+    #[arg(long, value_enum, default_value = "data-json")]
+    pub via: crate::jobs::Via,
+
+    /// With --via jobs: files downloaded at once. Example: --downloads 8
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+    pub downloads: u16,
+
+    /// With --via jobs: requests per second for starting jobs and listing their files
+    /// (Iterable allows 1 per second per organization, shared by every tool). Example:
+    /// --job-requests-per-second 1
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub job_requests_per_second: u32,
 }
 
 /// `user-events` options.

@@ -80,6 +80,9 @@ pub async fn run(args: DemoArgs, global: &Global, ui: &Ui) -> Result<(), Error> 
             state: None,
             requests_per_minute: DEMO_REQUESTS_PER_MINUTE,
             lookback: Duration::from_secs(300),
+            via: crate::jobs::Via::DataJson,
+            downloads: 4,
+            job_requests_per_second: 1,
         };
         let results = export::run(&client, export_args, ui).await;
         for (name, result) in &results {

@@ -87,6 +87,8 @@ struct Tracked {
     records: u64,
     bytes: u64,
     checkpoint: Option<Checkpoint>,
+    /// `--via jobs`: set by `job_file_done` for the commit of a job's delivered files.
+    job_mark: Option<iterable_export::JobResume>,
 }
 
 impl Tracked {
@@ -140,8 +142,11 @@ impl Sink for Tracked {
             self.inner.remembered().to_vec(),
         );
         let seen = self.inner.remaining_seen();
-        let cursor = window.end;
+        let mark = self.job_mark.take();
+        let file_done = mark.is_some();
+        let cursor = if file_done { window.start } else { window.end };
         self.save(move |entry| {
+            crate::jobs::remember(entry, cursor, mark);
             entry.cursor = cursor;
             entry.seen = seen;
             entry.committed_len = len;
@@ -149,10 +154,24 @@ impl Sink for Tracked {
             entry.tail = tail;
         })
         .await?;
-        if !self.ui.bars && *window != Window::ALL {
+        if !self.ui.bars && *window != Window::ALL && !file_done {
             tracing::info!("{}: window {window} done, {} records so far", self.name, self.records);
         }
         Ok(())
+    }
+
+    /// `--via jobs`: the files delivered so far are committed, the cursor stays at the window's
+    /// start and the state remembers the job and its last file, so a resumed run continues the job.
+    async fn job_file_done(
+        &mut self,
+        window: &Window,
+        job_id: i64,
+        file: &str,
+        records: u64,
+    ) -> iterable_export::Result<()> {
+        self.job_mark = Some(iterable_export::JobResume::new(*window, job_id, Some(file.to_owned())));
+        self.commit(window, records).await?;
+        self.begin(window).await
     }
 
     async fn abort(&mut self, window: &Window) -> iterable_export::Result<()> {
@@ -320,6 +339,7 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
         let name = job.data_type.to_string();
         let bar = ui.bar(&name);
         let ui = ui.clone();
+        let via_jobs = crate::jobs::ViaJobs::new(&args, options, shared.clone(), &job);
         tasks.spawn(async move {
             let started = Instant::now();
             let mut sink = Tracked {
@@ -334,8 +354,11 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
                 records: 0,
                 bytes: 0,
                 checkpoint,
+                job_mark: None,
             };
-            let result = if job.spans.is_empty() {
+            let result = if let Some(via_jobs) = via_jobs {
+                via_jobs.export(&mut sink).await
+            } else if job.spans.is_empty() {
                 job.export.export_plan(Vec::new(), options, &mut sink).await.map(drop)
             } else {
                 let mut result = Ok(());

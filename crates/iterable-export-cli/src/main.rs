@@ -5,6 +5,7 @@ mod checkpoint;
 #[cfg(feature = "demo")]
 mod demo;
 mod export;
+mod jobs;
 mod parquet;
 mod plan;
 mod singer;
@@ -88,7 +89,7 @@ async fn run(cli: Cli, ui: &Ui) -> u8 {
                 Err(err) => return report(ui, "", &err),
             };
             let started = Instant::now();
-            let results = export::run(&client, args, ui).await;
+            let results = jobs::run(&client, args, ui).await;
             export::print_summary(ui, &client, &results, started.elapsed());
             let mut code = 0;
             for (name, result) in &results {

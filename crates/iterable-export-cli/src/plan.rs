@@ -270,6 +270,7 @@ pub(crate) fn plan_job(
         seen_until,
         tail_from,
         tail: Vec::new(),
+        jobs: Vec::new(),
     });
     Ok(Some(Job {
         data_type,

@@ -7,8 +7,12 @@ use chrono::{DateTime, Utc};
 use iterable_export::{Error, RecordId};
 use serde::{Deserialize, Serialize};
 
-/// Version 2: record identities are 16-byte keys, each list one base64 text.
-const VERSION: u32 = 2;
+/// Version 3: entries may hold the export jobs of unfinished windows (`jobs`, for
+/// `--via jobs`). Version 2 (record identities as 16-byte keys, each list one base64 text) is
+/// the same without them, and still loads.
+const VERSION: u32 = 3;
+/// The oldest version this program reads.
+const OLDEST_VERSION: u32 = 2;
 
 /// Progress of every export that used this state file, keyed by `<dataType>.<format>`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -48,6 +52,10 @@ pub struct Entry {
     /// Identities of records committed in this run's tail so far.
     #[serde(default, with = "id_list")]
     pub tail: Vec<RecordId>,
+    /// `--via jobs`: the jobs of windows not yet committed, and the last file of each already in
+    /// the output, so a resumed run continues them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<iterable_export::JobResume>,
 }
 
 /// A list of record identities as one base64 text (16 bytes, about 21 characters, each).
@@ -78,7 +86,7 @@ impl State {
             }
             Err(err) => return Err(io_error(format!("cannot read the state file {}", path.display()), err)),
         };
-        let state: State = serde_json::from_str(&text).map_err(|err| {
+        let mut state: State = serde_json::from_str(&text).map_err(|err| {
             io_error(
                 format!(
                     "the state file {} is not valid ({err}); fix or delete it to start over",
@@ -87,10 +95,10 @@ impl State {
                 std::io::Error::from(std::io::ErrorKind::InvalidData),
             )
         })?;
-        if state.version != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&state.version) {
             return Err(io_error(
                 format!(
-                    "the state file {} has version {}, this program reads {VERSION}: finish that export with the \
+                    "the state file {} has version {}, this program reads {OLDEST_VERSION} to {VERSION}: finish that export with the \
                      version of iterable-export that wrote it, or delete the state file to start over",
                     path.display(),
                     state.version
@@ -98,6 +106,7 @@ impl State {
                 std::io::Error::from(std::io::ErrorKind::InvalidData),
             ));
         }
+        state.version = VERSION;
         Ok(state)
     }
 
@@ -158,6 +167,11 @@ mod tests {
                 seen_until: None,
                 tail_from: t,
                 tail: ids.clone(),
+                jobs: vec![iterable_export::JobResume::new(
+                    iterable_export::Window { start: t, end: t },
+                    7,
+                    Some("file-1.json".into()),
+                )],
             },
         );
         state.save(&path)?;
@@ -173,6 +187,25 @@ mod tests {
             .filter_map(|e| e.ok().map(|e| e.file_name()))
             .collect();
         assert_eq!(names, ["state.json"], "no temporary file is left");
+        Ok(())
+    }
+
+    #[test]
+    fn a_version_2_state_file_still_loads() -> Result<(), Error> {
+        let dir = tempfile::tempdir().map_err(|e| io_error("tempdir", e))?;
+        let path = dir.path().join("state.json");
+        let v2 = r#"{"version": 2, "exports": {"emailSend.ndjson": {
+            "start": "2024-01-01T00:00:00Z", "end": "2024-01-02T00:00:00Z", "cursor": "2024-01-01T00:00:00Z",
+            "committed_len": 0, "records": 0, "done": false, "output": "out/emailSend.ndjson", "fields": "",
+            "seen": "", "seen_until": null, "tail_from": "2024-01-01T23:55:00Z", "tail": ""}}}"#;
+        std::fs::write(&path, v2).map_err(|e| io_error("write", e))?;
+        let state = State::load(&path)?;
+        assert_eq!(state.version, VERSION);
+        let entry = state.exports.get("emailSend.ndjson").map(|e| (e.jobs.len(), e.done));
+        assert_eq!(entry, Some((0, false)));
+        std::fs::write(&path, v2.replace("\"version\": 2", "\"version\": 1")).map_err(|e| io_error("write", e))?;
+        let err = State::load(&path).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("has version 1, this program reads 2 to 3"), "{err}");
         Ok(())
     }
 

@@ -169,6 +169,32 @@ impl Client {
         self.inner.retry
     }
 
+    /// A client like this one (same key, base URL, timeouts, export limiter and connection pool)
+    /// whose export jobs use `limit` for starting jobs and listing files, and at most
+    /// `max_running` jobs at once; see [`ClientBuilder::jobs_rate_limit`]. Its statistics start
+    /// at zero.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when `limit` allows 0 requests.
+    pub fn with_job_limits(&self, limit: RateLimit, max_running: usize) -> Result<Client> {
+        limit.validate()?;
+        let inner = &self.inner;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                generated: inner.generated.clone(),
+                base_url: inner.base_url.clone(),
+                region: inner.region,
+                connect_timeout: inner.connect_timeout,
+                read_timeout: inner.read_timeout,
+                max_line_length: inner.max_line_length,
+                limiter: inner.limiter.clone(),
+                jobs: crate::jobs::Shared::new(limit, max_running, inner.jobs.polling, inner.jobs.downloads.clone()),
+                retry: inner.retry,
+                counters: Counters::default(),
+            }),
+        })
+    }
+
     pub(crate) fn jobs_shared(&self) -> &crate::jobs::Shared {
         &self.inner.jobs
     }

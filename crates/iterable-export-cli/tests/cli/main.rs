@@ -5,6 +5,7 @@ mod crash;
 mod edges;
 mod errors;
 mod export;
+mod jobs;
 mod parquet;
 mod resume;
 mod singer;

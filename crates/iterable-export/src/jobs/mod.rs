@@ -223,6 +223,13 @@ impl Client {
     }
 }
 
+impl Export {
+    /// The same export (data type, dates, fields) through asynchronous export jobs.
+    pub fn into_job(self) -> ExportJobRequest {
+        ExportJobRequest { export: self }
+    }
+}
+
 /// An export job to start: the span, fields and format of [`Client::export_job`]. Cheap to
 /// clone; each [`start`](Self::start) starts a new job.
 #[derive(Debug, Clone)]

@@ -265,9 +265,9 @@ impl ExportJobRequest {
                     tracing::warn!(data_type = %self.data_type(), %window, job_id, "the job was truncated at 100 GB; splitting the window");
                     self.client().count_window_split();
                     summary.splits += 1;
-                    self.cancel_ahead(&mut started, &mut queue).await;
-                    queue.push_front(second);
-                    queue.push_front(first);
+                    self.make_room(&mut started, &mut queue).await;
+                    started.push_front((second, self.spawn_start(second, format, None, &jobs)));
+                    started.push_front((first, self.spawn_start(first, format, None, &jobs)));
                 }
                 Outcome::Failed(err) => {
                     let failed = failures.entry(window).or_insert(0);
@@ -278,8 +278,8 @@ impl ExportJobRequest {
                     tracing::warn!(data_type = %self.data_type(), %window, job_id, error = %err, "the job failed; starting another one");
                     summary.retries += 1;
                     self.client().count_retry();
-                    self.cancel_ahead(&mut started, &mut queue).await;
-                    queue.push_front(window);
+                    self.make_room(&mut started, &mut queue).await;
+                    started.push_front((window, self.spawn_start(window, format, None, &jobs)));
                 }
             }
         };
@@ -308,6 +308,16 @@ impl ExportJobRequest {
             }
             Ok(job)
         }))
+    }
+
+    /// Before a window's job is started again: when every job slot of the client is taken, the
+    /// jobs started ahead are cancelled (their windows go back to the queue), so that jobs
+    /// started ahead by several exports can never hold every slot while the windows they wait
+    /// for cannot start.
+    async fn make_room(&self, started: &mut VecDeque<(Window, Starting)>, queue: &mut VecDeque<Window>) {
+        if self.client().jobs_shared().slots.available_permits() == 0 {
+            self.cancel_ahead(started, queue).await;
+        }
     }
 
     /// Cancels the jobs started ahead (they hold job slots another window may need now) and
@@ -349,8 +359,13 @@ impl ExportJobRequest {
                         message,
                     }));
                 }
-                // Failed, or gone (a resumed job Iterable no longer knows): start a new one.
-                Err(err) if job.state() == Some(JobState::Failed) || err.status() == Some(404) => {
+                // Failed, or a resumed job that was cancelled or is gone: start a new one.
+                Err(err)
+                    if matches!(
+                        job.state(),
+                        Some(JobState::Failed | JobState::Cancelled | JobState::Cancelling)
+                    ) || err.status() == Some(404) =>
+                {
                     return Err(Outcome::Failed(err));
                 }
                 Err(err) if err.is_transient() => return Err(Outcome::Failed(err)),

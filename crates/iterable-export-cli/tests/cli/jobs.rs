@@ -1,0 +1,207 @@
+//! `export --via jobs` against the mock's asynchronous export API: exact output, faults, a
+//! resumed run that continues the same job, and Ctrl-C cancelling this run's jobs.
+
+use std::path::Path;
+use std::time::Duration;
+
+use iterable_export_mock::{JobFault, JobsConfig, MockConfig, MockServer, RateLimit};
+
+use crate::common::*;
+
+/// Two daily windows of emailSend, through jobs, fast limits (the mock's own are off).
+/// (No look-back: its tail would be a window of its own.)
+const SPAN: &str = "export --data-type emailSend --start 2024-01-01 --end 2024-01-03 --window 1d --via jobs \
+                    --job-requests-per-second 1000 --lookback 0s";
+
+fn jobs_config(records_per_day: u64, file_bytes: u64, duration: Duration) -> MockConfig {
+    config(records_per_day).with_jobs(
+        JobsConfig::default()
+            .with_max_file_bytes(file_bytes)
+            .with_job_duration(duration)
+            .with_file_interval(Duration::from_millis(5))
+            .with_rate_limit(RateLimit::unlimited()),
+    )
+}
+
+/// What the two windows of [`SPAN`] hold: the data.json bodies of each day, in order.
+fn expected(config: &MockConfig) -> Vec<u8> {
+    let mut out = expected_body(config, "emailSend", day(0), day(1));
+    out.extend(expected_body(config, "emailSend", day(1), day(2)));
+    out
+}
+
+fn output(dir: &Path) -> Result<Vec<u8>, BoxError> {
+    Ok(std::fs::read(dir.join("emailSend.ndjson"))?)
+}
+
+#[tokio::test]
+async fn an_export_via_jobs_is_exact_and_no_key_reaches_the_file_host() -> TestResult {
+    let config = jobs_config(300, 4_000, Duration::from_millis(50));
+    let mock = start(config.clone()).await?;
+    // Faults of the first job: a file cut mid-body, expired URLs, a 500 on a listing, a restart.
+    mock.inject_job_fault(JobFault::CutFile {
+        job: 1,
+        file: 2,
+        after_bytes: 100,
+    });
+    mock.inject_job_fault(JobFault::ExpiredUrls { job: 1, listings: 2 });
+    mock.inject_job_fault(JobFault::FilesError { job: 2, call: 2 });
+    let dir = tempfile::tempdir()?;
+    let assert = command(&mock).line(SPAN).into_dir(dir.path()).run().await?;
+    let err = stderr(&assert);
+    assert.success();
+    assert_eq!(output(dir.path())?, expected(&config));
+    let counters = mock.job_counters();
+    assert_eq!(counters.starts, 2);
+    assert_eq!(counters.cut_downloads, 1);
+    assert!(counters.expired >= 1, "{counters:?}");
+    assert_eq!(counters.api_key_leaks, 0);
+    assert!(!mock.file_host_received_api_key());
+    let files: usize = mock.jobs().iter().map(|job| job.files.len()).sum();
+    assert!(files > 4, "the bodies span several files: {files}");
+    assert_eq!(counters.complete_downloads, files as u64);
+    assert!(err.contains("jobs: 2 completed"), "{err}");
+    let state = read_state(&dir.path().join("state.json"))?;
+    assert_eq!(state["exports"]["emailSend.ndjson"]["done"], true);
+    assert!(state["exports"]["emailSend.ndjson"].get("jobs").is_none(), "{state}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_job_that_fails_is_started_again() -> TestResult {
+    let config = jobs_config(100, 4_000, Duration::from_millis(20));
+    let mock = start(config.clone()).await?;
+    mock.inject_job_fault(JobFault::Fail { job: 1, after_files: 1 });
+    let dir = tempfile::tempdir()?;
+    command(&mock)
+        .line(SPAN)
+        .into_dir(dir.path())
+        .with("--quiet")
+        .run()
+        .await?
+        .success();
+    assert_eq!(output(dir.path())?, expected(&config));
+    // The failed job, its replacement, the second day's job.
+    assert_eq!(mock.job_counters().starts, 3);
+    Ok(())
+}
+
+/// The mock's jobs, oldest first, as `(id, cancel requested)`.
+fn jobs_seen(mock: &MockServer) -> Vec<(i64, bool)> {
+    let mut jobs: Vec<(i64, bool)> = mock.jobs().iter().map(|j| (j.id, j.cancel_requested)).collect();
+    jobs.sort_unstable();
+    jobs
+}
+
+/// Waits (polling, in real time: the CLI is another process) until `done()`, or gives up.
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> TestResult {
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while !done() {
+        if std::time::Instant::now() > give_up {
+            return Err(format!("gave up waiting for {what}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_run_killed_mid_job_resumes_the_same_job_without_downloading_finished_files_again() -> TestResult {
+    // Small files: the first day's job has dozens, downloaded one at a time.
+    let config = jobs_config(400, 1_500, Duration::from_millis(20));
+    let mock = start(config.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    let state_path = dir.path().join("state.json");
+    let mut child = child_command(&mock)
+        .args(words(SPAN))
+        .args(dir_args(dir.path()))
+        .args(["--downloads", "1", "--quiet"])
+        .spawn()?;
+    // Killed once the state says some of the first job's files are in the output.
+    wait_until("a file of the first job in the state", || {
+        read_state(&state_path)
+            .ok()
+            .and_then(|s| {
+                s["exports"]["emailSend.ndjson"]["jobs"][0]["after_file"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .is_some()
+    })
+    .await?;
+    child.kill()?;
+    child.wait()?;
+    let state = read_state(&state_path)?;
+    let mark = state["exports"]["emailSend.ndjson"]["jobs"][0].clone();
+    let (job_id, after) = (
+        mark["job_id"].as_i64().unwrap_or_default(),
+        mark["after_file"].as_str().unwrap_or_default().to_owned(),
+    );
+    assert!([1_000_001, 1_000_002].contains(&job_id), "{state}");
+    let starts_before = mock.job_counters().starts;
+
+    command(&mock)
+        .line(SPAN)
+        .into_dir(dir.path())
+        .with("--quiet")
+        .run()
+        .await?
+        .success();
+    assert_eq!(output(dir.path())?, expected(&config));
+    // The first job was continued, not started again; the second day got one job.
+    assert!(starts_before <= 2);
+    assert_eq!(mock.job_counters().starts, 2);
+    assert!(
+        mock.jobs().iter().all(|job| !job.cancel_requested),
+        "a kill cancels nothing"
+    );
+    // The files up to the remembered one were downloaded once, by the first run.
+    let first_job = mock.job(job_id).ok_or("the first job")?;
+    for name in first_job.files.iter().filter(|name| **name <= after) {
+        let downloads = mock
+            .file_host_hits()
+            .iter()
+            .filter(|hit| hit.path.ends_with(&format!("/{job_id}/{name}")) && hit.status == 200)
+            .count();
+        assert_eq!(downloads, 1, "{name} was downloaded again");
+    }
+    assert!(!mock.file_host_received_api_key());
+    Ok(())
+}
+
+#[tokio::test]
+async fn ctrl_c_cancels_the_jobs_of_the_run_and_says_how_to_resume() -> TestResult {
+    // Jobs that run for a minute: the run is interrupted while it waits for them.
+    let config = jobs_config(100, 4_000, Duration::from_secs(60));
+    let mock = start(config).await?;
+    let dir = tempfile::tempdir()?;
+    let log = dir.path().join("stderr.log");
+    let mut child = child_command(&mock)
+        .args(words(SPAN))
+        .args(dir_args(dir.path()))
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    // The first window's job and the one started ahead for the second.
+    wait_until("two jobs started", || mock.jobs().len() == 2).await?;
+    wait_until("both jobs in the state", || {
+        read_state(&dir.path().join("state.json"))
+            .ok()
+            .and_then(|s| s["exports"]["emailSend.ndjson"]["jobs"].as_array().map(Vec::len))
+            == Some(2)
+    })
+    .await?;
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("kill").args(["-INT", &pid]).status()?;
+    assert!(sent.success());
+    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(jobs_seen(&mock), [(1_000_001, true), (1_000_002, true)]);
+    assert_eq!(mock.job_counters().cancels, 2);
+    let err = std::fs::read_to_string(&log)?;
+    assert!(
+        err.contains("interrupted: cancelled export job(s) [1000001, 1000002]"),
+        "{err}"
+    );
+    assert!(err.contains("run the same command again to resume"), "{err}");
+    Ok(())
+}
