@@ -305,7 +305,13 @@ impl Sink for ParquetSink {
         ))
     }
 
+    /// One NDJSON record: a JSON object on one line (a line break in it is refused).
     async fn record(&mut self, record: &[u8]) -> Result<()> {
+        if memchr::memchr(b'\n', record).is_some() {
+            return Err(Error::InvalidRequest(
+                "a record for Parquet output is one line of NDJSON: it must not contain a line break".into(),
+            ));
+        }
         self.out.write(record).await?;
         self.out.write(b"\n").await
     }

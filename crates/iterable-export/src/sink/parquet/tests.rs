@@ -393,6 +393,10 @@ async fn csv_input_is_refused_and_a_second_export_of_the_directory_too() -> Resu
         Err(Error::InvalidRequest(msg)) => assert!(msg.contains("not CSV"), "{msg}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
+    match sink.record(b"{\"a\":\n1}").await {
+        Err(Error::InvalidRequest(msg)) => assert!(msg.contains("must not contain a line break"), "{msg}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
     match ParquetSink::create(dir.path(), DataType::EmailSend, ParquetOptions::default()) {
         Err(Error::Io { source, .. }) => assert_eq!(source.kind(), std::io::ErrorKind::WouldBlock),
         other => panic!("expected a lock error, got {other:?}"),
