@@ -2,7 +2,7 @@
 //! `ExportJobRequest::export_windows`), the state remembers every window's job and the last file
 //! already in the output, progress shows jobs and files, and Ctrl-C cancels this run's jobs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +37,6 @@ pub(crate) struct ViaJobs {
     marks: Vec<JobResume>,
     options: WindowOptions,
     downloads: usize,
-    spool_dir: Option<PathBuf>,
     checkpoint: Option<(Arc<Checkpoints>, String)>,
 }
 
@@ -56,9 +55,6 @@ impl ViaJobs {
             // Fixed windows of --window: a job's window does not grow.
             options: options.with_max_size(args.window),
             downloads: usize::from(args.downloads),
-            // Files wait next to the output (not in a small /tmp); standard output uses the
-            // system's temporary directory.
-            spool_dir: (args.output.as_os_str() != "-").then(|| args.output.clone()),
             checkpoint: shared.map(|shared| (shared, job.key.clone())),
         })
     }
@@ -71,10 +67,9 @@ impl ViaJobs {
                 "--via jobs exports dates: give --start/--end (or --state), not --range",
             ));
         }
+        // Downloaded files wait in the system's temporary directory (at most --downloads + 1
+        // files of at most 10 MB at a time), where a killed run leaves nothing in the output.
         let mut jobs = JobOptions::default().with_downloads(self.downloads);
-        if let Some(dir) = &self.spool_dir {
-            jobs = jobs.with_spool_dir(dir);
-        }
         for mark in self.marks {
             jobs = jobs.with_resume(mark);
         }

@@ -205,3 +205,76 @@ async fn ctrl_c_cancels_the_jobs_of_the_run_and_says_how_to_resume() -> TestResu
     assert!(err.contains("run the same command again to resume"), "{err}");
     Ok(())
 }
+
+/// Runs `line` into `dir` and returns `(file name, bytes)` of every output file, sorted.
+async fn outputs(mock: &MockServer, line: &str, dir: &Path) -> Result<Vec<(String, Vec<u8>)>, BoxError> {
+    command(mock)
+        .line(line)
+        .into_dir(dir)
+        .with("--quiet")
+        .run()
+        .await?
+        .success();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".ndjson") || name.ends_with(".csv") {
+            files.push((name, std::fs::read(entry.path())?));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[tokio::test]
+async fn jobs_write_what_data_json_writes_in_ndjson_and_csv_and_users_with_growing_columns() -> TestResult {
+    let config = jobs_config(150, 6_000, Duration::from_millis(20));
+    let mock = start(config).await?;
+    let span = "export --data-type emailSend --data-type user --start 2024-01-01 --end 2024-01-04 --window 1d \
+                --max-window 1d --lookback 0s --requests-per-minute 100000 --job-requests-per-second 1000";
+    for format in ["ndjson", "csv"] {
+        let (streamed, jobs) = (tempfile::tempdir()?, tempfile::tempdir()?);
+        let expected = outputs(&mock, &format!("{span} --format {format}"), streamed.path()).await?;
+        let got = outputs(&mock, &format!("{span} --format {format} --via jobs"), jobs.path()).await?;
+        assert_eq!(expected.len(), 2, "{format}");
+        for ((name, want), (got_name, bytes)) in expected.iter().zip(&got) {
+            assert_eq!(name, got_name);
+            assert!(!want.is_empty(), "{name}");
+            assert!(bytes == want, "{name} via jobs differs from {name} via data.{format}");
+        }
+        assert_eq!(got.len(), 2);
+    }
+    // 2 types x 3 days x 2 formats.
+    assert_eq!(mock.job_counters().starts, 12);
+    assert!(!mock.file_host_received_api_key());
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_incremental_run_via_jobs_appends_the_new_days_with_the_look_back_read_again_once() -> TestResult {
+    let config = jobs_config(120, 6_000, Duration::from_millis(20));
+    let mock = start(config.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    let common = "export --data-type emailSend --window 1d --via jobs --job-requests-per-second 1000 --lookback 1h";
+    command(&mock)
+        .line(&format!("{common} --start 2024-01-01 --end 2024-01-03"))
+        .into_dir(dir.path())
+        .with("--quiet")
+        .run()
+        .await?
+        .success();
+    // Continues from the state: 2024-01-03 to 2024-01-04, re-reading the last hour.
+    command(&mock)
+        .line(&format!("{common} --end 2024-01-04"))
+        .into_dir(dir.path())
+        .with("--quiet")
+        .run()
+        .await?
+        .success();
+    assert_file_records(
+        &dir.path().join("emailSend.ndjson"),
+        &expected_body(&config, "emailSend", day(0), day(3)),
+    );
+    Ok(())
+}
