@@ -6,5 +6,6 @@ mod early_end;
 mod endpoints;
 mod errors;
 mod jobs;
+mod jobs_mock;
 mod jobs_server;
 mod resilience;
