@@ -173,9 +173,9 @@ impl ExportJob {
                         return Err(Error::Job {
                             job_id: self.id,
                             message: format!(
-                                "still {state} {} minutes after it was started or resumed; cancel it, or run \
-                                 again later to resume it",
-                                self.client.jobs_shared().polling.give_up_after.as_secs() / 60
+                                "still {state} {} after it was started or resumed; cancel it, or run again \
+                                 later to resume it",
+                                approximately(self.client.jobs_shared().polling.give_up_after)
                             ),
                         });
                     }
@@ -226,6 +226,17 @@ impl ExportJob {
             shared.active().remove(&self.id);
             self.permit = None;
         }
+    }
+}
+
+/// A duration as people say it: `24 h`, `90 min`, `45 s`, `60 ms`.
+fn approximately(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0 => format!("{} ms", d.as_millis()),
+        s if s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s >= 60 => format!("{} min", s / 60),
+        s => format!("{s} s"),
     }
 }
 

@@ -379,3 +379,82 @@ async fn a_resumed_export_continues_its_job_after_the_last_file_made_permanent()
     assert_eq!(seen.keys_at_file_host, 0);
     Ok(())
 }
+
+#[tokio::test]
+async fn no_more_jobs_run_at_once_than_the_client_allows() -> TestResult {
+    let script = Script::default();
+    let fake = jobs_server::start(script.clone()).await?;
+    let client = Client::builder()
+        .api_key("k")
+        .base_url(&fake.base_url)
+        .jobs_rate_limit(RateLimit::new(10_000, Duration::from_secs(1)))
+        .job_polling(
+            Duration::from_millis(1),
+            Duration::from_millis(4),
+            Duration::from_secs(120),
+        )
+        .max_running_jobs(2)
+        .build()?;
+    let (mut first, mut second) = (MemSink::new(), MemSink::new());
+    // Two exports at once, each starting 2 jobs ahead: 6 jobs would run at once without the bound.
+    let options = || JobOptions::default().with_lookahead(2);
+    let sends = client.export_job(DataType::EmailSend).between(day(0), day(4));
+    let opens = client.export_job(DataType::EmailOpen).between(day(0), day(4));
+    let (a, b) = tokio::join!(
+        sends.export_windows(daily(), options(), &mut first),
+        opens.export_windows(daily(), options(), &mut second),
+    );
+    assert_eq!((a?.records, b?.records), (100, 100));
+    let starts: Vec<String> = (0..4).map(iterable_time).collect();
+    assert_eq!(first.committed(), expected(&script, &starts).as_slice());
+    assert_eq!(second.committed(), expected(&script, &starts).as_slice());
+    let seen = fake.seen();
+    assert_eq!(seen.starts.len(), 8);
+    assert_eq!(seen.max_active, 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_job_that_never_completes_is_given_up_with_a_clear_error() -> TestResult {
+    let script = Script {
+        states_before_done: vec!["enqueued"; 10_000],
+        ..Script::default()
+    };
+    let fake = jobs_server::start(script).await?;
+    let client = Client::builder()
+        .api_key("k")
+        .base_url(&fake.base_url)
+        .jobs_rate_limit(RateLimit::new(10_000, Duration::from_secs(1)))
+        .job_polling(
+            Duration::from_millis(1),
+            Duration::from_millis(2),
+            Duration::from_millis(60),
+        )
+        .build()?;
+    let mut job = client
+        .export_job(DataType::EmailSend)
+        .between(day(0), day(1))
+        .start(iterable_export::Format::Ndjson)
+        .await?;
+    // Its files are listed while it runs; then the listing gives up on it.
+    let mut files = 0;
+    let result = loop {
+        match job.next_file().await {
+            Ok(Some(_)) => files += 1,
+            other => break other,
+        }
+    };
+    assert_eq!(files, 7);
+    match result {
+        Err(Error::Job { job_id, message }) => {
+            assert_eq!(job_id, 100);
+            assert_eq!(
+                message,
+                "still enqueued 60 ms after it was started or resumed; cancel it, or run again later to resume it"
+            );
+        }
+        other => panic!("expected Error::Job, got {other:?}"),
+    }
+    assert_eq!(job.state(), Some(JobState::Enqueued));
+    Ok(())
+}

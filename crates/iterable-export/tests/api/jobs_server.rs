@@ -72,10 +72,14 @@ pub struct Seen {
     pub keys_at_file_host: usize,
     /// `Api-Key` headers missing at the API host.
     pub api_requests_without_key: usize,
+    /// The most jobs started and not yet seen completed (or failed) at once.
+    pub max_active: usize,
 }
 
 struct Job {
     window_start: String,
+    /// A listing reported a final state.
+    ended: bool,
     listings: usize,
     failed: bool,
     truncated: bool,
@@ -282,11 +286,14 @@ fn route(s: &mut State, script: &Script, request: &Request, path: &str, files_ur
             .truncate_longer_than
             .is_some_and(|limit| seconds(&end) - seconds(&start) > limit);
         s.seen.starts.push((start.clone(), end));
+        let active = s.jobs.values().filter(|j| !j.ended).count() + 1;
+        s.seen.max_active = s.seen.max_active.max(active);
         s.seen.start_bodies.push(body);
         s.jobs.insert(
             id,
             Job {
                 window_start: start,
+                ended: false,
                 listings: 0,
                 failed,
                 truncated,
@@ -299,6 +306,9 @@ fn route(s: &mut State, script: &Script, request: &Request, path: &str, files_ur
     let rest = parts.next();
     if request.method == "DELETE" && rest.is_none() {
         s.seen.deletes.push(id);
+        if let Some(job) = s.jobs.get_mut(&id) {
+            job.ended = true;
+        }
         return ("200 OK", "{\"msg\":\"\",\"code\":\"Success\"}".into());
     }
     if request.method == "GET" && rest == Some("files") {
@@ -345,6 +355,12 @@ fn route(s: &mut State, script: &Script, request: &Request, path: &str, files_ur
                 )
             })
             .collect();
+        if ["completed", "failed", "paused"]
+            .iter()
+            .any(|f| state.eq_ignore_ascii_case(f))
+        {
+            job.ended = true;
+        }
         let truncated = job.truncated && state.eq_ignore_ascii_case("completed");
         return (
             "200 OK",
