@@ -168,8 +168,9 @@ impl<R: Record + serde::de::DeserializeOwned> Encoder<R> {
                     match record.typed(*k) {
                         Typed::Str(Some(s)) => self.put(i, &Cell::Str(s), k.wire_name(), None),
                         Typed::Int(Some(n)) => self.put(i, &Cell::Int(n), k.wire_name(), None),
+                        Typed::Time(Some(t)) if micros(t).1 => self.put(i, &Cell::Time(t, true), k.wire_name(), None),
                         Typed::Time(Some(t)) => {
-                            // Known: its JSON is Iterable's own form, which the column rebuilds (to the microsecond).
+                            // Iterable's own form with nanoseconds: the column keeps microseconds, `_extra` the text.
                             let text = format!("\"{}\"", crate::event::time::IterableTime(t));
                             self.put(i, &Cell::Time(t, true), k.wire_name(), Some(&text));
                         }

@@ -54,12 +54,15 @@ pub(crate) struct Files {
 }
 
 impl Files {
-    pub(crate) fn new(root: PathBuf, user: bool, partition: Partition, props: WriterProperties, sync: bool) -> Files {
-        let columns = Arc::new(if user {
-            Columns::of::<User>()
-        } else {
-            Columns::of::<Event>()
-        });
+    pub(crate) fn new(
+        root: PathBuf,
+        user: bool,
+        columns: Columns,
+        partition: Partition,
+        props: WriterProperties,
+        sync: bool,
+    ) -> Files {
+        let columns = Arc::new(columns);
         Files {
             root,
             columns,

@@ -10,13 +10,15 @@ mod schema;
 
 use std::path::{Path, PathBuf};
 
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use self::files::Files;
 use super::offload::Offload;
 use super::{ExclusiveLock, sync_parent_dir, write_file_atomically};
-use crate::{DataType, Error, Result, Sink, Window};
+use crate::event::record::ColumnKind;
+use crate::{DataType, Error, Event, Result, Sink, User, Window};
 
 /// The name of the column of fields without a column of their own: `_extra` (see [`ParquetSink`]).
 pub const EXTRA_COLUMN: &str = self::schema::EXTRA;
@@ -109,16 +111,28 @@ impl ParquetOptions {
         self
     }
 
-    fn writer_properties(&self) -> WriterProperties {
+    /// The writer's settings for a schema: the codec and row group bounds, and times (which arrive nearly sorted)
+    /// delta-encoded instead of dictionary-encoded, a fraction of the size.
+    fn writer_properties(&self, columns: &schema::Columns) -> WriterProperties {
         let compression = match self.compression {
             ParquetCompression::Zstd => Compression::ZSTD(ZstdLevel::default()),
             ParquetCompression::Snappy => Compression::SNAPPY,
         };
-        WriterProperties::builder()
+        let builder = WriterProperties::builder()
             .set_compression(compression)
             .set_max_row_group_row_count(Some(self.max_row_group_rows.max(1)))
             .set_max_row_group_bytes(Some(self.max_row_group_bytes.max(1)))
-            .set_created_by(concat!("iterable-export ", env!("CARGO_PKG_VERSION")).into())
+            .set_created_by(concat!("iterable-export ", env!("CARGO_PKG_VERSION")).into());
+        columns
+            .columns
+            .iter()
+            .filter(|c| c.kind == ColumnKind::Time)
+            .fold(builder, |builder, c| {
+                let path = ColumnPath::from(c.name);
+                builder
+                    .set_column_dictionary_enabled(path.clone(), false)
+                    .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED)
+            })
             .build()
     }
 }
@@ -237,11 +251,19 @@ impl ParquetSink {
         commits: u64,
     ) -> Result<Self> {
         sync_parent_dir(&root)?;
+        let user = data_type == DataType::User;
+        let columns = if user {
+            schema::Columns::of::<User>()
+        } else {
+            schema::Columns::of::<Event>()
+        };
+        let props = options.writer_properties(&columns);
         let files = Files::new(
             root.clone(),
-            data_type == DataType::User,
+            user,
+            columns,
             options.partition,
-            options.writer_properties(),
+            props,
             options.sync_on_commit,
         );
         Ok(ParquetSink {
