@@ -278,3 +278,33 @@ async fn an_incremental_run_via_jobs_appends_the_new_days_with_the_look_back_rea
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parquet_via_jobs_holds_every_record_once_in_its_days_partition() -> TestResult {
+    let config = jobs_config(300, 8_000, Duration::from_millis(20));
+    let mock = start(config.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    command(&mock)
+        .line(SPAN)
+        .line("--format parquet")
+        .into_dir(dir.path())
+        .with("--quiet")
+        .run()
+        .await?
+        .success();
+    let root = dir.path().join("emailSend");
+    assert!(root.join("_SUCCESS").exists());
+    // One file per job file delivered (each is committed on its own), in the two days' partitions.
+    let files = crate::parquet::visible(&root);
+    let job_files: usize = mock.jobs().iter().map(|job| job.files.len()).sum();
+    assert!(
+        files.len() >= job_files,
+        "{} parquet files for {job_files} job files",
+        files.len()
+    );
+    assert_eq!(
+        crate::parquet::rows_by_day(&root),
+        crate::parquet::expected_by_day(&config, day(0), day(2))
+    );
+    Ok(())
+}

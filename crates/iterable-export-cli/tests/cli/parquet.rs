@@ -18,7 +18,7 @@ const EXPORT: &str = "export --data-type emailSend --format parquet --start 2024
                       --end 2024-01-03T12:00:00Z --window 1d --max-window 1d --requests-per-minute 6000";
 
 /// Visible files under `root` (not starting with `_` or `.`), relative paths, sorted.
-fn visible(root: &Path) -> Vec<String> {
+pub(crate) fn visible(root: &Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut dirs = vec![root.to_owned()];
     while let Some(dir) = dirs.pop() {
@@ -45,7 +45,7 @@ fn visible(root: &Path) -> Vec<String> {
 }
 
 /// `(messageId, createdAt as RFC 3339)` of every row of every visible file, by `dt=` directory.
-fn rows_by_day(root: &Path) -> BTreeMap<String, Vec<(String, String)>> {
+pub(crate) fn rows_by_day(root: &Path) -> BTreeMap<String, Vec<(String, String)>> {
     let mut out: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for file in visible(root) {
         let dt = file.split('/').next().expect("a dt= directory").to_owned();
@@ -81,7 +81,7 @@ fn rows_by_day(root: &Path) -> BTreeMap<String, Vec<(String, String)>> {
 }
 
 /// What the mock serves for `[start, end)`, grouped as [`rows_by_day`] reads it.
-fn expected_by_day(
+pub(crate) fn expected_by_day(
     config: &MockConfig,
     start: chrono::DateTime<Utc>,
     end: chrono::DateTime<Utc>,
