@@ -40,7 +40,8 @@ fn exit_code(err: &Error) -> u8 {
         Error::InvalidRequest(_) => exit::USAGE,
         Error::Config(_) => exit::CONFIG,
         Error::Unauthorized { .. } => exit::AUTH,
-        Error::Api { .. } | Error::RateLimited { .. } => exit::API,
+        // An export job that failed, was cancelled or hit the 100 GB cap in a window too short to split.
+        Error::Api { .. } | Error::RateLimited { .. } | Error::Job { .. } => exit::API,
         Error::Transport { .. } | Error::Timeout(_) | Error::ConnectTimeout(_) => exit::NETWORK,
         Error::Io { .. } => exit::IO,
         Error::Decode { .. } | Error::LineTooLong { .. } => exit::DECODE,
