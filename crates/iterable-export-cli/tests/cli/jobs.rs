@@ -308,3 +308,35 @@ async fn parquet_via_jobs_holds_every_record_once_in_its_days_partition() -> Tes
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_data_type_exports_via_jobs_exactly() -> TestResult {
+    let config = jobs_config(20, 100_000, Duration::from_millis(5));
+    let mock = start(config.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    command(&mock)
+        .line(
+            "export --data-type all --start 2024-01-01 --end 2024-01-02 --window 1d --via jobs \
+             --job-requests-per-second 1000 --lookback 0s",
+        )
+        .into_dir(dir.path())
+        .with("--quiet")
+        .run()
+        .await?
+        .success();
+    let mut checked = 0;
+    for data_type in iterable_export::ALL_DATA_TYPES {
+        let name = data_type.to_string();
+        let path = dir.path().join(format!("{name}.ndjson"));
+        assert_eq!(
+            std::fs::read(&path)?,
+            expected_body(&config, &name, day(0), day(1)),
+            "{name}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 53);
+    assert_eq!(mock.job_counters().starts, 53);
+    assert!(!mock.file_host_received_api_key());
+    Ok(())
+}
