@@ -11,6 +11,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
 use super::encode::Encoder;
+use super::encoder_thread::EncoderThread;
 use super::schema::Columns;
 use super::{Partition, pending_path};
 use crate::sink::offload::Target;
@@ -31,7 +32,7 @@ struct Open {
     tmp: PathBuf,
     /// The directory the visible name goes in.
     dir: PathBuf,
-    writer: ArrowWriter<File>,
+    writer: EncoderThread,
     encoder: Encoders,
 }
 
@@ -149,6 +150,7 @@ impl Files {
         let file = File::create(&tmp).map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
         let writer = ArrowWriter::try_new(file, self.columns.schema.clone(), Some(self.props.clone()))
             .map_err(|e| parquet_error(&tmp, e))?;
+        let writer = EncoderThread::spawn(writer, tmp.clone())?;
         let encoder = if self.user {
             Encoders::User(Encoder::new(self.columns.clone()))
         } else {
@@ -166,10 +168,35 @@ impl Files {
     /// values that contradicted their column's type.
     pub(crate) fn commit(&mut self, seq: u64) -> Result<u64> {
         let window = self.window.take().unwrap_or(Window::ALL);
+        let opens = std::mem::take(&mut self.open);
+        let tmps: Vec<PathBuf> = opens.values().map(|o| o.tmp.clone()).collect();
+        // On any failure, nothing of the window stays: neither its temporary files nor those already renamed.
+        let mut visible = Vec::new();
+        let result = self.publish(opens, &window, seq, &mut visible);
+        if result.is_err() {
+            for path in tmps.iter().chain(&visible) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        result?;
+        let mismatched = self.mismatched;
+        self.mismatched = 0;
+        self.records = 0;
+        Ok(mismatched)
+    }
+
+    /// Completes the files, lists them in `_pending`, and renames them (recording each visible name).
+    fn publish(
+        &self,
+        opens: BTreeMap<Option<NaiveDate>, Open>,
+        window: &Window,
+        seq: u64,
+        visible: &mut Vec<PathBuf>,
+    ) -> Result<()> {
         let mut done = Vec::new();
-        for (_, mut open) in std::mem::take(&mut self.open) {
+        for (_, mut open) in opens {
             write_batch(&mut open)?;
-            open.writer.close().map_err(|e| parquet_error(&open.tmp, e))?;
+            open.writer.finish()?;
             if self.sync {
                 File::open(&open.tmp)
                     .and_then(|f| f.sync_all())
@@ -179,7 +206,7 @@ impl Files {
         }
         let mut names = Vec::new();
         for (_, dir) in &done {
-            names.push(visible_name(dir, &window, &names)?);
+            names.push(visible_name(dir, window, &names)?);
         }
         if !done.is_empty() {
             // Which files this commit makes visible: a resumed export whose checkpoint predates it removes them.
@@ -190,17 +217,17 @@ impl Files {
             let pending = serde_json::json!({ "commit": seq, "files": listed });
             write_file_atomically(&pending_path(&self.root), pending.to_string().as_bytes())?;
         }
-        for ((tmp, _), name) in done.iter().zip(&names) {
-            std::fs::rename(tmp, name)
+        for ((tmp, _), name) in done.iter().zip(names) {
+            std::fs::rename(tmp, &name)
                 .map_err(|e| Error::io(format!("cannot rename {} to {}", tmp.display(), name.display()), e))?;
-            if self.sync {
+            visible.push(name);
+        }
+        if self.sync {
+            for name in visible.iter() {
                 sync_parent_dir(name)?;
             }
         }
-        let mismatched = self.mismatched;
-        self.mismatched = 0;
-        self.records = 0;
-        Ok(mismatched)
+        Ok(())
     }
 
     /// Forgets the attempt: its temporary files are removed.
@@ -246,7 +273,7 @@ fn write_batch(open: &mut Open) -> Result<()> {
         Encoders::User(e) => (e.rows(), e.finish()?),
     };
     if rows > 0 {
-        open.writer.write(&batch).map_err(|e| parquet_error(&open.tmp, e))?;
+        open.writer.write(batch)?;
     }
     Ok(())
 }
