@@ -458,3 +458,49 @@ async fn a_job_that_never_completes_is_given_up_with_a_clear_error() -> TestResu
     assert_eq!(job.state(), Some(JobState::Enqueued));
     Ok(())
 }
+
+/// Proves: a job without files is listed again after 1 s, then 2, 4, … doubling up to 300 s,
+/// and not before. The clock is paused and held: it moves only when the test says so.
+#[tokio::test(start_paused = true)]
+async fn a_job_without_files_is_polled_after_1_s_doubling_up_to_300_s() -> TestResult {
+    let _clock = crate::common::hold_clock();
+    let script = Script {
+        states_before_done: vec!["enqueued"; 11],
+        files_from_listing: 12,
+        ..Script::default()
+    };
+    let fake = jobs_server::start(script).await?;
+    let client = Client::builder()
+        .api_key("k")
+        .base_url(&fake.base_url)
+        .jobs_rate_limit(RateLimit::new(10_000, Duration::from_secs(1)))
+        .build()?;
+    let job = client
+        .export_job(DataType::EmailSend)
+        .between(day(0), day(1))
+        .start(iterable_export::Format::Ndjson)
+        .await?;
+    let task = tokio::spawn(async move {
+        let mut job = job;
+        let mut files = 0;
+        while job.next_file().await?.is_some() {
+            files += 1;
+        }
+        Ok::<_, Error>(files)
+    });
+    let listings = || fake.seen().listings;
+    crate::common::wait_for("the first listing", || listings() == 1).await;
+    let step = Duration::from_millis(50);
+    for (n, delay) in [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300].into_iter().enumerate() {
+        // The response reaches the client, which goes to sleep.
+        crate::common::let_run(20).await;
+        tokio::time::advance(Duration::from_secs(delay) - step).await;
+        crate::common::let_run(20).await;
+        assert_eq!(listings(), n + 1, "listed again before {delay} s");
+        tokio::time::advance(step).await;
+        crate::common::wait_for("the next listing", || listings() == n + 2).await;
+    }
+    crate::common::wait_for("the listing to end", || task.is_finished()).await;
+    assert_eq!(task.await??, 7);
+    Ok(())
+}

@@ -33,6 +33,8 @@ pub struct Script {
     pub cut_files: Vec<usize>,
     /// The first this many files listings answer 500.
     pub files_500_first: usize,
+    /// Files are listed from this listing of a job on (1-based; 0 or 1: from the first).
+    pub files_from_listing: usize,
     /// The first `.1` downloads of file `.0` (of every job) answer 500.
     pub broken_file: Option<(usize, usize)>,
     /// A state the job reports instead of `completed`.
@@ -52,6 +54,7 @@ impl Default for Script {
             expire_files: Vec::new(),
             cut_files: Vec::new(),
             files_500_first: 0,
+            files_from_listing: 2,
             broken_file: None,
             final_state_override: None,
         }
@@ -334,8 +337,8 @@ fn route(s: &mut State, script: &Script, request: &Request, path: &str, files_ur
         } else {
             script.final_state_override.unwrap_or(script.completed)
         };
-        // Files appear once the job runs: all of them from the second listing on.
-        let visible = if job.listings >= 2 || script.states_before_done.is_empty() {
+        // Files appear once the job runs: all of them from `files_from_listing` on.
+        let visible = if job.listings >= script.files_from_listing || script.states_before_done.is_empty() {
             file_count(script)
         } else {
             0
