@@ -87,14 +87,23 @@ impl Stream {
     }
 
     /// The stream's JSON Schema, from the typed record (schemars), made acceptable to a Draft 4
-    /// validator and permissive (see [`draft4`]).
+    /// validator and permissive (see [`draft4`]). A key that is not a typed field (`id` of a
+    /// purchase) is added as a nullable string: targets look keys up among the properties.
     pub(crate) fn schema(self) -> Value {
         let schema = if self.data_type == DataType::User {
             schemars::schema_for!(User)
         } else {
             schemars::schema_for!(Event)
         };
-        draft4(schema.to_value())
+        let mut schema = draft4(schema.to_value());
+        if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+            for key in self.key_properties() {
+                properties
+                    .entry(*key)
+                    .or_insert_with(|| json!({ "type": ["string", "null"], "description": "the record's identity" }));
+            }
+        }
+        schema
     }
 
     /// The catalog entry (Singer's standard metadata on the empty breadcrumb, and the

@@ -258,6 +258,15 @@ async fn discover_prints_every_stream_with_keys_metadata_and_a_draft4_schema() -
     assert!(users["schema"]["properties"]["profileUpdatedAt"].is_object());
     for stream in streams {
         let schema = &stream["schema"];
+        let keys = stream["key_properties"].as_array().ok_or("key_properties")?;
+        for key in keys.iter().chain([&stream["replication_key"]]) {
+            let key = key.as_str().ok_or("a key is a name")?;
+            assert!(
+                schema["properties"][key].is_object(),
+                "{key} of {}",
+                stream["tap_stream_id"]
+            );
+        }
         assert_eq!(schema["$schema"], "http://json-schema.org/draft-04/schema#");
         assert_eq!(schema["type"], "object");
         assert!(assert_draft4(schema, stream["tap_stream_id"].as_str().unwrap_or_default()) > 4);
