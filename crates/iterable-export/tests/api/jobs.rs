@@ -490,16 +490,35 @@ async fn a_job_without_files_is_polled_after_1_s_doubling_up_to_300_s() -> TestR
     });
     let listings = || fake.seen().listings;
     crate::common::wait_for("the first listing", || listings() == 1).await;
-    let step = Duration::from_millis(50);
-    for (n, delay) in [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300].into_iter().enumerate() {
-        // The response reaches the client, which goes to sleep.
-        crate::common::let_run(20).await;
-        tokio::time::advance(Duration::from_secs(delay) - step).await;
-        crate::common::let_run(20).await;
-        assert_eq!(listings(), n + 1, "listed again before {delay} s");
-        tokio::time::advance(step).await;
-        crate::common::wait_for("the next listing", || listings() == n + 2).await;
+    // Move the clock in 10 ms steps; whenever the client sends a listing, let it arrive (in real
+    // time, the clock standing still), so the fake records its time on the held clock.
+    let t0 = tokio::time::Instant::now();
+    while listings() < 12 {
+        assert!(t0.elapsed() < Duration::from_secs(1_200), "the listings stopped");
+        tokio::time::advance(Duration::from_millis(10)).await;
+        for _ in 0..8 {
+            tokio::task::yield_now().await;
+        }
+        // Requests: the start and every listing.
+        let sent = client.stats().requests as usize - 1;
+        if sent > listings() {
+            crate::common::wait_for("the listing to arrive", || listings() >= sent).await;
+        }
     }
+    let at = fake.seen().listed_at;
+    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    let expected = [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300];
+    assert_eq!(gaps.len(), expected.len() + 3, "{gaps:?}");
+    for (gap, secs) in gaps.iter().zip(expected) {
+        // Never early; late only by the clock's steps while the response was on its way.
+        let delay = Duration::from_secs(secs);
+        assert!(*gap >= delay && *gap < delay + Duration::from_secs(1), "{gaps:?}");
+    }
+    // Then the pages of the completed job's files, one after another without waiting.
+    assert!(
+        gaps[expected.len()..].iter().all(|gap| *gap < Duration::from_secs(1)),
+        "{gaps:?}"
+    );
     crate::common::wait_for("the listing to end", || task.is_finished()).await;
     assert_eq!(task.await??, 7);
     Ok(())

@@ -68,6 +68,8 @@ pub struct Seen {
     pub starts: Vec<(String, String)>,
     pub start_bodies: Vec<serde_json::Value>,
     pub listings: usize,
+    /// When each listing arrived, on tokio's clock (paused in some tests).
+    pub listed_at: Vec<tokio::time::Instant>,
     pub deletes: Vec<i64>,
     /// `(job, file index)` of every download attempt.
     pub downloads: Vec<(i64, usize)>,
@@ -316,6 +318,7 @@ fn route(s: &mut State, script: &Script, request: &Request, path: &str, files_ur
     }
     if request.method == "GET" && rest == Some("files") {
         s.seen.listings += 1;
+        s.seen.listed_at.push(tokio::time::Instant::now());
         if s.files_500_left > 0 {
             s.files_500_left -= 1;
             return (
