@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use iterable_export::{Client, DataType, Error, JobOptions, JobState, RateLimit, Sink, Window, WindowOptions};
+use iterable_export::{
+    Client, DataType, Error, JobOptions, JobState, RateLimit, Sink, Window, WindowOptions, WindowedSummary,
+};
 
 use crate::common::{MemSink, TestResult, day, fast_retries, snapshot};
 use crate::jobs_server::{self, Script, job_lines};
@@ -36,6 +38,30 @@ fn expected(script: &Script, starts: &[String]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// Exports day 0 of emailSend in one daily window through a fake started with `script`.
+async fn export_one_day(
+    script: &Script,
+    jobs: JobOptions,
+) -> Result<
+    (
+        jobs_server::Fake,
+        Client,
+        MemSink,
+        iterable_export::Result<WindowedSummary>,
+    ),
+    crate::common::BoxError,
+> {
+    let fake = jobs_server::start(script.clone()).await?;
+    let client = client(&fake.base_url)?;
+    let mut sink = MemSink::new();
+    let result = client
+        .export_job(DataType::EmailSend)
+        .between(day(0), day(1))
+        .export_windows(daily(), jobs, &mut sink)
+        .await;
+    Ok((fake, client, sink, result))
 }
 
 fn daily() -> WindowOptions {
@@ -95,14 +121,8 @@ async fn expired_urls_are_refreshed_and_cut_files_downloaded_again() -> TestResu
         cut_files: vec![2, 5],
         ..Script::default()
     };
-    let fake = jobs_server::start(script.clone()).await?;
-    let client = client(&fake.base_url)?;
-    let mut sink = MemSink::new();
-    let summary = client
-        .export_job(DataType::EmailSend)
-        .between(day(0), day(1))
-        .export_windows(daily(), JobOptions::default().with_downloads(3), &mut sink)
-        .await?;
+    let (fake, client, sink, summary) = export_one_day(&script, JobOptions::default().with_downloads(3)).await?;
+    let summary = summary?;
     assert_eq!(sink.committed(), expected(&script, &[iterable_time(0)]).as_slice());
     assert_eq!(summary.records, 25);
     let seen = fake.seen();
@@ -124,14 +144,8 @@ async fn a_failed_job_is_started_again() -> TestResult {
         fail_first_jobs: 2,
         ..Script::default()
     };
-    let fake = jobs_server::start(script.clone()).await?;
-    let client = client(&fake.base_url)?;
-    let mut sink = MemSink::new();
-    let summary = client
-        .export_job(DataType::EmailSend)
-        .between(day(0), day(1))
-        .export_windows(daily(), JobOptions::default(), &mut sink)
-        .await?;
+    let (fake, _, sink, summary) = export_one_day(&script, JobOptions::default()).await?;
+    let summary = summary?;
     assert_eq!(sink.committed(), expected(&script, &[iterable_time(0)]).as_slice());
     assert_eq!((summary.records, summary.retries), (25, 2));
     let seen = fake.seen();
@@ -203,14 +217,8 @@ async fn a_truncated_job_has_its_window_split_and_the_halves_run() -> TestResult
         truncate_longer_than: Some(43_200),
         ..Script::default()
     };
-    let fake = jobs_server::start(script.clone()).await?;
-    let client = client(&fake.base_url)?;
-    let mut sink = MemSink::new();
-    let summary = client
-        .export_job(DataType::EmailSend)
-        .between(day(0), day(1))
-        .export_windows(daily(), JobOptions::default(), &mut sink)
-        .await?;
+    let (fake, _, sink, summary) = export_one_day(&script, JobOptions::default()).await?;
+    let summary = summary?;
     let noon = (day(0) + chrono::Duration::hours(12))
         .format("%Y-%m-%d %H:%M:%S")
         .to_string();
@@ -244,14 +252,8 @@ async fn listing_errors_are_retried_and_states_match_in_any_case() -> TestResult
         completed: "Completed",
         ..Script::default()
     };
-    let fake = jobs_server::start(script.clone()).await?;
-    let client = client(&fake.base_url)?;
-    let mut sink = MemSink::new();
-    client
-        .export_job(DataType::EmailSend)
-        .between(day(0), day(1))
-        .export_windows(daily(), JobOptions::default(), &mut sink)
-        .await?;
+    let (_, client, sink, summary) = export_one_day(&script, JobOptions::default()).await?;
+    summary?;
     assert_eq!(sink.committed(), expected(&script, &[iterable_time(0)]).as_slice());
     assert_eq!(client.stats().retries, 2);
     Ok(())
