@@ -42,8 +42,9 @@ impl JobResume {
 }
 
 /// How a windowed export runs its jobs. Start from [`JobOptions::default`] (4 parallel
-/// downloads, 1 job started ahead, 3 retries of a failed job, spool files in the system's
-/// temporary directory) and adjust with the `with_*` methods.
+/// downloads; 3 jobs started ahead, so with the current one Iterable's 4 at once; 3 retries of
+/// a failed job; spool files in the system's temporary directory) and adjust with the `with_*`
+/// methods.
 ///
 /// ```
 /// use iterable_export::JobOptions;
@@ -87,7 +88,7 @@ impl Default for JobOptions {
     fn default() -> Self {
         JobOptions {
             downloads: 4,
-            lookahead: 1,
+            lookahead: 3,
             job_retries: 3,
             spool_dir: None,
             resume: Vec::new(),
