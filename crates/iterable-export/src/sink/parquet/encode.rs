@@ -148,7 +148,9 @@ impl<R: Record + serde::de::DeserializeOwned> Encoder<R> {
     /// # Errors
     /// What is wrong with a line that is not a JSON object.
     pub(crate) fn decode(line: &[u8]) -> std::result::Result<(R, Option<NaiveDate>), String> {
-        let record: R = serde_json::from_slice(line).map_err(|e| format!("not a JSON object: {e}"))?;
+        // One UTF-8 check of the whole line, then serde_json's `str` reader, which checks no string again.
+        let text = std::str::from_utf8(line).map_err(|e| format!("not UTF-8: {e}"))?;
+        let record: R = serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
         let day = match record.typed(R::TIME) {
             Typed::Time(Some(t)) => Some(t.date_naive()),
             _ => None,

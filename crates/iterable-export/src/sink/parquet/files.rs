@@ -257,10 +257,15 @@ impl Drop for Files {
 impl Target for Files {
     /// A batch of NDJSON lines, each ended by `\n`.
     fn write_batch(&mut self, bytes: &[u8]) -> Result<()> {
-        for line in bytes.split(|b| *b == b'\n') {
-            if !line.is_empty() {
-                self.record(line)?;
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', bytes) {
+            if end > start {
+                self.record(&bytes[start..end])?;
             }
+            start = end + 1;
+        }
+        if start < bytes.len() {
+            self.record(&bytes[start..])?;
         }
         Ok(())
     }

@@ -49,7 +49,7 @@ pub enum ParquetCompression {
 }
 
 /// How [`ParquetSink`] writes. Start from [`ParquetOptions::default`] (day partitions, zstd, row groups of at most
-/// 1,048,576 rows or 128 MiB, a sync per commit) and adjust with the `with_*` methods.
+/// 131,072 rows or 128 MiB, a sync per commit) and adjust with the `with_*` methods.
 ///
 /// ```
 /// use iterable_export::{ParquetCompression, ParquetOptions, Partition};
@@ -57,7 +57,7 @@ pub enum ParquetCompression {
 /// let options = ParquetOptions::default()
 ///     .with_partition(Partition::None)
 ///     .with_compression(ParquetCompression::Snappy);
-/// assert_eq!(options.max_row_group_rows, 1 << 20);
+/// assert_eq!(options.max_row_group_rows, 1 << 17);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -66,7 +66,9 @@ pub struct ParquetOptions {
     pub partition: Partition,
     /// The codec.
     pub compression: ParquetCompression,
-    /// A row group ends after this many rows (at least 1)…
+    /// A row group ends after this many rows (at least 1; the default, 131,072, is about DuckDB's 122,880: row
+    /// groups a reader can skip by their statistics, and a writer's memory that stays flat however large the
+    /// export)…
     pub max_row_group_rows: usize,
     /// …or when its encoded size passes this many bytes (at least 1), which bounds the writer's memory.
     pub max_row_group_bytes: usize,
@@ -80,7 +82,7 @@ impl Default for ParquetOptions {
         ParquetOptions {
             partition: Partition::Day,
             compression: ParquetCompression::Zstd,
-            max_row_group_rows: 1 << 20,
+            max_row_group_rows: 1 << 17,
             max_row_group_bytes: 128 << 20,
             sync_on_commit: true,
         }

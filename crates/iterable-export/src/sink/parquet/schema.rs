@@ -2,6 +2,7 @@
 //! columns the table gives frequent other fields, and `_extra`.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use arrow_schema::extension::Json;
@@ -25,7 +26,7 @@ pub(crate) struct Column {
 pub(crate) struct Columns {
     pub(crate) columns: Vec<Column>,
     /// Column positions by wire name.
-    pub(crate) by_name: HashMap<&'static str, usize>,
+    pub(crate) by_name: HashMap<&'static str, usize, BuildHasherDefault<Fnv>>,
     pub(crate) schema: Arc<Schema>,
 }
 
@@ -49,6 +50,25 @@ impl Columns {
             by_name,
             schema: Arc::new(Schema::new(fields)),
         }
+    }
+}
+
+/// FNV-1a: the column of a field name is looked up for every field of every record, and the names are short and
+/// ours (no hash flooding to fear), where SipHash would cost more than the lookup.
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            hash = (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
     }
 }
 
