@@ -136,3 +136,99 @@ impl FileSplitter {
         piece
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+
+    use super::*;
+    use crate::data::{DataParams, DataType};
+
+    fn stream() -> RecordStream {
+        let params = DataParams {
+            seed: 1,
+            records_per_day: 50,
+            first_day: 19_723,
+        };
+        let t = |d: i64| DateTime::<Utc>::from_timestamp(d * 86_400, 0).unwrap_or_default();
+        RecordStream::new(params, DataType::EmailClick, t(19_723), t(19_725))
+    }
+
+    /// The whole body: every record in order, as the `data.json` body.
+    fn body(layout: &Layout) -> Vec<u8> {
+        let mut s = stream();
+        let mut out = Vec::new();
+        while s.advance() {
+            layout.write(&s, &mut out);
+        }
+        out
+    }
+
+    /// The files' bytes, generated again from their start positions.
+    fn files(split: &mut FileSplitter, layout: &Layout) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(p) = split.next_file() {
+            let mut s = stream();
+            s.seek(p.start);
+            let mut f = Vec::new();
+            layout.write_header(&mut f);
+            for _ in 0..p.records {
+                assert!(s.advance());
+                layout.write(&s, &mut f);
+            }
+            assert_eq!(f.len() as u64, p.bytes);
+            out.push(f);
+        }
+        out
+    }
+
+    #[test]
+    fn ndjson_files_are_the_body_cut_at_record_ends() {
+        let layout = Layout::Ndjson(FieldFilter::All);
+        let whole = body(&layout);
+        for max in [1u64, 700, 5_000, 1 << 30] {
+            let mut split = FileSplitter::new(stream(), layout.clone(), max, u64::MAX);
+            let parts = files(&mut split, &layout);
+            assert_eq!(parts.concat(), whole, "max {max}");
+            assert!(!split.truncated());
+            let longest_record = whole
+                .split_inclusive(|b| *b == b'\n')
+                .map(<[u8]>::len)
+                .max()
+                .unwrap_or(0);
+            assert!(parts.iter().all(|p| p.len() as u64 <= max.max(longest_record as u64)));
+            assert!(parts.iter().all(|p| p.ends_with(b"\n")));
+            if max == 1 {
+                assert_eq!(parts.len(), 100, "one record per file");
+            }
+            if max == 1 << 30 {
+                assert_eq!(parts.len(), 1);
+            }
+        }
+    }
+
+    #[test]
+    fn csv_files_each_have_the_header_and_the_cap_cuts() {
+        let columns = stream().columns();
+        let layout = Layout::Csv(columns);
+        let mut header = Vec::new();
+        layout.write_header(&mut header);
+        let mut split = FileSplitter::new(stream(), layout.clone(), 4_000, u64::MAX);
+        let parts = files(&mut split, &layout);
+        assert!(parts.len() > 3);
+        let rows: Vec<u8> = parts.iter().flat_map(|p| p[header.len()..].to_vec()).collect();
+        assert!(parts.iter().all(|p| p.starts_with(&header) && p.len() <= 4_000));
+        let whole = body(&layout);
+        assert_eq!(rows, whole);
+        // a cap of two and a half files: two files, truncated
+        let cap = parts[0].len() + parts[1].len() + parts[2].len() / 2;
+        let mut capped = FileSplitter::new(stream(), layout.clone(), 4_000, cap as u64);
+        let kept = files(&mut capped, &layout);
+        assert!(capped.truncated());
+        assert_eq!(kept.len(), 3);
+        assert_eq!(kept[..2], parts[..2]);
+        assert!(parts[2].starts_with(&kept[2]) && kept[2].len() < parts[2].len());
+        assert_eq!(kept.iter().map(Vec::len).sum::<usize>() as u64, capped.total);
+        assert!(capped.total <= cap as u64);
+    }
+}

@@ -298,8 +298,11 @@ mod tests {
             v
         };
         let mut all = RecordStream::new(params, DataType::EmailSend, window.0, window.1);
+        let total = all.total();
         let every = ids(&mut all, usize::MAX);
-        assert_eq!(every.len() as u64, all.total());
+        assert_eq!(every.len() as u64, total);
+        // day 1 from 01:06:40 (all 7, the first at 01:42:51), days 2 and 3, day 4 until 02:30 (one)
+        assert_eq!(total, 7 + 7 + 7 + 1);
         for cut in 0..=every.len() {
             let mut a = RecordStream::new(params, DataType::EmailSend, window.0, window.1);
             assert_eq!(ids(&mut a, cut), every[..cut]);

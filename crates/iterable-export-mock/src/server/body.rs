@@ -139,6 +139,9 @@ pub(super) struct BodyStream {
     /// The `Content-Length` sent, if any: the body is complete once that many bytes went (the
     /// server may stop polling the stream then).
     declared_len: Option<u64>,
+    /// Wait for the bytes before a cut on the real clock (job files: their tests hold tokio's
+    /// paused clock still, where a timer would never fire), not on tokio's.
+    real_time_cut: bool,
 }
 
 impl Drop for BodyStream {
@@ -188,12 +191,14 @@ impl BodyStream {
             shared,
             on_finish: None,
             declared_len: None,
+            real_time_cut: false,
         }
     }
 
-    /// Declares the body's length (sent as `Content-Length`).
+    /// Declares the body's length (sent as `Content-Length`); a cut then waits on the real clock.
     pub(super) fn with_declared_len(mut self, len: u64) -> Self {
         self.declared_len = Some(len);
+        self.real_time_cut = true;
         self
     }
 
@@ -226,7 +231,11 @@ impl BodyStream {
         loop {
             if self.error_next {
                 // let the bytes already sent reach the socket, then abort the body
-                tokio::time::sleep(Duration::from_millis(50)).await;
+                if self.real_time_cut {
+                    let _ = tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(50))).await;
+                } else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 self.error_next = false;
                 self.more = false;
                 self.pending = None;

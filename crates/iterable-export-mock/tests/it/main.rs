@@ -5,6 +5,7 @@ mod data;
 mod endpoints;
 mod errors;
 mod faults;
+mod job_faults;
 mod jobs;
 mod observe;
 mod rate_limit;
