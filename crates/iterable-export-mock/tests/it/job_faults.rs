@@ -108,7 +108,7 @@ async fn a_window_over_the_cap_is_truncated() -> R {
     assert!(body.len() <= 50_000 && body.len() > 40_000, "{}", body.len());
     assert_eq!(body[..], whole[..body.len()]);
     assert!(body.ends_with(b"\n"));
-    assert_eq!(mock.job(id).ok_or("job")?.truncated, true);
+    assert!(mock.job(id).ok_or("job")?.truncated);
     let whole_job = start(&mock, "emailSend", NDJSON).await?;
     assert_eq!(run_to_end(&mock, whole_job, 30_000).await?, JobState::Completed);
     assert_eq!(files(&mock, whole_job, None).await?.1["exportTruncated"], false);
