@@ -104,7 +104,10 @@ async fn sync(client: &Client, config: &Config, args: &SingerArgs) -> iterable_e
         Some(path) => State::load(path, &names)?,
         None => State::default(),
     };
-    let end = config.end_date.unwrap_or_else(Utc::now);
+    // Never past now: a bookmark in the future would skip, for good, what is created between
+    // this sync and end_date.
+    let now = Utc::now();
+    let end = config.end_date.map_or(now, |end| end.min(now));
     let lookback = TimeDelta::from_std(config.lookback).unwrap_or(TimeDelta::zero());
     let mut out = messages::stdout()?;
     tracing::info!("syncing {} stream(s) up to {}", streams.len(), end.to_rfc3339());

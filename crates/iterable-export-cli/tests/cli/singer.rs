@@ -449,3 +449,34 @@ async fn a_bad_config_exits_3_naming_the_key() -> TestResult {
     assert_eq!(mock.counters().requests, 0);
     Ok(())
 }
+
+/// Proves: an end_date in the future ends the sync now, not then: its bookmark says complete up
+/// to the sync's time, so records created between the sync and end_date are left to the next
+/// sync (a bookmark in the future would have skipped them for good).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_end_date_in_the_future_ends_the_sync_now() -> TestResult {
+    let mock = start(config(24)).await?;
+    let dir = tempfile::tempdir()?;
+    write_catalog(dir.path(), &mock, &["email_send"]).await?;
+    let before = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
+    let start_date = (before - chrono::TimeDelta::hours(2)).to_rfc3339();
+    let end_date = (before + chrono::TimeDelta::days(2)).to_rfc3339();
+    let out = sync(
+        dir.path(),
+        &mock,
+        json!({"start_date": start_date, "end_date": end_date, "lookback": 0}),
+        None,
+    )
+    .await?;
+    let after = chrono::Utc::now();
+    let state = save_last_state(&out, dir.path())?;
+    let bookmark = &read_state(&state)?["bookmarks"]["email_send"];
+    for key in ["replication_key_value", "end"] {
+        let time = chrono::DateTime::parse_from_rfc3339(bookmark[key].as_str().ok_or("a time")?)?;
+        assert!(time >= before && time <= after, "{key} {time} is not the sync's time");
+    }
+    for (_, end) in windows_requested(&mock) {
+        assert!(end <= after, "a window ends in the future: {end}");
+    }
+    Ok(())
+}
