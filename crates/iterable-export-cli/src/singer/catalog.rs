@@ -141,11 +141,15 @@ pub(crate) fn discover() -> Value {
     json!({ "streams": Stream::all().map(Stream::catalog_entry).collect::<Vec<_>>() })
 }
 
-/// The streams a catalog selects (`selected: true` in the metadata of the empty breadcrumb), in
-/// the catalog's order; without a catalog, every stream (each is `selected-by-default`).
+/// The streams a catalog selects, in the catalog's order; without a catalog, every stream (each
+/// is `selected-by-default`). A stream is selected as the Singer SDK reads metadata: the
+/// `selected` of its empty breadcrumb, else that breadcrumb's `selected-by-default`, else the
+/// legacy top-level `selected`. A stream this tap does not have is an error only when selected
+/// (an older catalog may list streams it dropped).
 ///
 /// # Errors
-/// [`Error::InvalidRequest`] for an unreadable catalog or a stream this tap does not have.
+/// [`Error::InvalidRequest`] for an unreadable catalog or a selected stream this tap does not
+/// have.
 pub(crate) fn selected(catalog: Option<&Path>) -> iterable_export::Result<Vec<Stream>> {
     let Some(path) = catalog else {
         return Ok(Stream::all().collect());
@@ -153,30 +157,48 @@ pub(crate) fn selected(catalog: Option<&Path>) -> iterable_export::Result<Vec<St
     let bad = |what: String| Error::InvalidRequest(format!("the catalog {}: {what}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot be read ({e})")))?;
     let value: Value = serde_json::from_str(&text).map_err(|e| bad(format!("is not JSON ({e})")))?;
-    let streams = value
+    let streams = select(&value).map_err(bad)?;
+    if streams.is_empty() {
+        tracing::warn!(
+            "the catalog {} selects no stream: set \"selected\": true in the metadata of a stream's empty breadcrumb",
+            path.display()
+        );
+    }
+    Ok(streams)
+}
+
+/// The streams `catalog` selects (see [`selected`]); the error says what is wrong.
+fn select(catalog: &Value) -> Result<Vec<Stream>, String> {
+    let streams = catalog
         .get("streams")
         .and_then(Value::as_array)
-        .ok_or_else(|| bad("has no \"streams\" array; run --discover for one".into()))?;
+        .ok_or("has no \"streams\" array; run --discover for one")?;
     let mut selected = Vec::new();
     for entry in streams {
         let id = entry
             .get("tap_stream_id")
             .or_else(|| entry.get("stream"))
             .and_then(Value::as_str)
-            .ok_or_else(|| bad(format!("a stream has no tap_stream_id: {entry}")))?;
-        let stream = Stream::by_name(id).ok_or_else(|| {
-            bad(format!(
-                "{id:?} is not a stream of this tap; run --discover for the list"
-            ))
-        })?;
-        let chosen = entry
+            .ok_or_else(|| format!("a stream has no tap_stream_id: {entry}"))?;
+        let stream_metadata = entry
             .get("metadata")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .filter(|m| m.get("breadcrumb").and_then(Value::as_array).is_some_and(Vec::is_empty))
-            .any(|m| m.pointer("/metadata/selected") == Some(&Value::Bool(true)));
-        if chosen && !selected.contains(&stream) {
+            .find(|m| m.get("breadcrumb").and_then(Value::as_array).is_some_and(Vec::is_empty))
+            .and_then(|m| m.get("metadata"));
+        let flag = |map: Option<&Value>, key: &str| map.and_then(|m| m.get(key)).and_then(Value::as_bool);
+        let chosen = flag(stream_metadata, "selected")
+            .or_else(|| flag(stream_metadata, "selected-by-default"))
+            .or_else(|| flag(Some(entry), "selected"))
+            .unwrap_or(false);
+        if !chosen {
+            continue;
+        }
+        let stream = Stream::by_name(id).ok_or_else(|| {
+            format!("{id:?} is selected but is not a stream of this tap; run --discover for the list")
+        })?;
+        if !selected.contains(&stream) {
             selected.push(stream);
         }
     }
@@ -326,6 +348,48 @@ mod tests {
         for stream in Stream::all() {
             assert_eq!(Stream::by_name(&stream.name()), Some(stream));
         }
+    }
+
+    #[test]
+    fn selection_reads_selected_then_selected_by_default_then_the_legacy_flag() {
+        let entry = |id: &str, stream: Value, legacy: Option<bool>| {
+            let mut entry = json!({"tap_stream_id": id, "metadata": [
+                {"breadcrumb": ["properties", "createdAt"], "metadata": {"selected": true}},
+                {"breadcrumb": [], "metadata": stream}
+            ]});
+            if let Some(legacy) = legacy {
+                entry["selected"] = Value::Bool(legacy);
+            }
+            entry
+        };
+        let catalog = json!({"streams": [
+            entry("email_open", json!({"selected": true, "selected-by-default": false}), None),
+            entry("email_send", json!({"selected": false, "selected-by-default": true}), Some(true)),
+            entry("email_click", json!({"selected-by-default": true}), None),
+            entry("email_bounce", json!({"selected-by-default": false}), Some(true)),
+            entry("users", json!({}), Some(true)),
+            entry("purchase", json!({}), None),
+            // Streams this tap does not have are an error only when selected.
+            entry("campaigns", json!({"selected": false}), None),
+            entry("templates", json!({}), None),
+            entry("email_open", json!({"selected": true}), None),
+        ]});
+        let names: Vec<String> = select(&catalog)
+            .expect("a valid catalog")
+            .into_iter()
+            .map(Stream::name)
+            .collect();
+        assert_eq!(names, ["email_open", "email_click", "users"]);
+        // The catalog --discover prints selects every stream as it is.
+        assert_eq!(
+            select(&discover()).map(|s| s.len()),
+            Ok(iterable_export::ALL_DATA_TYPES.len())
+        );
+        let unknown = json!({"streams": [entry("campaigns", json!({"selected": true}), None)]});
+        assert_eq!(
+            select(&unknown),
+            Err("\"campaigns\" is selected but is not a stream of this tap; run --discover for the list".into())
+        );
     }
 
     #[test]

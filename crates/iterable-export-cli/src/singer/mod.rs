@@ -40,8 +40,8 @@ pub struct SingerArgs {
     #[arg(long)]
     pub discover: bool,
 
-    /// The catalog: streams with `selected: true` in the metadata of their empty breadcrumb are
-    /// synced (default: every stream). Example: --catalog catalog.json
+    /// The catalog: streams with `selected: true` in the metadata of their empty breadcrumb (else
+    /// `selected-by-default: true`) are synced (default: every stream). Example: --catalog catalog.json
     #[arg(long, visible_alias = "properties")]
     pub catalog: Option<PathBuf>,
 
