@@ -9,6 +9,18 @@
 //! | `GET /api/export/userEvents` | `application/json`: one event per line with `_type` (default) or `{"events":[…]}` |
 //! | `GET /api/experiments/metrics` | `text/csv` |
 //!
+//! and the asynchronous export jobs ([`JobsConfig`], [`JobFault`], [`expected_job`]):
+//!
+//! | endpoint | response |
+//! | --- | --- |
+//! | `POST /api/export/start` | `{"jobId": …}` for a JSON body `{dataTypeName, outputFormat, startDateTime?, …}` |
+//! | `GET /api/export/{jobId}/files?startAfter=` | `{"exportTruncated", "files": [{"file", "url"}], "jobId", "jobState"}`, 10 files a page |
+//! | `GET /api/export/jobs?jobState=` | `{"jobs": [{id, dataTypeName, jobState, scheduledStartTime, endTime, bytesExported}]}` |
+//! | `DELETE /api/export/{jobId}` | cancels: `cancelling`, then `cancelled` |
+//!
+//! whose file URLs are pre-signed URLs on a third listener ([`MockServer::file_host_base_url`],
+//! standing for another host) that expire and record whether the API key arrived there;
+//!
 //! with the real API's semantics: `Api-Key` header, `startDateTime` inclusive and `endDateTime`
 //! exclusive, `range` relative to a configurable clock, `onlyFields`/`omitFields`, JSON error
 //! bodies (`{"msg":…,"code":…,"params":{…}}`), 4 requests per rolling minute on

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
 use clap::Parser;
-use iterable_export_mock::{Fault, MockConfig, MockServer, RateLimit, parse_datetime};
+use iterable_export_mock::{Fault, JobFault, JobsConfig, MockConfig, MockServer, RateLimit, parse_datetime};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -28,6 +28,13 @@ Examples:
   # a fixed clock for range=Today/Yesterday/BeforeToday/All
   iterable-export-mock --now '2024-03-01 12:00:00'
 
+  # export jobs for a benchmark: 10 MB files, 5 s of preparation, no limits, 30 min URLs
+  iterable-export-mock --records-per-day 1000000 --job-file-size 10000000 --job-duration 5s \
+    --job-file-interval 0s --jobs-rate-limit 0 --url-expiry 30m
+
+  # the first job fails after 3 files; every job's 2nd file is cut on its first download
+  iterable-export-mock --job-fault fail:1:3 --job-fault cut:0:2:1000
+
   curl -H 'Api-Key: test-api-key' \\
     'http://127.0.0.1:8080/api/export/data.json?dataTypeName=emailSend&startDateTime=2024-01-01%2000:00:00&endDateTime=2024-01-02%2000:00:00'
 
@@ -38,7 +45,15 @@ Fault forms (--fault, repeatable; the last number is how many export requests it
   malformed:RECORDS:N    insert a malformed line after RECORDS records
   blank:EVERY:N          insert a blank line after every EVERY records
   no-final-newline:N     omit the body's final newline
-  redirect:N             302 to a second listener that records whether Api-Key arrived";
+  redirect:N             302 to a second listener that records whether Api-Key arrived
+
+Job fault forms (--job-fault, repeatable; JOB = the n-th job started, 0 = every job):
+  fail:JOB:FILES         the job fails once FILES files have appeared
+  restart:JOB:FILES:DUR  running -> enqueued after FILES files, for DUR, then it goes on
+  cap:JOB:BYTES          the job's size cap (exportTruncated: true beyond it)
+  cut:JOB:FILE:BYTES     the first download of file FILE (1-based) stops after BYTES bytes
+  expired:JOB:N          the first N file listings of the job hand out expired URLs
+  files-500:JOB:CALL     the CALL-th files request of the job answers 500";
 
 /// A local server that behaves like Iterable's Export API (data.json, data.csv, userEvents,
 /// experiments/metrics) with deterministic synthetic data, rate limiting and fault injection.
@@ -110,6 +125,42 @@ struct Args {
     /// Inject a fault into the next export requests (repeatable); see the forms below.
     #[arg(long = "fault", value_name = "FAULT")]
     faults: Vec<Fault>,
+
+    /// Export jobs: the most bytes per file.
+    #[arg(long, default_value_t = 10_000_000)]
+    job_file_size: u64,
+
+    /// Export jobs: the most bytes per job (exportTruncated beyond).
+    #[arg(long, default_value_t = 100_000_000_000)]
+    job_cap: u64,
+
+    /// Export jobs: the shortest time a job runs before it is completed (e.g. 2s, 0s).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    job_duration: Duration,
+
+    /// Export jobs: the time between two files appearing while a job runs.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    job_file_interval: Duration,
+
+    /// Export jobs: how long a file URL stays valid.
+    #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
+    url_expiry: Duration,
+
+    /// Export jobs: jobs running at once (more stay enqueued).
+    #[arg(long, default_value_t = 4)]
+    max_running_jobs: usize,
+
+    /// Export jobs: requests per window that start and files share, and of cancel (0: no limit).
+    #[arg(long, default_value_t = 1)]
+    jobs_rate_limit: u32,
+
+    /// Export jobs: the length of that window.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    jobs_rate_window: Duration,
+
+    /// Inject a fault into the export jobs (repeatable); see the job fault forms below.
+    #[arg(long = "job-fault", value_name = "JOB_FAULT")]
+    job_faults: Vec<JobFault>,
 }
 
 fn parse_now(s: &str) -> Result<chrono::DateTime<Utc>, String> {
@@ -136,7 +187,22 @@ async fn main() -> ExitCode {
         .with_user_events_wrapped(args.user_events_wrapped)
         .with_unauthorized_body(!args.no_401_body)
         .with_project_id(args.project_id)
-        .with_chunk_size(args.chunk_size);
+        .with_chunk_size(args.chunk_size)
+        .with_jobs(
+            JobsConfig::default()
+                .with_max_file_bytes(args.job_file_size)
+                .with_job_cap_bytes(args.job_cap)
+                .with_job_duration(args.job_duration)
+                .with_file_interval(args.job_file_interval)
+                .with_url_expiry(args.url_expiry)
+                .with_max_running(args.max_running_jobs)
+                .with_rate_limit(
+                    RateLimit::new(args.jobs_rate_limit, args.jobs_rate_window).with_retry_after(args.retry_after),
+                )
+                .with_cancel_rate_limit(
+                    RateLimit::new(args.jobs_rate_limit, args.jobs_rate_window).with_retry_after(args.retry_after),
+                ),
+        );
     config.now = args.now;
     let server = match MockServer::start(config).await {
         Ok(s) => s,
@@ -148,8 +214,22 @@ async fn main() -> ExitCode {
     for f in args.faults {
         server.inject(f);
     }
-    println!("iterable-export-mock listening on {}", server.base_url());
-    println!("redirect target on {}", server.redirect_base_url());
+    for f in args.job_faults {
+        server.inject_job_fault(f);
+    }
+    // One write, errors ignored: a caller that reads the first line and closes the pipe must not
+    // make a later line's write fail (println! would panic and stop the server).
+    let banner = format!(
+        "iterable-export-mock listening on {}\nredirect target on {}\nfile host on {}\n",
+        server.base_url(),
+        server.redirect_base_url(),
+        server.file_host_base_url()
+    );
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {
             println!("shutting down");
