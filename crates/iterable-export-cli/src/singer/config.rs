@@ -80,6 +80,8 @@ impl Config {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(s)) if s.trim().is_empty() => Err(bad(key, "is empty")),
                 Some(Value::String(s)) => Ok(Some(s.trim())),
+                // The key's value is never shown, not even a mistyped one.
+                Some(_) if key == "api_key" => Err(bad(key, "must be a string")),
                 Some(other) => Err(bad(key, format!("must be a string, not {other}"))),
             }
         };
@@ -131,8 +133,10 @@ impl Config {
         let base_url = string("base_url")?.map(str::to_owned);
         let requests_per_minute = match map.get("requests_per_minute") {
             None | Some(Value::Null) => 4,
+            // A string of digits too: Meltano writes a setting without `kind: integer` as a string.
             Some(v) => v
                 .as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
                 .filter(|n| (1..=u64::from(u32::MAX)).contains(n))
                 .and_then(|n| u32::try_from(n).ok())
                 .ok_or_else(|| {
@@ -210,6 +214,8 @@ mod tests {
         assert_eq!(config.lookback, Duration::from_secs(600));
         assert_eq!(config.unknown, ["select"]);
         assert!(!format!("{config:?}").contains("\"k\""));
+        let digits = parse(r#"{"api_key":"k","start_date":"2024-01-01","requests_per_minute":" 600"}"#).expect("valid");
+        assert_eq!(digits.requests_per_minute, 600);
         let defaults = parse(r#"{"api_key":"k","start_date":"2024-01-01","lookback":0}"#).expect("valid");
         assert_eq!((defaults.requests_per_minute, defaults.lookback), (4, Duration::ZERO));
         assert_eq!(defaults.region, None);
@@ -235,9 +241,12 @@ mod tests {
             message(r#"{"api_key":"k","start_date":"2024-01-01","lookback":"2d"}"#)
                 .starts_with("config key `lookback`: \"2d\" is longer than the longest look-back")
         );
-        assert!(
-            message(r#"{"api_key":7,"start_date":"2024-01-01"}"#).starts_with("config key `api_key`: must be a string")
-        );
+        for key in ["7", r#"["secret-key"]"#, r#"{"key":"secret-key"}"#] {
+            assert_eq!(
+                message(&format!(r#"{{"api_key":{key},"start_date":"2024-01-01"}}"#)),
+                "config key `api_key`: must be a string"
+            );
+        }
         assert!(
             message(r#"{"api_key":"k","start_date":"2024-01-02","end_date":"2024-01-01"}"#)
                 .starts_with("config key `end_date`: 2024-01-01T00:00:00+00:00 is not after start_date")
