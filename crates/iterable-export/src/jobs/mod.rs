@@ -324,6 +324,16 @@ impl ExportJobRequest {
     /// Validation errors before sending (a job needs dates, or none for all of time; a
     /// predefined range other than that is refused); the API's error.
     pub async fn start(&self, format: Format) -> Result<ExportJob> {
+        self.start_with(format, None).await
+    }
+
+    /// [`start`](Self::start), setting `sending` once a job slot is held, just before the
+    /// request is sent (from then on, dropping the future may leave a started job behind).
+    pub(crate) async fn start_with(
+        &self,
+        format: Format,
+        sending: Option<&std::sync::atomic::AtomicBool>,
+    ) -> Result<ExportJob> {
         self.validate()?;
         if self.export.predefined_range().is_some() {
             return Err(crate::Error::InvalidRequest(
@@ -332,6 +342,9 @@ impl ExportJobRequest {
         }
         let client = self.client();
         let permit = client.jobs_shared().slots.clone().acquire_owned().await.ok();
+        if let Some(flag) = sending {
+            flag.store(true, Ordering::SeqCst);
+        }
         let body = self.body(format);
         let job_id = client
             .with_retries(crate::client::Throttle::JobsLimit, || async {

@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::SubsecRound;
 use futures::{StreamExt, TryStreamExt};
@@ -138,11 +139,16 @@ impl JobOptions {
 }
 
 /// A job being started in a task of its own; aborted when dropped.
-struct Starting(tokio::task::JoinHandle<Result<ExportJob>>);
+struct Starting {
+    task: tokio::task::JoinHandle<Result<ExportJob>>,
+    /// Set once the task holds a job slot and sends `POST /export/start`: before, aborting it
+    /// leaves nothing behind at Iterable.
+    sending: Arc<AtomicBool>,
+}
 
 impl Drop for Starting {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
@@ -293,7 +299,9 @@ impl ExportJobRequest {
     fn spawn_start(&self, window: Window, format: Format, resume: Option<JobResume>, jobs: &JobOptions) -> Starting {
         let request = self.for_window(&window);
         let observer = jobs.observer.clone();
-        Starting(tokio::spawn(async move {
+        let sending = Arc::new(AtomicBool::new(false));
+        let flag = sending.clone();
+        let task = tokio::spawn(async move {
             let job = match resume {
                 Some(point) => {
                     let mut job = request.resume(point.job_id, format).await?;
@@ -302,13 +310,14 @@ impl ExportJobRequest {
                     }
                     job
                 }
-                None => request.start(format).await?,
+                None => request.start_with(format, Some(&flag)).await?,
             };
             if let Some(observe) = observer {
                 observe(&window, job.id());
             }
             Ok(job)
-        }))
+        });
+        Starting { task, sending }
     }
 
     /// Before a window's job is started again: when every job slot of the client is taken, the
@@ -326,6 +335,10 @@ impl ExportJobRequest {
     async fn cancel_ahead(&self, started: &mut VecDeque<(Window, Starting)>, queue: &mut VecDeque<Window>) {
         while let Some((window, starting)) = started.pop_back() {
             queue.push_front(window);
+            // Still waiting for a job slot: nothing was sent, dropping it aborts it.
+            if !starting.sending.load(Ordering::SeqCst) && !starting.task.is_finished() {
+                continue;
+            }
             if let Ok(mut job) = join(starting).await
                 && let Err(err) = job.cancel().await
             {
@@ -411,7 +424,7 @@ impl ExportJobRequest {
 
 async fn join(starting: Starting) -> Result<ExportJob> {
     let mut starting = starting;
-    let handle = &mut starting.0;
+    let handle = &mut starting.task;
     match handle.await {
         Ok(result) => result,
         Err(err) => Err(Error::Io {

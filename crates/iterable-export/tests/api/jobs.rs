@@ -525,3 +525,42 @@ async fn a_job_without_files_is_polled_after_1_s_doubling_up_to_300_s() -> TestR
     assert_eq!(task.await??, 7);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_failed_export_drops_the_jobs_still_waiting_for_a_slot_and_cancels_the_started_ones() -> TestResult {
+    let script = Script {
+        fail_first_jobs: 100,
+        ..Script::default()
+    };
+    let fake = jobs_server::start(script).await?;
+    let client = Client::builder()
+        .api_key("k")
+        .base_url(&fake.base_url)
+        .jobs_rate_limit(RateLimit::new(10_000, Duration::from_secs(1)))
+        .job_polling(
+            Duration::from_millis(1),
+            Duration::from_millis(4),
+            Duration::from_secs(120),
+        )
+        .max_running_jobs(1)
+        .build()?;
+    let mut sink = MemSink::new();
+    let request = client.export_job(DataType::EmailSend).between(day(0), day(3));
+    let options = JobOptions::default().with_lookahead(2).with_job_retries(0);
+    let export = request.export_windows(daily(), options, &mut sink);
+    // A hang guard, not a timing assertion: waiting for a slot the failed export's own jobs hold
+    // would never end.
+    let result = tokio::time::timeout(Duration::from_secs(30), export).await?;
+    assert!(
+        matches!(&result, Err(Error::WindowFailed { attempts: 1, .. })),
+        "{result:?}"
+    );
+    let seen = fake.seen();
+    // The first window's job failed; the slot it freed went to the second window's job, which
+    // was cancelled; the third window's start never got a slot and was dropped unsent.
+    assert_eq!(seen.starts.len(), 2);
+    assert_eq!(seen.starts[1].0, iterable_time(1));
+    assert_eq!(seen.deletes, [101]);
+    assert!(client.active_jobs().is_empty());
+    Ok(())
+}
