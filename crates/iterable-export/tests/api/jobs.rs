@@ -564,3 +564,38 @@ async fn a_failed_export_drops_the_jobs_still_waiting_for_a_slot_and_cancels_the
     assert!(client.active_jobs().is_empty());
     Ok(())
 }
+
+#[tokio::test]
+async fn a_window_started_again_gets_a_slot_even_when_a_job_started_ahead_took_the_last_one() -> TestResult {
+    let script = Script {
+        fail_first_jobs: 1,
+        ..Script::default()
+    };
+    let fake = jobs_server::start(script.clone()).await?;
+    let client = Client::builder()
+        .api_key("k")
+        .base_url(&fake.base_url)
+        .jobs_rate_limit(RateLimit::new(10_000, Duration::from_secs(1)))
+        .job_polling(
+            Duration::from_millis(1),
+            Duration::from_millis(4),
+            Duration::from_secs(120),
+        )
+        .max_running_jobs(1)
+        .build()?;
+    let mut sink = MemSink::new();
+    let request = client.export_job(DataType::EmailSend).between(day(0), day(2));
+    let export = request.export_windows(daily(), JobOptions::default().with_lookahead(1), &mut sink);
+    // A hang guard, not a timing assertion.
+    let summary = tokio::time::timeout(Duration::from_secs(30), export).await??;
+    let starts: Vec<String> = (0..2).map(iterable_time).collect();
+    assert_eq!(sink.committed(), expected(&script, &starts).as_slice());
+    assert_eq!((summary.windows, summary.retries), (2, 1));
+    // The second day's job, started ahead with the slot the failed job freed, was cancelled to
+    // make room for the first day's new job, then started again.
+    let seen = fake.seen();
+    let days: Vec<&str> = seen.starts.iter().map(|(start, _)| &start[..10]).collect();
+    assert_eq!(days, ["2024-01-01", "2024-01-02", "2024-01-01", "2024-01-02"]);
+    assert_eq!(seen.deletes, [101]);
+    Ok(())
+}
