@@ -10,7 +10,7 @@ use iterable_export::{
 use crate::common::{MemSink, TestResult, day, fast_retries, snapshot};
 use crate::jobs_server::{self, Script, job_lines};
 
-fn client(base_url: &str) -> Result<Client, Error> {
+pub(crate) fn client(base_url: &str) -> Result<Client, Error> {
     Client::builder()
         .api_key("test-key-never-at-the-file-host")
         .base_url(base_url)
@@ -24,12 +24,12 @@ fn client(base_url: &str) -> Result<Client, Error> {
         .build()
 }
 
-fn iterable_time(days: i64) -> String {
+pub(crate) fn iterable_time(days: i64) -> String {
     day(days).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// The records of one job per window start, in order, each followed by `\n`.
-fn expected(script: &Script, starts: &[String]) -> Vec<u8> {
+pub(crate) fn expected(script: &Script, starts: &[String]) -> Vec<u8> {
     let mut out = Vec::new();
     for start in starts {
         for line in job_lines(script, start) {
@@ -64,7 +64,7 @@ async fn export_one_day(
     Ok((fake, client, sink, result))
 }
 
-fn daily() -> WindowOptions {
+pub(crate) fn daily() -> WindowOptions {
     WindowOptions::default().with_size(Duration::from_secs(86_400))
 }
 
@@ -379,223 +379,5 @@ async fn a_resumed_export_continues_its_job_after_the_last_file_made_permanent()
     let again: Vec<usize> = seen.downloads[downloads_before..].iter().map(|(_, i)| *i).collect();
     assert_eq!(again, [4, 5, 6], "finished files are not downloaded again");
     assert_eq!(seen.keys_at_file_host, 0);
-    Ok(())
-}
-
-#[tokio::test]
-async fn no_more_jobs_run_at_once_than_the_client_allows() -> TestResult {
-    let script = Script::default();
-    let fake = jobs_server::start(script.clone()).await?;
-    let client = Client::builder()
-        .api_key("k")
-        .base_url(&fake.base_url)
-        .jobs_rate_limit(RateLimit::new(10_000, Duration::from_secs(1)))
-        .job_polling(
-            Duration::from_millis(1),
-            Duration::from_millis(4),
-            Duration::from_secs(120),
-        )
-        .max_running_jobs(2)
-        .build()?;
-    let (mut first, mut second) = (MemSink::new(), MemSink::new());
-    // Two exports at once, each starting 2 jobs ahead: 6 jobs would run at once without the bound.
-    let options = || JobOptions::default().with_lookahead(2);
-    let sends = client.export_job(DataType::EmailSend).between(day(0), day(4));
-    let opens = client.export_job(DataType::EmailOpen).between(day(0), day(4));
-    let (a, b) = tokio::join!(
-        sends.export_windows(daily(), options(), &mut first),
-        opens.export_windows(daily(), options(), &mut second),
-    );
-    assert_eq!((a?.records, b?.records), (100, 100));
-    let starts: Vec<String> = (0..4).map(iterable_time).collect();
-    assert_eq!(first.committed(), expected(&script, &starts).as_slice());
-    assert_eq!(second.committed(), expected(&script, &starts).as_slice());
-    let seen = fake.seen();
-    assert_eq!(seen.starts.len(), 8);
-    assert_eq!(seen.max_active, 2);
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_job_that_never_completes_is_given_up_with_a_clear_error() -> TestResult {
-    let script = Script {
-        states_before_done: vec!["enqueued"; 10_000],
-        ..Script::default()
-    };
-    let fake = jobs_server::start(script).await?;
-    let client = Client::builder()
-        .api_key("k")
-        .base_url(&fake.base_url)
-        .jobs_rate_limit(RateLimit::new(10_000, Duration::from_secs(1)))
-        .job_polling(
-            Duration::from_millis(1),
-            Duration::from_millis(2),
-            Duration::from_millis(60),
-        )
-        .build()?;
-    let mut job = client
-        .export_job(DataType::EmailSend)
-        .between(day(0), day(1))
-        .start(iterable_export::Format::Ndjson)
-        .await?;
-    // Its files are listed while it runs; then the listing gives up on it.
-    let mut files = 0;
-    let result = loop {
-        match job.next_file().await {
-            Ok(Some(_)) => files += 1,
-            other => break other,
-        }
-    };
-    assert_eq!(files, 7);
-    match result {
-        Err(Error::Job { job_id, message }) => {
-            assert_eq!(job_id, 100);
-            assert_eq!(
-                message,
-                "still enqueued 60 ms after it was started or resumed; cancel it, or run again later to resume it"
-            );
-        }
-        other => panic!("expected Error::Job, got {other:?}"),
-    }
-    assert_eq!(job.state(), Some(JobState::Enqueued));
-    Ok(())
-}
-
-/// Proves: a job without files is listed again after 1 s, then 2, 4, … doubling up to 300 s,
-/// and not before. The clock is paused and held: it moves only when the test says so.
-#[tokio::test(start_paused = true)]
-async fn a_job_without_files_is_polled_after_1_s_doubling_up_to_300_s() -> TestResult {
-    let _clock = crate::common::hold_clock();
-    let script = Script {
-        states_before_done: vec!["enqueued"; 11],
-        files_from_listing: 12,
-        ..Script::default()
-    };
-    let fake = jobs_server::start(script).await?;
-    let client = Client::builder()
-        .api_key("k")
-        .base_url(&fake.base_url)
-        .jobs_rate_limit(RateLimit::new(10_000, Duration::from_secs(1)))
-        .build()?;
-    let job = client
-        .export_job(DataType::EmailSend)
-        .between(day(0), day(1))
-        .start(iterable_export::Format::Ndjson)
-        .await?;
-    let task = tokio::spawn(async move {
-        let mut job = job;
-        let mut files = 0;
-        while job.next_file().await?.is_some() {
-            files += 1;
-        }
-        Ok::<_, Error>(files)
-    });
-    let listings = || fake.seen().listings;
-    crate::common::wait_for("the first listing", || listings() == 1).await;
-    // Move the clock in 10 ms steps; whenever the client sends a listing, let it arrive (in real
-    // time, the clock standing still), so the fake records its time on the held clock.
-    let t0 = tokio::time::Instant::now();
-    while listings() < 12 {
-        assert!(t0.elapsed() < Duration::from_secs(1_200), "the listings stopped");
-        tokio::time::advance(Duration::from_millis(10)).await;
-        for _ in 0..8 {
-            tokio::task::yield_now().await;
-        }
-        // Requests: the start and every listing.
-        let sent = client.stats().requests as usize - 1;
-        if sent > listings() {
-            crate::common::wait_for("the listing to arrive", || listings() >= sent).await;
-        }
-    }
-    let at = fake.seen().listed_at;
-    let gaps: Vec<Duration> = at.windows(2).map(|w| w[1] - w[0]).collect();
-    let expected = [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300];
-    assert_eq!(gaps.len(), expected.len() + 3, "{gaps:?}");
-    for (gap, secs) in gaps.iter().zip(expected) {
-        // Never early; late only by the clock's steps while the response was on its way.
-        let delay = Duration::from_secs(secs);
-        assert!(*gap >= delay && *gap < delay + Duration::from_secs(1), "{gaps:?}");
-    }
-    // Then the pages of the completed job's files, one after another without waiting.
-    assert!(
-        gaps[expected.len()..].iter().all(|gap| *gap < Duration::from_secs(1)),
-        "{gaps:?}"
-    );
-    crate::common::wait_for("the listing to end", || task.is_finished()).await;
-    assert_eq!(task.await??, 7);
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_failed_export_drops_the_jobs_still_waiting_for_a_slot_and_cancels_the_started_ones() -> TestResult {
-    let script = Script {
-        fail_first_jobs: 100,
-        ..Script::default()
-    };
-    let fake = jobs_server::start(script).await?;
-    let client = Client::builder()
-        .api_key("k")
-        .base_url(&fake.base_url)
-        .jobs_rate_limit(RateLimit::new(10_000, Duration::from_secs(1)))
-        .job_polling(
-            Duration::from_millis(1),
-            Duration::from_millis(4),
-            Duration::from_secs(120),
-        )
-        .max_running_jobs(1)
-        .build()?;
-    let mut sink = MemSink::new();
-    let request = client.export_job(DataType::EmailSend).between(day(0), day(3));
-    let options = JobOptions::default().with_lookahead(2).with_job_retries(0);
-    let export = request.export_windows(daily(), options, &mut sink);
-    // A hang guard, not a timing assertion: waiting for a slot the failed export's own jobs hold
-    // would never end.
-    let result = tokio::time::timeout(Duration::from_secs(30), export).await?;
-    assert!(
-        matches!(&result, Err(Error::WindowFailed { attempts: 1, .. })),
-        "{result:?}"
-    );
-    let seen = fake.seen();
-    // The first window's job failed; the slot it freed went to the second window's job, which
-    // was cancelled; the third window's start never got a slot and was dropped unsent.
-    assert_eq!(seen.starts.len(), 2);
-    assert_eq!(seen.starts[1].0, iterable_time(1));
-    assert_eq!(seen.deletes, [101]);
-    assert!(client.active_jobs().is_empty());
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_window_started_again_gets_a_slot_even_when_a_job_started_ahead_took_the_last_one() -> TestResult {
-    let script = Script {
-        fail_first_jobs: 1,
-        ..Script::default()
-    };
-    let fake = jobs_server::start(script.clone()).await?;
-    let client = Client::builder()
-        .api_key("k")
-        .base_url(&fake.base_url)
-        .jobs_rate_limit(RateLimit::new(10_000, Duration::from_secs(1)))
-        .job_polling(
-            Duration::from_millis(1),
-            Duration::from_millis(4),
-            Duration::from_secs(120),
-        )
-        .max_running_jobs(1)
-        .build()?;
-    let mut sink = MemSink::new();
-    let request = client.export_job(DataType::EmailSend).between(day(0), day(2));
-    let export = request.export_windows(daily(), JobOptions::default().with_lookahead(1), &mut sink);
-    // A hang guard, not a timing assertion.
-    let summary = tokio::time::timeout(Duration::from_secs(30), export).await??;
-    let starts: Vec<String> = (0..2).map(iterable_time).collect();
-    assert_eq!(sink.committed(), expected(&script, &starts).as_slice());
-    assert_eq!((summary.windows, summary.retries), (2, 1));
-    // The second day's job, started ahead with the slot the failed job freed, was cancelled to
-    // make room for the first day's new job, then started again.
-    let seen = fake.seen();
-    let days: Vec<&str> = seen.starts.iter().map(|(start, _)| &start[..10]).collect();
-    assert_eq!(days, ["2024-01-01", "2024-01-02", "2024-01-01", "2024-01-02"]);
-    assert_eq!(seen.deletes, [101]);
     Ok(())
 }

@@ -6,6 +6,7 @@ mod early_end;
 mod endpoints;
 mod errors;
 mod jobs;
+mod jobs_limits;
 mod jobs_mock;
 mod jobs_server;
 mod resilience;
