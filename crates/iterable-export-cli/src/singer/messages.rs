@@ -4,22 +4,29 @@
 //! Records go through a [`WriterSink`]: each window is spooled (a small buffer, then a temporary
 //! file) and reaches standard output only when the window is complete, so a retried or split
 //! window never emits a record twice. SCHEMA and STATE lines are written between windows.
+//!
+//! A record is emitted as received, so a typed field may hold a value its schema does not allow
+//! (`"campaignId": 1.5`, `"email": 7`): such a window is preceded by a SCHEMA whose field also
+//! allows that JSON type, and no record fails a target's validation.
 
-use std::io::{BufWriter, Stdout};
+use std::io::{BufWriter, Write};
 
 use chrono::{SecondsFormat, Utc};
 use iterable_export::{Error, Sink, Window, WriterSink};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Value, json};
 
-/// Standard output, buffered, behind the spool.
-pub(crate) type Out = WriterSink<BufWriter<Stdout>>;
+use super::catalog::Stream;
+
+/// Standard output (buffered) behind the spool; any writer in tests.
+pub(crate) type Out = WriterSink<Box<dyn Write + Send>>;
 
 /// Opens standard output for messages.
 ///
 /// # Errors
 /// [`Error::Io`] when the spool file or its thread cannot be created.
 pub(crate) fn stdout() -> iterable_export::Result<Out> {
-    WriterSink::new(BufWriter::with_capacity(1 << 20, std::io::stdout()))
+    WriterSink::new(Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout())))
 }
 
 /// A message as one line.
@@ -45,13 +52,41 @@ pub(crate) fn state(value: Value) -> Vec<u8> {
     line(&json!({ "type": "STATE", "value": value }))
 }
 
+/// Draft 4's types, one bit each (`1 << index`). A JSON number with a fraction or an exponent
+/// (`1.0`, `1e2`) is a `number`, not an `integer`, as Python's `json` and `jsonschema` read it.
+const TYPES: [&str; 7] = ["null", "boolean", "integer", "number", "string", "object", "array"];
+
+/// The bits of a schema's `type` (a name or a list of names).
+fn type_bits(types: &Value) -> u8 {
+    let names: Vec<&Value> = types.as_array().map_or_else(|| vec![types], |a| a.iter().collect());
+    let mut bits = 0;
+    for name in names {
+        if let Some(i) = TYPES.iter().position(|t| name == t) {
+            bits |= 1 << i;
+        }
+        // Draft 4: an integer is a number.
+        if name == "number" {
+            bits |= 1 << 2;
+        }
+    }
+    bits
+}
+
 /// Wraps each record into a RECORD message: `{"type":"RECORD","stream":…,"time_extracted":…,
 /// "record":<the record's bytes as received>}`. The record is checked to be one JSON object,
 /// and copied, never re-serialized: unknown fields, their order and every number's digits stay
-/// as Iterable sent them.
+/// as Iterable sent them. Writes the stream's SCHEMA, widened before a window whose records hold
+/// a type a typed field did not allow.
 pub(crate) struct Records {
     pub(crate) out: Out,
-    stream: String,
+    stream: Stream,
+    name: String,
+    /// The stream's schema as discovered.
+    schema: Value,
+    /// The typed fields: name, and the types the last SCHEMA written allows.
+    fields: Vec<(String, u8)>,
+    /// The types the current attempt's records need (at least those of `fields`).
+    needed: Vec<u8>,
     /// The message up to the record, for the current attempt (`time_extracted` is when the
     /// attempt began).
     prefix: Vec<u8>,
@@ -61,14 +96,50 @@ pub(crate) struct Records {
 
 impl Records {
     /// Wraps records of `stream` into `out`.
-    pub(crate) fn new(out: Out, stream: &str) -> Records {
+    pub(crate) fn new(out: Out, stream: Stream) -> Records {
+        let schema = stream.schema();
+        let fields: Vec<(String, u8)> = schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, field)| Some((name.clone(), type_bits(field.get("type")?))))
+            .collect();
         Records {
             out,
-            stream: stream.to_owned(),
+            stream,
+            name: stream.name(),
+            needed: fields.iter().map(|f| f.1).collect(),
+            fields,
+            schema,
             prefix: Vec::new(),
             message: Vec::new(),
             line: 0,
         }
+    }
+
+    /// Writes the stream's SCHEMA (as discovered, with the types widened so far).
+    pub(crate) async fn write_schema(&mut self) -> iterable_export::Result<()> {
+        let mut schema = self.schema.clone();
+        for (name, bits) in &self.fields {
+            let Some(types) = schema.pointer_mut(&format!("/properties/{name}/type")) else {
+                continue;
+            };
+            let mut list: Vec<Value> = types.as_array().map_or_else(|| vec![types.clone()], Clone::clone);
+            for (i, t) in TYPES.iter().enumerate() {
+                if bits & (1 << i) != 0 && type_bits(&Value::Array(list.clone())) & (1 << i) == 0 {
+                    list.push((*t).into());
+                }
+            }
+            *types = Value::Array(list);
+        }
+        let message = self::schema(
+            &self.name,
+            schema,
+            self.stream.key_properties(),
+            self.stream.replication_key(),
+        );
+        self.out.write_unspooled(message).await
     }
 }
 
@@ -77,10 +148,11 @@ impl Sink for Records {
         let extracted = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
         self.prefix = format!(
             r#"{{"type":"RECORD","stream":{},"time_extracted":"{extracted}","record":"#,
-            Value::from(self.stream.as_str())
+            Value::from(self.name.as_str())
         )
         .into_bytes();
         self.line = 0;
+        self.needed = self.fields.iter().map(|f| f.1).collect();
         self.out.begin(window).await
     }
 
@@ -88,9 +160,16 @@ impl Sink for Records {
         self.line += 1;
         let object = record.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         if let Err(reason) = if object {
-            serde_json::from_slice::<serde::de::IgnoredAny>(record)
-                .map(drop)
-                .map_err(|e| e.to_string())
+            let mut de = serde_json::Deserializer::from_slice(record);
+            de::Deserializer::deserialize_map(
+                &mut de,
+                Check {
+                    fields: &self.fields,
+                    needed: &mut self.needed,
+                },
+            )
+            .and_then(|()| de.end())
+            .map_err(|e| e.to_string())
         } else {
             Err("not a JSON object".into())
         } {
@@ -100,7 +179,7 @@ impl Sink for Records {
                 offset: 0,
                 message: format!(
                     "{}: the server sent a record that is not one JSON object ({reason}): {excerpt:?}",
-                    self.stream
+                    self.name
                 ),
             });
         }
@@ -112,6 +191,17 @@ impl Sink for Records {
     }
 
     async fn commit(&mut self, window: &Window, records: u64) -> iterable_export::Result<()> {
+        if self.fields.iter().zip(&self.needed).any(|(f, needed)| f.1 != *needed) {
+            for (field, needed) in self.fields.iter_mut().zip(&self.needed) {
+                field.1 = *needed;
+            }
+            tracing::info!(
+                "{}: a record's field holds a type its schema did not allow: the SCHEMA is widened",
+                self.name
+            );
+            // Before the window's records, which reach the output when the window commits.
+            self.write_schema().await?;
+        }
         self.out.commit(window, records).await
     }
 
@@ -120,14 +210,246 @@ impl Sink for Records {
     }
 }
 
+/// Reads a record (a JSON object), adding the type of each typed field's value to `needed`.
+struct Check<'a> {
+    fields: &'a [(String, u8)],
+    needed: &'a mut [u8],
+}
+
+impl<'de> Visitor<'de> for Check<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(field) = map.next_key_seed(FieldOf(self.fields))? {
+            match field {
+                Some(i) => {
+                    let bit = map.next_value_seed(TypeOf)?;
+                    if let Some(needed) = self.needed.get_mut(i) {
+                        *needed |= bit;
+                    }
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A key: the index of the typed field it names, if any.
+struct FieldOf<'a>(&'a [(String, u8)]);
+
+impl<'de> DeserializeSeed<'de> for FieldOf<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldOf<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, name: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|(field, _)| field == name))
+    }
+}
+
+/// A value: the bit of its Draft 4 type.
+struct TypeOf;
+
+impl<'de> DeserializeSeed<'de> for TypeOf {
+    type Value = u8;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<u8, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TypeOf {
+    type Value = u8;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<u8, E> {
+        Ok(1)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<u8, E> {
+        Ok(1 << 1)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<u8, E> {
+        Ok(1 << 2)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<u8, E> {
+        Ok(1 << 2)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<u8, E> {
+        Ok(1 << 3)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<u8, E> {
+        Ok(1 << 4)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u8, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(1 << 5)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u8, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(1 << 6)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use iterable_export::DataType;
+
     use super::*;
+
+    /// A writer into a buffer the test keeps.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::Error::other("poisoned"))?
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Draft 4's type of a JSON value as Python reads it (`1.0` is a number, not an integer).
+    fn draft4_type(value: &Value) -> &'static str {
+        match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_f64() => "number",
+            Value::Number(_) => "integer",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        }
+    }
+
+    /// Proves: a record whose typed fields hold types the schema does not allow (a fraction or
+    /// a boolean for an integer id, a number for a string) is preceded by a SCHEMA allowing them,
+    /// written when its window commits (an aborted attempt writes none), once; every record's
+    /// typed fields then have a type the SCHEMA before it allows, and the record is as received.
+    #[tokio::test]
+    async fn a_type_a_field_does_not_allow_widens_the_schema_before_its_window() -> iterable_export::Result<()> {
+        let buffer = Shared::default();
+        let stream = Stream {
+            data_type: DataType::EmailSend,
+        };
+        let mut records = Records::new(
+            WriterSink::new(Box::new(buffer.clone()) as Box<dyn Write + Send>)?,
+            stream,
+        );
+        records.write_schema().await?;
+        let window = Window::ALL;
+        let odd = br#"{"campaignId":1.5,"email":7,"templateId":true,"x":{"campaignId":"nested"},"createdAt":1e12}"#;
+        let attempts: [(&[&[u8]], bool); 4] = [
+            (
+                &[br#"{"campaignId":1,"email":"a@b.c","createdAt":"2024-01-01 00:00:00 +00:00"}"#],
+                true,
+            ),
+            (&[odd], false),
+            (&[br#"{"campaignId":"12"}"#, odd], true),
+            (&[br#"{"campaignId":2.5,"email":8}"#], true),
+        ];
+        for (lines, commit) in attempts {
+            records.begin(&window).await?;
+            for line in lines {
+                records.record(line).await?;
+            }
+            if commit {
+                records.commit(&window, lines.len() as u64).await?;
+            } else {
+                records.abort(&window).await?;
+            }
+        }
+        drop(records.out.finish().await?);
+        let text = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
+        let messages: Vec<Value> = text
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).expect("a message"))
+            .collect();
+        let kinds: Vec<&str> = messages
+            .iter()
+            .map(|m| m["type"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(kinds, ["SCHEMA", "RECORD", "SCHEMA", "RECORD", "RECORD", "RECORD"]);
+        let widened = &messages[2]["schema"]["properties"];
+        assert_eq!(
+            widened["campaignId"]["type"],
+            json!(["integer", "null", "string", "number"])
+        );
+        assert_eq!(widened["email"]["type"], json!(["string", "null", "integer"]));
+        assert_eq!(
+            widened["templateId"]["type"],
+            json!(["integer", "null", "string", "boolean"])
+        );
+        assert_eq!(
+            widened["createdAt"]["type"],
+            json!(["string", "integer", "null", "number"])
+        );
+        assert_eq!(widened["messageId"]["type"], json!(["string", "null"]));
+        assert_eq!(messages[2]["key_properties"], json!(["messageId"]));
+        assert!(text.windows(odd.len()).any(|w| w == odd), "the record as received");
+        let mut schema = &Value::Null;
+        for message in &messages {
+            if message["type"] == "SCHEMA" {
+                schema = &message["schema"]["properties"];
+                continue;
+            }
+            for (name, value) in message["record"].as_object().expect("a record") {
+                let Some(types) = schema[name]["type"].as_array() else {
+                    continue;
+                };
+                let t = draft4_type(value);
+                assert!(
+                    types.iter().any(|a| a == t || (a == "number" && t == "integer")),
+                    "{name}: {value} is not one of {types:?}"
+                );
+            }
+        }
+        Ok(())
+    }
 
     #[tokio::test]
     async fn records_are_wrapped_as_received_and_non_objects_refused() -> iterable_export::Result<()> {
         let window = Window::ALL;
-        let mut records = Records::new(stdout()?, "email_send");
+        let mut records = Records::new(
+            stdout()?,
+            Stream {
+                data_type: DataType::EmailSend,
+            },
+        );
         records.begin(&window).await?;
         let raw = br#"{"n":1.0e2,"big":12345678901234567890,"s":"zo\u00eb","x":{"y":[1]}}"#;
         records.record(raw).await?;

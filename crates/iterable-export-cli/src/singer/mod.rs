@@ -22,7 +22,7 @@ use iterable_export::{Client, Dedup, Sink, Window, WindowOptions};
 
 use self::catalog::Stream;
 use self::config::Config;
-use self::messages::{Out, Records};
+use self::messages::Records;
 use self::state::{Bookmark, State, next_pass};
 use crate::args::Global;
 use crate::ui::Ui;
@@ -113,13 +113,8 @@ async fn sync(client: &Client, config: &Config, args: &SingerArgs) -> iterable_e
     tracing::info!("syncing {} stream(s) up to {}", streams.len(), end.to_rfc3339());
     for stream in streams {
         let name = stream.name();
-        out.write_unspooled(messages::schema(
-            &name,
-            stream.schema(),
-            stream.key_properties(),
-            stream.replication_key(),
-        ))
-        .await?;
+        let mut wrapped = Records::new(out, stream);
+        wrapped.write_schema().await?;
         let mut records = 0;
         // At most two passes: the end of an interrupted sync, then the new span.
         while let Some(pass) = next_pass(
@@ -130,9 +125,10 @@ async fn sync(client: &Client, config: &Config, args: &SingerArgs) -> iterable_e
             lookback,
         ) {
             let passed;
-            (out, state, passed) = run_pass(client, stream, &name, pass, out, state).await?;
+            (wrapped, state, passed) = run_pass(client, stream, &name, pass, wrapped, state).await?;
             records += passed;
         }
+        out = wrapped.out;
         tracing::info!("{name}: {records} records");
     }
     out.write_unspooled(messages::state(state.to_value())).await?;
@@ -140,17 +136,17 @@ async fn sync(client: &Client, config: &Config, args: &SingerArgs) -> iterable_e
     Ok(())
 }
 
-/// Exports one pass of a stream; gives back the output and the state.
+/// Exports one pass of a stream; gives back the stream's records sink and the state.
 async fn run_pass(
     client: &Client,
     stream: Stream,
     name: &str,
     pass: state::Pass,
-    out: Out,
+    records: Records,
     state: State,
-) -> iterable_export::Result<(Out, State, u64)> {
+) -> iterable_export::Result<(Records, State, u64)> {
     let mut sink = Bookmarking {
-        inner: Dedup::new(Records::new(out, name), pass.seen, Some(pass.tail_from))
+        inner: Dedup::new(records, pass.seen, Some(pass.tail_from))
             .with_drop_until(pass.seen_until)
             .with_remembered(pass.remembered),
         state,
@@ -170,7 +166,7 @@ async fn run_pass(
     let Bookmarking {
         inner, state, records, ..
     } = sink;
-    Ok((inner.into_inner().out, state, records))
+    Ok((inner.into_inner(), state, records))
 }
 
 /// Emits a STATE after each window's records, with the stream's bookmark advanced to the
