@@ -70,6 +70,9 @@ pub struct JobCounters {
     pub job_listings: u64,
     /// `DELETE /export/{jobId}` requests that cancelled a job (answered 200).
     pub cancels: u64,
+    /// Every `DELETE /export/{jobId}` request received, whatever the answer (401, 429, 400 for a
+    /// job that already ended, 404).
+    pub delete_requests: u64,
     /// 429s sent by the jobs' limits (start and files share one; cancel has its own).
     pub rate_limited: u64,
     /// 500s sent by [`JobFault::FilesError`](crate::JobFault::FilesError).

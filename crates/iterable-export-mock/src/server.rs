@@ -178,6 +178,9 @@ fn unauthorized(config: &MockConfig, path: &str) -> Small {
 async fn handle_job_route(shared: &Arc<Shared>, route: JobRoute, req: Request) -> Response {
     let config = shared.config();
     let info = ReqInfo::of(&req);
+    if info.method == Method::DELETE {
+        shared.jobs.count(|c| c.delete_requests += 1);
+    }
     let small = if info.method != route.method() {
         routes::jobs::method_not_allowed(route)
     } else if info.api_key.as_deref() != Some(config.api_key.as_str()) {
