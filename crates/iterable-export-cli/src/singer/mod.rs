@@ -87,7 +87,13 @@ pub async fn run(args: SingerArgs, mut global: Global, ui: &Ui) -> u8 {
         global.base_url = config.base_url.clone();
     }
     let result = async {
-        let client = crate::client(&global, config.requests_per_minute)?;
+        // With api_key checked and region typed, what the client refuses is the base URL.
+        let client = crate::client(&global, config.requests_per_minute).map_err(|err| match err {
+            iterable_export::Error::Config(message) if config.base_url.is_some() => {
+                iterable_export::Error::Config(format!("config key `base_url`: {message}"))
+            }
+            other => other,
+        })?;
         sync(&client, &config, &args).await
     }
     .await;

@@ -440,6 +440,10 @@ async fn a_bad_config_exits_3_naming_the_key() -> TestResult {
             json!({"api_key": "k", "start_date": "2024-01-01", "requests_per_minute": "four"}),
             "error: singer: configuration error: config key `requests_per_minute`: must be a whole number from 1 (Iterable allows 4), not \"four\"",
         ),
+        (
+            json!({"api_key": "k", "start_date": "2024-01-01", "base_url": "ftp://example.com/api"}),
+            "error: singer: configuration error: config key `base_url`: bad base URL \"ftp://example.com/api\": expected an http or https URL such as https://api.iterable.com/api",
+        ),
     ] {
         std::fs::write(&path, config.to_string())?;
         let out = bare_command().line("singer --config").with(&path).run().await?.code(3);
