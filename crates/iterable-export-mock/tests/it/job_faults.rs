@@ -8,7 +8,7 @@ use futures::StreamExt;
 use iterable_export_mock::{JobFault, JobState, MockServer};
 use serde_json::json;
 
-use crate::jobs::{all_files, config, download, files, run_to_end, start, tick};
+use crate::job_support::{END, S, all_files, config, download, files, run_to_end, start, tick};
 use crate::{R, client, hold_clock, let_run};
 
 const NDJSON: &str = "application/x-json-stream";
@@ -75,10 +75,7 @@ async fn restarted_job_goes_on_and_its_files_stay_valid() -> R {
         body.extend(download(url).await?.2);
     }
     assert_eq!(body, expected.concatenated());
-    assert_eq!(
-        body,
-        crate::expected_body(&mock, "emailSend", crate::jobs::S, crate::jobs::END)?
-    );
+    assert_eq!(body, crate::expected_body(&mock, "emailSend", S, END)?);
     // the URL listed before the restart still works
     assert_eq!(download(first_url).await?.2, expected.files[0].body);
     assert_eq!(mock.job(id).ok_or("job")?.restarts, 1);
@@ -104,7 +101,7 @@ async fn a_window_over_the_cap_is_truncated() -> R {
     for (_, url) in &listed {
         body.extend(download(url).await?.2);
     }
-    let whole = crate::expected_body(&mock, "emailSend", crate::jobs::S, crate::jobs::END)?;
+    let whole = crate::expected_body(&mock, "emailSend", S, END)?;
     assert!(body.len() <= 50_000 && body.len() > 40_000, "{}", body.len());
     assert_eq!(body[..], whole[..body.len()]);
     assert!(body.ends_with(b"\n"));

@@ -6,6 +6,7 @@ mod endpoints;
 mod errors;
 mod faults;
 mod job_faults;
+mod job_support;
 mod jobs;
 mod observe;
 mod rate_limit;
