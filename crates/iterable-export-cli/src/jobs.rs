@@ -108,8 +108,10 @@ impl ViaJobs {
 /// window's mark; the marks of windows before `cursor` (committed) go.
 pub(crate) fn remember(entry: &mut Entry, cursor: DateTime<Utc>, mark: Option<JobResume>) {
     if let Some(mark) = mark {
-        entry.jobs.retain(|j| j.window != mark.window);
-        entry.jobs.push(mark);
+        match entry.jobs.iter_mut().find(|j| j.window == mark.window) {
+            Some(slot) => *slot = mark,
+            None => entry.jobs.push(mark),
+        }
     }
     entry.jobs.retain(|j| j.window.end > cursor);
 }
@@ -214,29 +216,35 @@ async fn interrupted(client: &Client, ui: &Ui, state: Option<&Path>) {
                 .collect()
         })
         .unwrap_or_default();
-    let active = client.active_jobs();
+    let active: Vec<i64> = client
+        .active_jobs()
+        .into_iter()
+        .filter(|id| !keep.contains(id))
+        .collect();
     ui.line(&format!(
         "interrupted: cancelling {} export job(s) of this run (Ctrl-C again to exit at once)",
-        active.iter().filter(|id| !keep.contains(id)).count()
+        active.len()
     ));
-    let (mut cancelled, mut kept) = (Vec::new(), Vec::new());
+    let (mut cancelled, mut finished) = (Vec::new(), Vec::new());
     for id in active {
-        if keep.contains(&id) {
-            kept.push(id);
-            continue;
-        }
         match tokio::time::timeout(Duration::from_secs(30), client.cancel_job(id)).await {
             Ok(Ok(())) => cancelled.push(id),
+            // Iterable refuses to cancel a job that already ended.
+            Ok(Err(err)) if err.status() == Some(400) => finished.push(id),
             Ok(Err(err)) => ui.line(&format!("warning: could not cancel export job {id}: {err}")),
             Err(_) => ui.line(&format!("warning: cancelling export job {id} timed out")),
         }
     }
     let list = |ids: &[i64]| ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
     let mut message = format!("interrupted: cancelled export job(s) [{}]", list(&cancelled));
-    if !kept.is_empty() {
+    if !finished.is_empty() {
+        message.push_str(&format!(" ([{}] had already ended)", list(&finished)));
+    }
+    if !keep.is_empty() {
         message.push_str(&format!(
-            "; left job(s) [{}] running: some of their files are already in the output",
-            list(&kept)
+            "; left job(s) [{}] for the next run, which continues them: some of their files are already in the \
+             output",
+            list(&keep)
         ));
     }
     match state {
@@ -260,7 +268,7 @@ mod tests {
     }
 
     #[test]
-    fn a_commit_keeps_the_marks_of_later_windows_and_a_file_mark_replaces_its_window_mark() {
+    fn a_commit_keeps_the_marks_of_later_windows_and_a_file_mark_replaces_its_window_mark_in_place() {
         let first = Window {
             start: at(0),
             end: at(1),
@@ -292,8 +300,8 @@ mod tests {
         assert_eq!(
             entry.jobs,
             [
-                JobResume::new(second, 2, None),
-                JobResume::new(first, 1, Some("f-1".into()))
+                JobResume::new(first, 1, Some("f-1".into())),
+                JobResume::new(second, 2, None)
             ]
         );
         remember(&mut entry, first.end, None);

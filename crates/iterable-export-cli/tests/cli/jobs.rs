@@ -340,3 +340,77 @@ async fn every_data_type_exports_via_jobs_exactly() -> TestResult {
     assert!(!mock.file_host_received_api_key());
     Ok(())
 }
+
+/// The jobs the state remembers with a file already in the output: `(job id, window start)`.
+fn jobs_with_files(state: &serde_json::Value) -> Vec<(i64, String)> {
+    state["exports"]["emailSend.ndjson"]["jobs"]
+        .as_array()
+        .map(|marks| {
+            marks
+                .iter()
+                .filter(|mark| mark["after_file"].is_string())
+                .map(|mark| {
+                    let start = mark["window"]["start"].as_str().unwrap_or_default().to_owned();
+                    (mark["job_id"].as_i64().unwrap_or_default(), start)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn ctrl_c_mid_download_leaves_the_job_with_files_in_the_output_running_and_a_rerun_is_exact() -> TestResult {
+    let config = jobs_config(400, 1_500, Duration::from_millis(20));
+    let mock = start(config.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    let (state_path, log) = (dir.path().join("state.json"), dir.path().join("stderr.log"));
+    let mut child = child_command(&mock)
+        .args(words(SPAN))
+        .args(dir_args(dir.path()))
+        .arg("--downloads")
+        .arg("1")
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()?;
+    wait_until("a job's file in the state", || {
+        read_state(&state_path).is_ok_and(|state| !jobs_with_files(&state).is_empty())
+    })
+    .await?;
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()?;
+    assert!(sent.success());
+    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+    assert_eq!(status.code(), Some(130));
+    let kept = jobs_with_files(&read_state(&state_path)?);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let (job_id, window_start) = kept[0].clone();
+    assert!(!mock.job(job_id).ok_or("the kept job")?.cancel_requested);
+    let err = std::fs::read_to_string(&log)?;
+    assert!(
+        err.contains(&format!(
+            "left job(s) [{job_id}] for the next run, which continues them: some of their files are already in \
+             the output"
+        )),
+        "{err}"
+    );
+
+    command(&mock)
+        .line(SPAN)
+        .into_dir(dir.path())
+        .with("--quiet")
+        .run()
+        .await?
+        .success();
+    assert_eq!(output(dir.path())?, expected(&config));
+    // The kept job was continued: its window has no other job.
+    let window_start = chrono::DateTime::parse_from_rfc3339(&window_start)?.to_utc();
+    let jobs_of_window: Vec<i64> = mock
+        .jobs()
+        .iter()
+        .filter(|job| job.spec.start == window_start)
+        .map(|job| job.id)
+        .collect();
+    assert_eq!(jobs_of_window, [job_id]);
+    assert!(!mock.file_host_received_api_key());
+    Ok(())
+}
