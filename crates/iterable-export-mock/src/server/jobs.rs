@@ -298,12 +298,22 @@ async fn drive(job: Arc<Job>, slots: Arc<Semaphore>) {
         state = progress(&job, &slots, &mut permit) => state,
         _ = cancel.wait_for(|c| *c) => JobState::Cancelled,
     };
-    if outcome == JobState::Cancelled {
-        tokio::time::sleep(job.config.jobs.cancel_duration).await;
-    }
-    {
+    // A cancellation accepted while the job was ending still wins: the check and the final
+    // state are set under one lock, so a DELETE sees either a final job or a cancelling one.
+    let cancelled = outcome == JobState::Cancelled || {
         let mut d = lock(&job.data);
-        d.set(outcome);
+        if d.state == JobState::Cancelling {
+            true
+        } else {
+            d.set(outcome);
+            d.end_time = Some(job.clock.wall());
+            false
+        }
+    };
+    if cancelled {
+        tokio::time::sleep(job.config.jobs.cancel_duration).await;
+        let mut d = lock(&job.data);
+        d.set(JobState::Cancelled);
         d.end_time = Some(job.clock.wall());
     }
     drop(permit);

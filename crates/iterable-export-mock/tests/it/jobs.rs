@@ -70,6 +70,20 @@ async fn ndjson_files_concatenate_to_the_data_json_body() -> R {
     );
     assert_eq!(c.api_key_leaks, 0);
     assert!(!mock.file_host_received_api_key());
+    // a completed job cannot be cancelled; the DELETE is still seen
+    let late = client()
+        .delete(format!("{}/export/{id}", mock.base_url()))
+        .header("Api-Key", mock.api_key())
+        .send()
+        .await?;
+    assert_eq!(late.status().as_u16(), 400);
+    assert_eq!(
+        late.text().await?,
+        r#"{"msg":"Export job 1000001 cannot be cancelled: it is completed","code":"BadParams","params":{}}"#
+    );
+    let c = mock.job_counters();
+    assert_eq!((c.cancels, c.delete_requests), (0, 1));
+    assert_eq!(mock.job(id).ok_or("job")?.state, JobState::Completed);
     Ok(())
 }
 
