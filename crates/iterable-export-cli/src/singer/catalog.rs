@@ -141,8 +141,10 @@ pub(crate) fn discover() -> Value {
     json!({ "streams": Stream::all().map(Stream::catalog_entry).collect::<Vec<_>>() })
 }
 
-/// The streams a catalog selects, in the catalog's order; without a catalog, every stream (each
-/// is `selected-by-default`). A stream is selected as the Singer SDK reads metadata: the
+/// The streams a catalog selects, in the catalog's order, each with the schema its SCHEMA
+/// message carries: the catalog's (where a Meltano `schema` override changes it), made Draft 4
+/// and permissive as the discovered one is, and with no `required` fields; the discovered one
+/// when the catalog has none. Without a catalog, every stream (each is `selected-by-default`). A stream is selected as the Singer SDK reads metadata: the
 /// `selected` of its empty breadcrumb, else that breadcrumb's `selected-by-default`, else the
 /// legacy top-level `selected`. A stream this tap does not have is an error only when selected
 /// (an older catalog may list streams it dropped).
@@ -150,9 +152,9 @@ pub(crate) fn discover() -> Value {
 /// # Errors
 /// [`Error::InvalidRequest`] for an unreadable catalog or a selected stream this tap does not
 /// have.
-pub(crate) fn selected(catalog: Option<&Path>) -> iterable_export::Result<Vec<Stream>> {
+pub(crate) fn selected(catalog: Option<&Path>) -> iterable_export::Result<Vec<(Stream, Value)>> {
     let Some(path) = catalog else {
-        return Ok(Stream::all().collect());
+        return Ok(Stream::all().map(|s| (s, s.schema())).collect());
     };
     let bad = |what: String| Error::InvalidRequest(format!("the catalog {}: {what}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot be read ({e})")))?;
@@ -168,7 +170,7 @@ pub(crate) fn selected(catalog: Option<&Path>) -> iterable_export::Result<Vec<St
 }
 
 /// The streams `catalog` selects (see [`selected`]); the error says what is wrong.
-fn select(catalog: &Value) -> Result<Vec<Stream>, String> {
+fn select(catalog: &Value) -> Result<Vec<(Stream, Value)>, String> {
     let streams = catalog
         .get("streams")
         .and_then(Value::as_array)
@@ -198,9 +200,20 @@ fn select(catalog: &Value) -> Result<Vec<Stream>, String> {
         let stream = Stream::by_name(id).ok_or_else(|| {
             format!("{id:?} is selected but is not a stream of this tap; run --discover for the list")
         })?;
-        if !selected.contains(&stream) {
-            selected.push(stream);
+        if selected.iter().any(|(s, _)| *s == stream) {
+            continue;
         }
+        let schema = match entry.get("schema") {
+            Some(schema @ Value::Object(map)) if map.contains_key("properties") => {
+                let mut schema = draft4(schema.clone());
+                if let Some(map) = schema.as_object_mut() {
+                    map.remove("required");
+                }
+                schema
+            }
+            _ => stream.schema(),
+        };
+        selected.push((stream, schema));
     }
     Ok(selected)
 }
@@ -377,7 +390,7 @@ mod tests {
         let names: Vec<String> = select(&catalog)
             .expect("a valid catalog")
             .into_iter()
-            .map(Stream::name)
+            .map(|(s, _)| s.name())
             .collect();
         assert_eq!(names, ["email_open", "email_click", "users"]);
         // The catalog --discover prints selects every stream as it is.
@@ -390,6 +403,36 @@ mod tests {
             select(&unknown),
             Err("\"campaigns\" is selected but is not a stream of this tap; run --discover for the list".into())
         );
+    }
+
+    #[test]
+    fn the_catalogs_schema_is_used_made_permissive() {
+        let overridden = json!({"streams": [
+            {"tap_stream_id": "email_send", "metadata": [{"breadcrumb": [], "metadata": {"selected": true}}],
+             "schema": {"type": "object", "additionalProperties": false, "required": ["email"], "properties": {
+                "email": {"type": "string"},
+                "campaignId": {"type": "integer"},
+                "transactionalData": {"type": "object", "properties": {"a": {"type": "string"}}}}}},
+            {"tap_stream_id": "users", "metadata": [{"breadcrumb": [], "metadata": {"selected": true}}]}
+        ]});
+        let selected = select(&overridden).expect("a valid catalog");
+        assert_eq!(
+            selected[0].1,
+            json!({"$schema": "http://json-schema.org/draft-04/schema#", "type": "object", "additionalProperties": true,
+                "properties": {
+                    "email": {"type": ["string", "null"]},
+                    "campaignId": {"type": ["integer", "string", "null"]},
+                    "transactionalData": {"type": ["object", "null"], "additionalProperties": true,
+                        "properties": {"a": {"type": ["string", "null"]}}}}})
+        );
+        let users = Stream {
+            data_type: DataType::User,
+        };
+        assert_eq!(selected[1], (users, users.schema()));
+        // The discovered catalog gives back the discovered schemas.
+        for (stream, schema) in select(&discover()).expect("the discovered catalog") {
+            assert_eq!(schema, stream.schema(), "{}", stream.name());
+        }
     }
 
     #[test]

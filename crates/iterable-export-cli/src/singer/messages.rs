@@ -81,7 +81,7 @@ pub(crate) struct Records {
     pub(crate) out: Out,
     stream: Stream,
     name: String,
-    /// The stream's schema as discovered.
+    /// The stream's schema, as the catalog gave it.
     schema: Value,
     /// The typed fields: name, and the types the last SCHEMA written allows.
     fields: Vec<(String, u8)>,
@@ -95,9 +95,9 @@ pub(crate) struct Records {
 }
 
 impl Records {
-    /// Wraps records of `stream` into `out`.
-    pub(crate) fn new(out: Out, stream: Stream) -> Records {
-        let schema = stream.schema();
+    /// Wraps records of `stream` into `out`; `schema` is the stream's (see
+    /// [`catalog::selected`](super::catalog::selected)).
+    pub(crate) fn new(out: Out, stream: Stream, schema: Value) -> Records {
         let fields: Vec<(String, u8)> = schema
             .get("properties")
             .and_then(Value::as_object)
@@ -118,7 +118,7 @@ impl Records {
         }
     }
 
-    /// Writes the stream's SCHEMA (as discovered, with the types widened so far).
+    /// Writes the stream's SCHEMA (with the types widened so far).
     pub(crate) async fn write_schema(&mut self) -> iterable_export::Result<()> {
         let mut schema = self.schema.clone();
         for (name, bits) in &self.fields {
@@ -368,6 +368,7 @@ mod tests {
         let mut records = Records::new(
             WriterSink::new(Box::new(buffer.clone()) as Box<dyn Write + Send>)?,
             stream,
+            stream.schema(),
         );
         records.write_schema().await?;
         let window = Window::ALL;
@@ -444,12 +445,10 @@ mod tests {
     #[tokio::test]
     async fn records_are_wrapped_as_received_and_non_objects_refused() -> iterable_export::Result<()> {
         let window = Window::ALL;
-        let mut records = Records::new(
-            stdout()?,
-            Stream {
-                data_type: DataType::EmailSend,
-            },
-        );
+        let stream = Stream {
+            data_type: DataType::EmailSend,
+        };
+        let mut records = Records::new(stdout()?, stream, stream.schema());
         records.begin(&window).await?;
         let raw = br#"{"n":1.0e2,"big":12345678901234567890,"s":"zo\u00eb","x":{"y":[1]}}"#;
         records.record(raw).await?;

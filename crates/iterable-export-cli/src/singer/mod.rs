@@ -105,7 +105,7 @@ pub async fn run(args: SingerArgs, mut global: Global, ui: &Ui) -> u8 {
 
 async fn sync(client: &Client, config: &Config, args: &SingerArgs) -> iterable_export::Result<()> {
     let streams = catalog::selected(args.catalog.as_deref())?;
-    let names: Vec<String> = streams.iter().map(|s| s.name()).collect();
+    let names: Vec<String> = streams.iter().map(|(s, _)| s.name()).collect();
     let mut state = match &args.state {
         Some(path) => State::load(path, &names)?,
         None => State::default(),
@@ -117,9 +117,9 @@ async fn sync(client: &Client, config: &Config, args: &SingerArgs) -> iterable_e
     let lookback = TimeDelta::from_std(config.lookback).unwrap_or(TimeDelta::zero());
     let mut out = messages::stdout()?;
     tracing::info!("syncing {} stream(s) up to {}", streams.len(), end.to_rfc3339());
-    for stream in streams {
+    for (stream, schema) in streams {
         let name = stream.name();
-        let mut wrapped = Records::new(out, stream);
+        let mut wrapped = Records::new(out, stream, schema);
         wrapped.write_schema().await?;
         let mut records = 0;
         // At most two passes: the end of an interrupted sync, then the new span.
