@@ -121,7 +121,8 @@ pub trait Sink: Send {
     fn begin(&mut self, window: &Window) -> impl Future<Output = Result<()>> + Send;
 
     /// The raw header row of a CSV body (without its line terminator). Called once per attempt
-    /// before the first record. Default: ignored.
+    /// before the first record; exports through jobs call it before each file's records (every
+    /// file of a CSV job starts with the window's header row). Default: ignored.
     fn header(&mut self, header: &[u8]) -> impl Future<Output = Result<()>> + Send {
         let _ = header;
         async { Ok(()) }
