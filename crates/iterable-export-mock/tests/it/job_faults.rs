@@ -8,8 +8,8 @@ use futures::StreamExt;
 use iterable_export_mock::{JobFault, JobState, MockServer};
 use serde_json::json;
 
-use crate::job_support::{END, S, all_files, config, download, files, run_to_end, start, tick};
-use crate::{R, client, hold_clock, let_run};
+use crate::job_support::{END, S, all_files, config, download, files, ready, run_to_end, start, state, tick, until};
+use crate::{R, client, hold_clock};
 
 const NDJSON: &str = "application/x-json-stream";
 
@@ -50,7 +50,9 @@ async fn restarted_job_goes_on_and_its_files_stay_valid() -> R {
         pause: Duration::from_secs(5),
     });
     let id = start(&mock, "emailSend", NDJSON).await?;
+    until("the job runs", || state(&mock, id) == JobState::Running).await?;
     tick(200).await;
+    until("the restart", || mock.job(id).is_some_and(|j| j.restarts == 1)).await?;
     let (_, page) = files(&mock, id, None).await?;
     assert_eq!(page["jobState"], "enqueued");
     let early = page["files"].as_array().cloned().unwrap_or_default();
@@ -63,10 +65,10 @@ async fn restarted_job_goes_on_and_its_files_stay_valid() -> R {
     tick(4_800).await;
     assert_eq!(mock.job(id).ok_or("job")?.state, JobState::Enqueued);
     tick(200).await;
-    assert_eq!(mock.job(id).ok_or("job")?.state, JobState::Running);
-    assert_eq!(mock.job(id).ok_or("job")?.files.len(), 2);
+    until("running again", || state(&mock, id) == JobState::Running).await?;
+    assert_eq!(ready(&mock, id), 2);
     tick(100).await;
-    assert_eq!(mock.job(id).ok_or("job")?.files.len(), 3);
+    until("the third file", || ready(&mock, id) == 3).await?;
     assert_eq!(run_to_end(&mock, id, 30_000).await?, JobState::Completed);
     let (listed, _) = all_files(&mock, id).await?;
     assert_eq!(listed.len(), expected.files.len());
@@ -147,7 +149,7 @@ async fn a_file_is_cut_on_its_first_download() -> R {
     assert_eq!(got[..], want[..1_000]);
     assert_eq!(download(&listed[1].1).await?.2, *want);
     assert_eq!(download(&listed[0].1).await?.2, expected.files[0].body);
-    let_run(20).await;
+    until("the downloads counted", || mock.job_counters().complete_downloads == 2).await?;
     let c = mock.job_counters();
     assert_eq!((c.downloads, c.cut_downloads, c.complete_downloads), (3, 1, 2));
     let cut = mock

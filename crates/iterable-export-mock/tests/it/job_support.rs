@@ -104,3 +104,26 @@ pub async fn run_to_end(mock: &MockServer, id: i64, max_ms: u64) -> Result<JobSt
         waited += 100;
     }
 }
+
+/// Lets the mock's tasks run until `cond` holds. The held clock does not move meanwhile, so
+/// this waits only for the tasks to catch up with it (real time, a hang guard of 10 s, never a
+/// timing assertion).
+pub async fn until(what: &str, mut cond: impl FnMut() -> bool) -> Result<(), E> {
+    for _ in 0..2_000 {
+        if cond() {
+            return Ok(());
+        }
+        let_run(5).await;
+    }
+    Err(format!("the mock never reached: {what}").into())
+}
+
+/// The state of job `id` (`Cancelled` for an unknown id, which no test expects).
+pub fn state(mock: &MockServer, id: i64) -> JobState {
+    mock.job(id).map_or(JobState::Cancelled, |j| j.state)
+}
+
+/// Files that job `id` has listed so far.
+pub fn ready(mock: &MockServer, id: i64) -> usize {
+    mock.job(id).map_or(0, |j| j.files.len())
+}

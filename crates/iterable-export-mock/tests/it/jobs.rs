@@ -10,7 +10,9 @@ use iterable_export_mock::{
 use serde_json::{Value, json};
 use tokio::time::advance;
 
-use crate::job_support::{END, S, all_files, config, download, files, run_to_end, start, start_raw, tick};
+use crate::job_support::{
+    END, S, all_files, config, download, files, ready, run_to_end, start, start_raw, state, tick, until,
+};
 use crate::{E, R, client, expected_body, get_all, hold_clock, let_run, small, t};
 fn spec(format: JobFormat) -> Result<JobSpec, E> {
     Ok(JobSpec::new("emailSend", format, t(S)?, t(END)?)?)
@@ -59,7 +61,8 @@ async fn ndjson_files_concatenate_to_the_data_json_body() -> R {
     // and the live data.json body is the same bytes
     let (_, _, live) = get_all(&mock, &crate::export_path("json", "emailSend", S, END)).await?;
     assert_eq!(live, concatenated);
-    let_run(20).await;
+    let n = expected.files.len() as u64;
+    until("every download counted", || mock.job_counters().complete_downloads == n).await?;
     let info = mock.job(id).ok_or("job")?;
     assert_eq!(info.complete_downloads, expected.files.len() as u64);
     assert_eq!(info.bytes_ready, data_json.len() as u64);
@@ -142,14 +145,16 @@ async fn files_appear_while_the_job_runs() -> R {
     let id = start(&mock, "emailSend", "application/x-json-stream").await?;
     let total = expected_job(&mock.config(), &spec(JobFormat::Ndjson)?).files.len();
     assert!(total > 12 && total < 30, "{total}");
-    let_run(5).await;
+    until("the job runs", || state(&mock, id) == JobState::Running).await?;
     let (_, page) = files(&mock, id, None).await?;
     assert_eq!(page["jobState"], "running");
     assert_eq!(page["files"], json!([]));
     tick(1_000).await;
+    until("the first file", || ready(&mock, id) == 1).await?;
     let (_, page) = files(&mock, id, None).await?;
     assert_eq!(page["files"].as_array().map(Vec::len), Some(1));
     tick(11_000).await;
+    until("12 files", || ready(&mock, id) == 12).await?;
     let (_, page) = files(&mock, id, None).await?;
     assert_eq!(
         (page["jobState"].as_str(), page["files"].as_array().map(Vec::len)),
@@ -168,12 +173,12 @@ async fn files_appear_while_the_job_runs() -> R {
     assert_eq!(list["jobs"][0]["endTime"], Value::Null);
     // every file appeared at `total` s; the job completes at 30 s
     tick(((total - 12) as u64) * 1_000).await;
-    assert_eq!(mock.job(id).ok_or("job")?.files.len(), total);
+    until("every file", || ready(&mock, id) == total).await?;
     assert_eq!(mock.job(id).ok_or("job")?.state, JobState::Running);
     tick((30 - total as u64) * 1_000 - 100).await;
     assert_eq!(mock.job(id).ok_or("job")?.state, JobState::Running);
     tick(100).await;
-    assert_eq!(mock.job(id).ok_or("job")?.state, JobState::Completed);
+    until("completed", || state(&mock, id) == JobState::Completed).await?;
     let (status, _, list) = get_all(&mock, "/export/jobs").await?;
     assert_eq!(status, 200);
     let list: Value = serde_json::from_slice(&list)?;
@@ -206,8 +211,14 @@ async fn at_most_four_jobs_run_at_once() -> R {
         .with_job_duration(Duration::from_secs(10));
     let mock = MockServer::start(config().with_jobs(jobs)).await?;
     let mut ids = Vec::new();
-    for _ in 0..5 {
-        ids.push(start(&mock, "emailSend", "application/x-json-stream").await?);
+    for n in 0..5 {
+        let id = start(&mock, "emailSend", "application/x-json-stream").await?;
+        ids.push(id);
+        if n < 4 {
+            until("a free slot taken", || state(&mock, id) == JobState::Running).await?;
+        } else {
+            let_run(5).await;
+        }
         tick(1_000).await;
     }
     ids.push(start(&mock, "emailClick", "text/csv").await?);
@@ -217,9 +228,11 @@ async fn at_most_four_jobs_run_at_once() -> R {
     assert_eq!(states(), [Running, Running, Running, Running, Enqueued, Enqueued]);
     // the first completes at 10 s (started at 0): the fifth runs; the sixth waits for the second
     tick(5_500).await;
-    assert_eq!(states(), [Completed, Running, Running, Running, Running, Enqueued]);
+    let want = [Completed, Running, Running, Running, Running, Enqueued];
+    until("the fifth job runs", || states() == want).await?;
     tick(1_000).await;
-    assert_eq!(states(), [Completed, Completed, Running, Running, Running, Running]);
+    let want = [Completed, Completed, Running, Running, Running, Running];
+    until("the sixth job runs", || states() == want).await?;
     assert_eq!(ids, (1_000_001..=1_000_006).collect::<Vec<i64>>());
     Ok(())
 }
@@ -237,6 +250,7 @@ async fn delete_cancels_a_job() -> R {
         .with_job_duration(Duration::from_secs(60));
     let mock = MockServer::start(config().with_jobs(jobs)).await?;
     let first = start(&mock, "emailSend", "text/csv").await?;
+    until("the first job runs", || state(&mock, first) == JobState::Running).await?;
     let second = start(&mock, "emailSend", "text/csv").await?;
     let_run(5).await;
     assert_eq!(mock.job(second).ok_or("job")?.state, JobState::Enqueued);
@@ -260,8 +274,10 @@ async fn delete_cancels_a_job() -> R {
     assert_eq!(mock.job(first).ok_or("job")?.state, JobState::Cancelling);
     assert_eq!(mock.job(second).ok_or("job")?.state, JobState::Enqueued);
     tick(100).await;
-    assert_eq!(mock.job(first).ok_or("job")?.state, JobState::Cancelled);
-    assert_eq!(mock.job(second).ok_or("job")?.state, JobState::Running);
+    until("cancelled, the slot taken", || {
+        state(&mock, first) == JobState::Cancelled && state(&mock, second) == JobState::Running
+    })
+    .await?;
     let again = delete(first).await?;
     assert_eq!(again.status().as_u16(), 400);
     assert_eq!(
@@ -425,7 +441,7 @@ async fn urls_expire_and_the_file_host_watches_for_the_key() -> R {
         .with_url_expiry(Duration::from_secs(600));
     let mock = MockServer::start(config().with_jobs(jobs)).await?;
     let id = start(&mock, "emailSend", "application/x-json-stream").await?;
-    let_run(5).await;
+    until("completed", || state(&mock, id) == JobState::Completed).await?;
     let (_, page) = files(&mock, id, None).await?;
     assert_eq!(page["jobState"], "completed");
     let url = page["files"][0]["url"].as_str().ok_or("url")?.to_owned();
