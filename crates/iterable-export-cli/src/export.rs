@@ -322,7 +322,11 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
     // that collides with another one stops at once.
     let mut opened = Vec::new();
     for mut job in jobs {
-        match crate::parquet::open(&args, job.data_type, std::mem::replace(&mut job.opening, Opening::Stdout)) {
+        match crate::parquet::open(
+            &args,
+            job.data_type,
+            std::mem::replace(&mut job.opening, Opening::Stdout),
+        ) {
             Ok(target) => opened.push((job, target)),
             Err(err) => {
                 results.push((job.data_type.to_string(), Err(err)));
