@@ -232,7 +232,7 @@ async fn main() -> ExitCode {
     }
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {
-            println!("shutting down");
+            eprintln!("iterable-export-mock: shutting down");
             server.shutdown().await;
         }
     }
