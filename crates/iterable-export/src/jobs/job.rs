@@ -1,11 +1,11 @@
 //! [`ExportJob`]: one job's state and its files, listed page by page as they appear.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 use std::time::Duration;
 
 use futures::Stream;
-use iterable_export_gen::types::ExportFilesResponse;
+use iterable_export_gen::types::{ExportFile, ExportFilesResponse};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
@@ -55,6 +55,8 @@ pub struct ExportJob {
     pending: VecDeque<JobFile>,
     start_after: Option<String>,
     resumed_after: Option<String>,
+    /// Names of the files listed so far.
+    listed: HashSet<String>,
     listed_all: bool,
     delay: Duration,
     give_up_at: Instant,
@@ -85,6 +87,7 @@ impl ExportJob {
             pending: VecDeque::new(),
             start_after: None,
             resumed_after: None,
+            listed: HashSet::new(),
             listed_all: false,
             delay: polling.initial,
             give_up_at: Instant::now() + polling.give_up_after,
@@ -152,17 +155,7 @@ impl ExportJob {
             }
             let page = list_page(&self.client, self.id, self.start_after.clone()).await?;
             let state = self.observe_page(&page)?;
-            let listed = page.files.len();
-            JobCounters::add(&self.client.jobs_shared().counters.files_listed, listed as u64);
-            for file in page.files {
-                self.pending.push_back(JobFile {
-                    name: file.file,
-                    url: file.url,
-                    page_after: self.start_after.clone(),
-                });
-            }
-            if let Some(last) = self.pending.back() {
-                self.start_after = Some(last.name.clone());
+            if self.take_page(page.files)? {
                 self.delay = self.client.jobs_shared().polling.initial;
                 continue;
             }
@@ -198,6 +191,52 @@ impl ExportJob {
         futures::stream::try_unfold(self, |mut job| async move {
             Ok(job.next_file().await?.map(|file| (file, job)))
         })
+    }
+
+    /// Queues the files of a page not listed before (nor, for a resumed job, made permanent by
+    /// the run that started it) and moves `startAfter` to the greatest name listed; `false`
+    /// when the listing did not move on. Names order the files (`startAfter` is a name), so a
+    /// file listed twice, or a page in another order, cannot deliver a file twice; a page that
+    /// lists only files before `startAfter` means the API did not page, and is an error rather
+    /// than a listing that ends early or never ends.
+    fn take_page(&mut self, files: Vec<ExportFile>) -> Result<bool> {
+        let before = self.start_after.clone();
+        let mut newest = before.clone();
+        let mut behind = None;
+        let mut added = 0u64;
+        for file in files {
+            if newest.as_deref().is_none_or(|n| file.file.as_str() > n) {
+                newest = Some(file.file.clone());
+            }
+            if before.as_deref().is_some_and(|b| file.file.as_str() < b) {
+                behind = Some(file.file.clone());
+            }
+            let made_permanent = self.resumed_after.as_deref().is_some_and(|r| file.file.as_str() <= r);
+            if made_permanent || !self.listed.insert(file.file.clone()) {
+                continue;
+            }
+            added += 1;
+            self.pending.push_back(JobFile {
+                name: file.file,
+                url: file.url,
+                page_after: before.clone(),
+            });
+        }
+        JobCounters::add(&self.client.jobs_shared().counters.files_listed, added);
+        if newest == before
+            && let (Some(behind), Some(after)) = (behind, before.as_deref())
+        {
+            return Err(Error::Job {
+                job_id: self.id,
+                message: format!(
+                    "listing its files after {after} returned {behind} again and nothing after {after}: the API \
+                     did not page with startAfter, so the rest of its files cannot be listed"
+                ),
+            });
+        }
+        let moved = newest != before;
+        self.start_after = newest;
+        Ok(moved)
     }
 
     fn observe_page(&mut self, page: &ExportFilesResponse) -> Result<JobState> {

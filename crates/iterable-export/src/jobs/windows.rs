@@ -387,10 +387,25 @@ impl ExportJobRequest {
             }
         }
         if job.truncated() {
+            if let Some(after) = job.resumed_after() {
+                // Its files up to `after` are permanent: the halves would deliver them again.
+                return Err(Outcome::Fatal(Error::Job {
+                    job_id: job.id(),
+                    message: format!(
+                        "it now reports exportTruncated (Iterable's 100 GB cap), but the output already holds \
+                         its files up to {after}, so splitting the window would repeat them: remove the output \
+                         and the state file and export again with shorter windows"
+                    ),
+                }));
+            }
             return Err(Outcome::Truncated(job.id()));
         }
         let job_id = job.id();
         drop(job);
+        // In name order, the order `startAfter` pages in: a file made permanent
+        // ([`Sink::job_file_done`]) then means every file before it is too, which is what a
+        // resumed run listing after it assumes.
+        files.sort_by(|a, b| a.name.cmp(&b.name));
         let dir = jobs.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
         let client = self.client();
         let mut spooled = futures::stream::iter(files)

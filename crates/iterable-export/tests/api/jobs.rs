@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use iterable_export::{
-    Client, DataType, Error, JobOptions, JobState, RateLimit, Sink, Window, WindowOptions, WindowedSummary,
+    Client, DataType, Error, ExportJobRequest, JobOptions, JobState, RateLimit, Sink, Window, WindowOptions,
+    WindowedSummary,
 };
 
 use crate::common::{MemSink, TestResult, day, fast_retries, snapshot};
@@ -294,9 +295,9 @@ async fn an_unknown_job_state_is_a_clear_error() -> TestResult {
 }
 
 /// A [`MemSink`] that makes each delivered job file permanent, as the CLI's sink does.
-struct FileCheckpoints {
-    inner: MemSink,
-    done: Vec<(i64, String, u64)>,
+pub(crate) struct FileCheckpoints {
+    pub(crate) inner: MemSink,
+    pub(crate) done: Vec<(i64, String, u64)>,
 }
 
 impl Sink for FileCheckpoints {
@@ -324,13 +325,22 @@ impl Sink for FileCheckpoints {
     }
 }
 
-#[tokio::test]
-async fn a_resumed_export_continues_its_job_after_the_last_file_made_permanent() -> TestResult {
-    // File 4 fails on its first 4 downloads: the first run (3 retries) stops there.
-    let script = Script {
-        broken_file: Some((4, 4)),
-        ..Script::default()
-    };
+/// The first `n` lines of day 0's records.
+pub(crate) fn first_lines(script: &Script, n: usize) -> Vec<u8> {
+    expected(script, &[iterable_time(0)])
+        .split_inclusive(|b| *b == b'\n')
+        .take(n)
+        .flatten()
+        .copied()
+        .collect()
+}
+
+/// A first run of day 0 through a fake started with `script`, whose file 4 fails on its first
+/// 4 downloads (`broken_file: Some((4, 4))`; 3 retries): it stops after files 0-3, whose 16
+/// records the sink made permanent (checked here).
+pub(crate) async fn first_run_stopping_after_file_3(
+    script: &Script,
+) -> Result<(jobs_server::Fake, ExportJobRequest, FileCheckpoints), crate::common::BoxError> {
     let fake = jobs_server::start(script.clone()).await?;
     let client = client(&fake.base_url)?;
     let request = client.export_job(DataType::EmailSend).between(day(0), day(1));
@@ -350,15 +360,17 @@ async fn a_resumed_export_continues_its_job_after_the_last_file_made_permanent()
         names,
         ["file-0000.json", "file-0001.json", "file-0002.json", "file-0003.json"]
     );
-    // The records of the four files made permanent: 16 lines.
-    let all = expected(&script, &[iterable_time(0)]);
-    let first_16: Vec<u8> = all
-        .split_inclusive(|b| *b == b'\n')
-        .take(16)
-        .flatten()
-        .copied()
-        .collect();
-    assert_eq!(sink.inner.committed(), first_16.as_slice());
+    assert_eq!(sink.inner.committed(), first_lines(script, 16).as_slice());
+    Ok((fake, request, sink))
+}
+
+#[tokio::test]
+async fn a_resumed_export_continues_its_job_after_the_last_file_made_permanent() -> TestResult {
+    let script = Script {
+        broken_file: Some((4, 4)),
+        ..Script::default()
+    };
+    let (fake, request, mut sink) = first_run_stopping_after_file_3(&script).await?;
     let downloads_before = fake.seen().downloads.len();
     // Resumed: the same job, after its fourth file.
     let window = Window {

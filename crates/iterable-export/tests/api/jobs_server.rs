@@ -39,6 +39,12 @@ pub struct Script {
     pub broken_file: Option<(usize, usize)>,
     /// A state the job reports instead of `completed`.
     pub final_state_override: Option<&'static str>,
+    /// Each page lists its files in reverse name order.
+    pub reverse_pages: bool,
+    /// A page starts with the file named by `startAfter` itself.
+    pub inclusive_start_after: bool,
+    /// A completed job reports `exportTruncated` from this listing of it on (1-based).
+    pub truncated_from_listing: Option<usize>,
 }
 
 impl Default for Script {
@@ -57,6 +63,9 @@ impl Default for Script {
             files_from_listing: 2,
             broken_file: None,
             final_state_override: None,
+            reverse_pages: false,
+            inclusive_start_after: false,
+            truncated_from_listing: None,
         }
     }
 }
@@ -347,10 +356,18 @@ fn route(s: &mut State, script: &Script, request: &Request, path: &str, files_ur
             0
         };
         let after = query_param(&request.target, "startAfter");
-        let names: Vec<usize> = (0..visible)
-            .filter(|i| after.as_deref().is_none_or(|a| file_name(*i).as_str() > a))
+        let mut names: Vec<usize> = (0..visible)
+            .filter(|i| {
+                after.as_deref().is_none_or(|a| {
+                    let name = file_name(*i);
+                    name.as_str() > a || (script.inclusive_start_after && name.as_str() == a)
+                })
+            })
             .take(script.page_size)
             .collect();
+        if script.reverse_pages {
+            names.reverse();
+        }
         let files: Vec<String> = names
             .iter()
             .map(|i| {
@@ -367,7 +384,8 @@ fn route(s: &mut State, script: &Script, request: &Request, path: &str, files_ur
         {
             job.ended = true;
         }
-        let truncated = job.truncated && state.eq_ignore_ascii_case("completed");
+        let truncated = (job.truncated || script.truncated_from_listing.is_some_and(|n| job.listings >= n))
+            && state.eq_ignore_ascii_case("completed");
         return (
             "200 OK",
             format!(

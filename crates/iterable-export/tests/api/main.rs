@@ -7,6 +7,7 @@ mod endpoints;
 mod errors;
 mod jobs;
 mod jobs_limits;
+mod jobs_listing;
 mod jobs_mock;
 mod jobs_server;
 mod resilience;

@@ -1,0 +1,92 @@
+//! Export jobs whose files listing misbehaves (pages out of name order, a page repeating the
+//! `startAfter` file, a job that reports `exportTruncated` only when resumed): every record
+//! still reaches the sink exactly once, or the export stops with a clear error.
+
+use std::time::Duration;
+
+use iterable_export::{DataType, Error, JobOptions, JobResume, Window};
+
+use crate::common::{MemSink, TestResult, day};
+use crate::jobs::{client, daily, expected, first_lines, first_run_stopping_after_file_3, iterable_time};
+use crate::jobs_server::{self, Script};
+
+/// Exports day 0 through a fake started with `script`; the export must end within 30 s.
+async fn one_day(script: &Script) -> Result<(jobs_server::Fake, MemSink), crate::common::BoxError> {
+    let fake = jobs_server::start(script.clone()).await?;
+    let client = client(&fake.base_url)?;
+    let mut sink = MemSink::new();
+    let request = client.export_job(DataType::EmailSend).between(day(0), day(1));
+    let export = request.export_windows(daily(), JobOptions::default(), &mut sink);
+    tokio::time::timeout(Duration::from_secs(30), export)
+        .await
+        .map_err(|_| "the export did not end: the listing looped")??;
+    Ok((fake, sink))
+}
+
+#[tokio::test]
+async fn pages_out_of_name_order_deliver_each_file_once() -> TestResult {
+    // Pages [2,1,0], then after file-0000 (the page's last) [3,2,1], ...: files listed again.
+    let script = Script {
+        reverse_pages: true,
+        ..Script::default()
+    };
+    let (fake, sink) = one_day(&script).await?;
+    assert_eq!(
+        String::from_utf8_lossy(sink.committed()),
+        String::from_utf8_lossy(&expected(&script, &[iterable_time(0)]))
+    );
+    let mut downloaded: Vec<usize> = fake.seen().downloads.iter().map(|(_, i)| *i).collect();
+    downloaded.sort_unstable();
+    assert_eq!(downloaded, [0, 1, 2, 3, 4, 5, 6], "each of the 7 files downloaded once");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_page_starting_with_the_start_after_file_neither_repeats_it_nor_loops() -> TestResult {
+    let script = Script {
+        inclusive_start_after: true,
+        ..Script::default()
+    };
+    let (fake, sink) = one_day(&script).await?;
+    assert_eq!(
+        String::from_utf8_lossy(sink.committed()),
+        String::from_utf8_lossy(&expected(&script, &[iterable_time(0)]))
+    );
+    assert_eq!(fake.seen().downloads.len(), 7);
+    assert_eq!(fake.seen().keys_at_file_host, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_resumed_job_that_reports_truncated_stops_instead_of_splitting_its_delivered_window() -> TestResult {
+    // First run: file 4 fails 4 times (3 retries), files 0-3 are permanent; the job used 5
+    // listings. From the 6th (the resumed run's) it reports exportTruncated.
+    let script = Script {
+        broken_file: Some((4, 4)),
+        truncated_from_listing: Some(6),
+        ..Script::default()
+    };
+    let (fake, request, mut sink) = first_run_stopping_after_file_3(&script).await?;
+    assert_eq!(fake.seen().listings, 5);
+    let first_16 = first_lines(&script, 16);
+    let window = Window {
+        start: day(0),
+        end: day(1),
+    };
+    let resume = JobResume::new(window, 100, Some("file-0003.json".into()));
+    let resumed = request
+        .export_windows(daily(), JobOptions::default().with_resume(resume), &mut sink)
+        .await;
+    let Err(Error::WindowFailed { source, .. }) = &resumed else {
+        panic!("expected the window to fail, got {resumed:?}");
+    };
+    assert!(
+        matches!(source.as_ref(), Error::Job { job_id: 100, message } if message.contains("exportTruncated")
+            && message.contains("file-0003.json")),
+        "{source}"
+    );
+    // Nothing delivered twice, no job started for halves.
+    assert_eq!(sink.inner.committed(), first_16.as_slice());
+    assert_eq!(fake.seen().starts.len(), 1);
+    Ok(())
+}
