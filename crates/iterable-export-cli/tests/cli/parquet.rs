@@ -250,6 +250,22 @@ async fn convert_writes_the_same_layout_and_a_bad_line_leaves_nothing_visible() 
         expected_by_day(&config, day_at(0, 12), day_at(2, 12))
     );
 
+    // Values that contradict their column's type are kept in `_extra` and counted in the summary.
+    let odd = dir.path().join("odd.ndjson");
+    std::fs::write(
+        &odd,
+        "{\"createdAt\":\"2024-01-05 00:00:00 +00:00\",\"campaignId\":\"123\",\"userId\":42,\"messageId\":\"m\"}\n",
+    )?;
+    bare_command()
+        .line("convert --data-type emailSend")
+        .with(&odd)
+        .with("-o")
+        .with(dir.path().join("odd"))
+        .assert()
+        .code(0)
+        .stderr(contains("1 records (90 B) converted"))
+        .stderr(contains("(2 values contradicted their column's type; kept in _extra)"));
+
     // A blank line (skipped), then a line that is not JSON: line 4003 of the file.
     body.extend_from_slice(b"\n{\"createdAt\":\"2024-01-05 00:00:00 +00:00\",\"messageId\":\"x\"}\n{oops\n");
     std::fs::write(&input, &body)?;
