@@ -67,7 +67,7 @@ impl ViaJobs {
                 "--via jobs exports dates: give --start/--end (or --state), not --range",
             ));
         }
-        // Downloaded files wait in the system's temporary directory (at most --downloads + 1
+        // Downloaded files wait in the system's temporary directory (at most --downloads + 2
         // files of at most 10 MB at a time), where a killed run leaves nothing in the output.
         let mut jobs = JobOptions::default().with_downloads(self.downloads);
         for mark in self.marks {

@@ -408,13 +408,29 @@ impl ExportJobRequest {
         files.sort_by(|a, b| a.name.cmp(&b.name));
         let dir = jobs.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
         let client = self.client();
-        let mut spooled = futures::stream::iter(files)
-            .map(|file| download(client, job_id, file, format, &dir))
-            .buffered(jobs.downloads.max(1));
+        let downloads = jobs.downloads.max(1);
+        // Downloads go on while a complete file is handed to the sink: they run in a future of
+        // their own, polled alongside the delivery, and pass complete files through a channel
+        // of one. At most `downloads` files download, one waits and one is delivered: that
+        // many spool files at a time. When the delivery stops, dropping the downloads removes
+        // their spool files.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Spooled>>(1);
+        let downloading = async move {
+            let mut spooled = futures::stream::iter(files)
+                .map(|file| download(client, job_id, file, format, &dir))
+                .buffered(downloads);
+            while let Some(file) = spooled.next().await {
+                let failed = file.is_err();
+                if tx.send(file).await.is_err() || failed {
+                    break;
+                }
+            }
+        };
         sink.begin(window).await.map_err(Outcome::Sink)?;
         let (mut records, mut bytes) = (0u64, 0u64);
-        let delivered = async {
-            while let Some(file) = spooled.try_next().await.map_err(Outcome::Fatal)? {
+        let delivering = async {
+            while let Some(file) = rx.recv().await {
+                let file = file.map_err(Outcome::Fatal)?;
                 let delivered = deliver(&file, format, client.max_line_length(), sink).await?;
                 sink.job_file_done(window, job_id, &file.name, delivered)
                     .await
@@ -423,8 +439,14 @@ impl ExportJobRequest {
                 bytes += file.bytes;
             }
             Ok(())
-        }
-        .await;
+        };
+        let delivered = {
+            let (downloading, delivering) = (std::pin::pin!(downloading), std::pin::pin!(delivering));
+            match futures::future::select(downloading, delivering).await {
+                futures::future::Either::Left(((), delivering)) => delivering.await,
+                futures::future::Either::Right((delivered, _downloading)) => delivered,
+            }
+        };
         if let Err(outcome) = delivered {
             sink.abort(window).await.map_err(Outcome::Sink)?;
             return Err(outcome);

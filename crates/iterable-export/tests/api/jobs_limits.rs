@@ -228,3 +228,64 @@ async fn a_window_started_again_gets_a_slot_even_when_a_job_started_ahead_took_t
     assert_eq!(seen.deletes, [101]);
     Ok(())
 }
+
+/// A sink whose first record waits (in real time, at most 10 s) until the fake saw `want`
+/// downloads: a slow sink, during which the downloads must go on.
+struct SlowSink {
+    inner: MemSink,
+    fake: std::sync::Arc<jobs_server::Fake>,
+    want: usize,
+    /// Downloads the fake had seen when the first record went on.
+    saw: Option<usize>,
+}
+
+impl iterable_export::Sink for SlowSink {
+    async fn begin(&mut self, window: &iterable_export::Window) -> iterable_export::Result<()> {
+        self.inner.begin(window).await
+    }
+    async fn record(&mut self, record: &[u8]) -> iterable_export::Result<()> {
+        if self.saw.is_none() {
+            let give_up = std::time::Instant::now() + Duration::from_secs(10);
+            while self.fake.seen().downloads.len() < self.want && std::time::Instant::now() < give_up {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            self.saw = Some(self.fake.seen().downloads.len());
+        }
+        self.inner.record(record).await
+    }
+    async fn commit(&mut self, window: &iterable_export::Window, records: u64) -> iterable_export::Result<()> {
+        self.inner.commit(window, records).await
+    }
+    async fn abort(&mut self, window: &iterable_export::Window) -> iterable_export::Result<()> {
+        self.inner.abort(window).await
+    }
+}
+
+#[tokio::test]
+async fn downloads_go_on_while_a_file_is_handed_to_a_slow_sink() -> TestResult {
+    let script = Script::default();
+    let fake = std::sync::Arc::new(jobs_server::start(script.clone()).await?);
+    let client = crate::jobs::client(&fake.base_url)?;
+    let mut sink = SlowSink {
+        inner: MemSink::new(),
+        fake: fake.clone(),
+        want: 3,
+        saw: None,
+    };
+    // Two downloads at once: while file 0 is delivered, the next files download.
+    client
+        .export_job(DataType::EmailSend)
+        .between(day(0), day(1))
+        .export_windows(daily(), JobOptions::default().with_downloads(2), &mut sink)
+        .await?;
+    // At least 3 (file 0 is being delivered, so files 1 and 2 started), at most 4 (one
+    // complete file waits while two more download).
+    let saw = sink.saw.unwrap_or_default();
+    assert!((3..=4).contains(&saw), "{saw} downloads: they stalled while the sink was busy");
+    assert_eq!(
+        sink.inner.committed(),
+        expected(&script, &[iterable_time(0)]).as_slice()
+    );
+    assert_eq!(fake.seen().downloads.len(), 7);
+    Ok(())
+}
