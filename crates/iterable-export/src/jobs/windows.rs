@@ -209,7 +209,7 @@ impl ExportJobRequest {
     ) -> Result<WindowedSummary> {
         self.validate()?;
         let format = options.format;
-        let mut queue: VecDeque<Window> = windows.into_iter().collect();
+        let mut queue: VecDeque<Window> = fit_resumed(windows.into_iter().collect(), &jobs.resume)?.into();
         let mut started: VecDeque<(Window, Starting)> = VecDeque::new();
         let mut failures: HashMap<Window, u32> = HashMap::new();
         let mut resume = jobs.resume.clone();
@@ -509,6 +509,62 @@ async fn deliver<S: Sink>(
         }));
     }
     Ok(records)
+}
+
+/// `windows` fitted around the windows of the `resume` points whose files are partly in the
+/// sink already: such a window must run as it is, its job continuing after its last delivered
+/// file, whatever windows this run planned (another window size); a planned window running
+/// across its edge would deliver those files again.
+///
+/// # Errors
+/// [`Error::InvalidRequest`] when the windows cover only part of such a window.
+fn fit_resumed(windows: Vec<Window>, resume: &[JobResume]) -> Result<Vec<Window>> {
+    let mut windows = windows;
+    for mark in resume {
+        let (w, Some(after)) = (mark.window, mark.after_file.as_deref()) else {
+            continue;
+        };
+        let overlaps = |x: &Window| x.start < w.end && w.start < x.end;
+        if windows.contains(&w) || !windows.iter().any(overlaps) {
+            continue;
+        }
+        let covered: i64 = windows
+            .iter()
+            .filter(|x| overlaps(x))
+            .map(|x| (x.end.min(w.end) - x.start.max(w.start)).num_seconds())
+            .sum();
+        if covered != (w.end - w.start).num_seconds() {
+            return Err(Error::InvalidRequest(format!(
+                "export job {} of window {w} already delivered its files up to {after}, but this export covers \
+                 only part of that window: export the whole window (the same dates) to continue the job",
+                mark.job_id
+            )));
+        }
+        let mut fitted = Vec::with_capacity(windows.len() + 2);
+        for x in windows {
+            if !overlaps(&x) {
+                fitted.push(x);
+                continue;
+            }
+            if x.start < w.start {
+                fitted.push(Window {
+                    start: x.start,
+                    end: w.start,
+                });
+            }
+            if !fitted.contains(&w) {
+                fitted.push(w);
+            }
+            if x.end > w.end {
+                fitted.push(Window {
+                    start: w.end,
+                    end: x.end,
+                });
+            }
+        }
+        windows = fitted;
+    }
+    Ok(windows)
 }
 
 fn window_failed(request: &ExportJobRequest, window: &Window, attempts: u32, err: Error) -> Error {

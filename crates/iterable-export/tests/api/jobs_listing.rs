@@ -1,10 +1,11 @@
 //! Export jobs whose files listing misbehaves (pages out of name order, a page repeating the
-//! `startAfter` file, a job that reports `exportTruncated` only when resumed): every record
-//! still reaches the sink exactly once, or the export stops with a clear error.
+//! `startAfter` file, a job that reports `exportTruncated` only when resumed), and a resumed run
+//! planning other windows: every record still reaches the sink exactly once, or the export
+//! stops with a clear error.
 
 use std::time::Duration;
 
-use iterable_export::{DataType, Error, JobOptions, JobResume, Window};
+use iterable_export::{DataType, Error, JobOptions, JobResume, Window, WindowOptions};
 
 use crate::common::{MemSink, TestResult, day};
 use crate::jobs::{client, daily, expected, first_lines, first_run_stopping_after_file_3, iterable_time};
@@ -88,5 +89,57 @@ async fn a_resumed_job_that_reports_truncated_stops_instead_of_splitting_its_del
     // Nothing delivered twice, no job started for halves.
     assert_eq!(sink.inner.committed(), first_16.as_slice());
     assert_eq!(fake.seen().starts.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_resumed_job_keeps_its_window_when_the_run_plans_other_windows() -> TestResult {
+    let script = Script {
+        broken_file: Some((4, 4)),
+        ..Script::default()
+    };
+    let (fake, request, mut sink) = first_run_stopping_after_file_3(&script).await?;
+    let window = Window {
+        start: day(0),
+        end: day(1),
+    };
+    let resume = || JobOptions::default().with_resume(JobResume::new(window, 100, Some("file-0003.json".into())));
+    let half_day = Duration::from_secs(12 * 3600);
+    let halves = WindowOptions::default().with_size(half_day).with_max_size(half_day);
+    // An export covering only the second half of that window cannot continue the job.
+    let part = request
+        .client()
+        .export_job(DataType::EmailSend)
+        .between(day(0) + half_day, day(1))
+        .export_windows(halves, resume(), &mut sink)
+        .await;
+    assert!(
+        matches!(&part, Err(Error::InvalidRequest(m)) if m.contains("only part of that window")),
+        "{part:?}"
+    );
+    // Half-day windows over two days: the first day runs as the resumed job's window, the
+    // second in halves.
+    let request = request.client().export_job(DataType::EmailSend).between(day(0), day(2));
+    let summary = request.export_windows(halves, resume(), &mut sink).await?;
+    let half = day(1) + half_day;
+    let starts = [
+        iterable_time(0),
+        iterable_time(1),
+        half.format("%Y-%m-%d %H:%M:%S").to_string(),
+    ];
+    assert_eq!(
+        String::from_utf8_lossy(sink.inner.committed()),
+        String::from_utf8_lossy(&expected(&script, &starts))
+    );
+    assert_eq!((summary.windows, summary.records), (3, 9 + 25 + 25));
+    let seen = fake.seen();
+    assert_eq!(
+        seen.starts,
+        [
+            (iterable_time(0), iterable_time(1)),
+            (iterable_time(1), starts[2].clone()),
+            (starts[2].clone(), iterable_time(2)),
+        ]
+    );
     Ok(())
 }
