@@ -82,9 +82,9 @@ fn cell(kind: ColumnKind, text: &str) -> Cell<'_> {
     }
     match kind {
         ColumnKind::Json => Cell::Json(text),
-        ColumnKind::Str => match serde_json::from_str::<std::borrow::Cow<'_, str>>(text) {
-            Ok(s) if text.starts_with('"') => Cell::Str(s),
-            _ => Cell::Mismatch,
+        ColumnKind::Str => match string(text) {
+            Some(s) => Cell::Str(s),
+            None => Cell::Mismatch,
         },
         // JSON's grammar has no `+`, no leading zeros; `-0` is rebuilt as `0`, another text (and for some
         // readers another value), so it stays in `_extra`.
@@ -97,14 +97,22 @@ fn cell(kind: ColumnKind, text: &str) -> Cell<'_> {
             "false" => Cell::Bool(false),
             _ => Cell::Mismatch,
         },
-        ColumnKind::Time => match serde_json::from_str::<std::borrow::Cow<'_, str>>(text) {
-            Ok(s) if text.starts_with('"') => match parse_time(&s) {
-                Some((t, exact)) => Cell::Time(t, exact),
-                None => Cell::Mismatch,
-            },
-            _ => Cell::Mismatch,
+        ColumnKind::Time => match string(text).and_then(|s| parse_time(&s)) {
+            Some((t, exact)) => Cell::Time(t, exact),
+            None => Cell::Mismatch,
         },
     }
+}
+
+/// The value of a JSON string (`None` for any other JSON): its text between the quotes when it has no escapes
+/// (the usual case, without a parser), decoded otherwise.
+fn string(text: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
+        // Valid JSON (the decoder checked it): a string without a backslash has no escaped quote either.
+        return Some(std::borrow::Cow::Borrowed(inner));
+    }
+    serde_json::from_str(text).ok()
 }
 
 /// Fills the columns of one record type from NDJSON lines.

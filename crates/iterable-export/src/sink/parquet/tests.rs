@@ -153,7 +153,7 @@ async fn every_record_is_rebuilt_from_its_row_exactly() -> Result<()> {
     let dir = tempfile::tempdir().map_err(io("tempdir"))?;
     let tricky = [
         r#"{"createdAt":"2024-01-01 10:00:00 +00:00","messageId":"m1","big":9007199254740993,"huge":1.5e300,"negz":-0.0,"campaignId":9007199254740993,"dataFields":{"n":9007199254740993,"f":1.5e300,"z":-0.0,"s":"zoë 🔥 \u00e9"},"email":"zoë@exämple.de","templateId":null,"itblInternal":null,"catalogLookupCount":-0}"#,
-        r#"{"createdAt":"2024-01-01T11:00:00Z","email":"a\u00e9\"b","userId":"\ud83d\udd25","city":"Kraków","x.y":[1,"two",null,{"a":true}],"isCustomEvent":true,"createdAt":"2024-01-01 11:30:00.123 +00:00"}"#,
+        r#"{"createdAt":"2024-01-01T11:00:00Z","email":"a\u00e9\"b","userId":"\ud83d\udd25","city":"Kraków","messageBusId":"b\\u00e9\\\"q\\\\","x.y":[1,"two",null,{"a":true}],"isCustomEvent":true,"createdAt":"2024-01-01 11:30:00.123 +00:00"}"#,
         r#"{"createdAt":1704110400000,"emailListIds":[],"total":24.50,"hrefIndex":3}"#,
         r#"{}"#,
     ];
