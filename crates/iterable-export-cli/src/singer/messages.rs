@@ -9,7 +9,7 @@
 //! (`"campaignId": 1.5`, `"email": 7`): such a window is preceded by a SCHEMA whose field also
 //! allows that JSON type, and no record fails a target's validation.
 
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Stdout, Write};
 
 use chrono::{SecondsFormat, Utc};
 use iterable_export::{Error, Sink, Window, WriterSink};
@@ -18,15 +18,19 @@ use serde_json::{Value, json};
 
 use super::catalog::Stream;
 
-/// Standard output (buffered) behind the spool; any writer in tests.
-pub(crate) type Out = WriterSink<Box<dyn Write + Send>>;
+/// Standard output, buffered (a concrete type: the window's copy from the spool file can then
+/// go through the kernel).
+pub(crate) type Stdio = BufWriter<Stdout>;
+
+/// The output behind the spool: standard output, any writer in tests.
+pub(crate) type Out<W = Stdio> = WriterSink<W>;
 
 /// Opens standard output for messages.
 ///
 /// # Errors
 /// [`Error::Io`] when the spool file or its thread cannot be created.
 pub(crate) fn stdout() -> iterable_export::Result<Out> {
-    WriterSink::new(Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout())))
+    WriterSink::new(BufWriter::with_capacity(1 << 20, std::io::stdout()))
 }
 
 /// A message as one line.
@@ -77,8 +81,8 @@ fn type_bits(types: &Value) -> u8 {
 /// and copied, never re-serialized: unknown fields, their order and every number's digits stay
 /// as Iterable sent them. Writes the stream's SCHEMA, widened before a window whose records hold
 /// a type a typed field did not allow.
-pub(crate) struct Records {
-    pub(crate) out: Out,
+pub(crate) struct Records<W: Write + Send + 'static = Stdio> {
+    pub(crate) out: Out<W>,
     stream: Stream,
     name: String,
     /// The stream's schema, as the catalog gave it.
@@ -94,10 +98,10 @@ pub(crate) struct Records {
     line: u64,
 }
 
-impl Records {
+impl<W: Write + Send + 'static> Records<W> {
     /// Wraps records of `stream` into `out`; `schema` is the stream's (see
     /// [`catalog::selected`](super::catalog::selected)).
-    pub(crate) fn new(out: Out, stream: Stream, schema: Value) -> Records {
+    pub(crate) fn new(out: Out<W>, stream: Stream, schema: Value) -> Records<W> {
         let fields: Vec<(String, u8)> = schema
             .get("properties")
             .and_then(Value::as_object)
@@ -143,7 +147,7 @@ impl Records {
     }
 }
 
-impl Sink for Records {
+impl<W: Write + Send + 'static> Sink for Records<W> {
     async fn begin(&mut self, window: &Window) -> iterable_export::Result<()> {
         let extracted = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
         self.prefix = format!(
@@ -248,7 +252,8 @@ impl<'de> DeserializeSeed<'de> for FieldOf<'_> {
     type Value = Option<usize>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
-        d.deserialize_str(self)
+        // As bytes: serde_json then skips the UTF-8 check of every key.
+        d.deserialize_bytes(self)
     }
 }
 
@@ -259,8 +264,12 @@ impl<'de> Visitor<'de> for FieldOf<'_> {
         f.write_str("a field name")
     }
 
+    fn visit_bytes<E: de::Error>(self, name: &[u8]) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|(field, _)| field.as_bytes() == name))
+    }
+
     fn visit_str<E: de::Error>(self, name: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.iter().position(|(field, _)| field == name))
+        self.visit_bytes(name.as_bytes())
     }
 }
 
@@ -365,14 +374,10 @@ mod tests {
         let stream = Stream {
             data_type: DataType::EmailSend,
         };
-        let mut records = Records::new(
-            WriterSink::new(Box::new(buffer.clone()) as Box<dyn Write + Send>)?,
-            stream,
-            stream.schema(),
-        );
+        let mut records = Records::new(WriterSink::new(buffer.clone())?, stream, stream.schema());
         records.write_schema().await?;
         let window = Window::ALL;
-        let odd = br#"{"campaignId":1.5,"email":7,"templateId":true,"x":{"campaignId":"nested"},"createdAt":1e12}"#;
+        let odd = br#"{"campaignId":1.5,"email":7,"templat\u0065Id":true,"x":{"campaignId":"nested"},"createdAt":1e12}"#;
         let attempts: [(&[&[u8]], bool); 4] = [
             (
                 &[br#"{"campaignId":1,"email":"a@b.c","createdAt":"2024-01-01 00:00:00 +00:00"}"#],
