@@ -104,6 +104,22 @@ impl ViaJobs {
     }
 }
 
+/// Refuses to resume, other than via jobs, an export whose state holds a job with files already
+/// in the output: data.json would export that job's window again from its start and repeat them.
+pub(crate) fn check_resume(via: Via, entry: &Entry) -> iterable_export::Result<()> {
+    match entry.jobs.iter().find(|mark| mark.after_file.is_some()) {
+        Some(mark) if via != Via::Jobs => Err(usage(format!(
+            "the state file holds export job {} of window {}, whose files up to {} are already in {}: resume \
+             with --via jobs (data.json would export that window again from its start and repeat them)",
+            mark.job_id,
+            mark.window,
+            mark.after_file.as_deref().unwrap_or_default(),
+            entry.output.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Updates an entry at a commit: `mark` (a job's last file in the output) replaces the
 /// window's mark; the marks of windows before `cursor` (committed) go.
 pub(crate) fn remember(entry: &mut Entry, cursor: DateTime<Utc>, mark: Option<JobResume>) {

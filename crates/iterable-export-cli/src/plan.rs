@@ -183,6 +183,7 @@ pub(crate) fn plan_job(
             )));
         }
         args.format.check_continue(&entry.output, entry.committed_len, true)?;
+        crate::jobs::check_resume(args.via, entry)?;
         let opening = Opening::Resume {
             path: entry.output.clone(),
             format,

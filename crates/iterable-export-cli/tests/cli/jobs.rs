@@ -105,19 +105,15 @@ async fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> TestResult {
     Ok(())
 }
 
-#[tokio::test]
-async fn a_run_killed_mid_job_resumes_the_same_job_without_downloading_finished_files_again() -> TestResult {
-    // Small files: the first day's job has dozens, downloaded one at a time.
-    let config = jobs_config(400, 1_500, Duration::from_millis(20));
-    let mock = start(config.clone()).await?;
-    let dir = tempfile::tempdir()?;
-    let state_path = dir.path().join("state.json");
-    let mut child = child_command(&mock)
+/// Runs [`SPAN`] into `dir` with one download at a time and kills it once the state says some
+/// of the first job's files are in the output; returns that job and its last file there.
+async fn kill_mid_first_job(mock: &MockServer, dir: &Path) -> Result<(i64, String), BoxError> {
+    let state_path = dir.join("state.json");
+    let mut child = child_command(mock)
         .args(words(SPAN))
-        .args(dir_args(dir.path()))
+        .args(dir_args(dir))
         .args(["--downloads", "1", "--quiet"])
         .spawn()?;
-    // Killed once the state says some of the first job's files are in the output.
     wait_until("a file of the first job in the state", || {
         read_state(&state_path)
             .ok()
@@ -138,6 +134,16 @@ async fn a_run_killed_mid_job_resumes_the_same_job_without_downloading_finished_
         mark["after_file"].as_str().unwrap_or_default().to_owned(),
     );
     assert!([1_000_001, 1_000_002].contains(&job_id), "{state}");
+    Ok((job_id, after))
+}
+
+#[tokio::test]
+async fn a_run_killed_mid_job_resumes_the_same_job_without_downloading_finished_files_again() -> TestResult {
+    // Small files: the first day's job has dozens, downloaded one at a time.
+    let config = jobs_config(400, 1_500, Duration::from_millis(20));
+    let mock = start(config.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    let (job_id, after) = kill_mid_first_job(&mock, dir.path()).await?;
     let starts_before = mock.job_counters().starts;
 
     command(&mock)
@@ -165,6 +171,65 @@ async fn a_run_killed_mid_job_resumes_the_same_job_without_downloading_finished_
             .count();
         assert_eq!(downloads, 1, "{name} was downloaded again");
     }
+    assert!(!mock.file_host_received_api_key());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_run_killed_mid_job_resumes_only_via_jobs_and_keeps_the_jobs_window_under_another_window_size() -> TestResult
+{
+    let config = jobs_config(400, 1_500, Duration::from_millis(20));
+    let mock = start(config.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    let (job_id, after) = kill_mid_first_job(&mock, dir.path()).await?;
+    let starts_before = mock.job_counters().starts;
+    // The unfinished output (its temporary file) and the state, as the kill left them.
+    let files = || -> Result<Vec<(std::ffi::OsString, Vec<u8>)>, BoxError> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir.path())? {
+            let entry = entry?;
+            files.push((entry.file_name(), std::fs::read(entry.path())?));
+        }
+        files.sort();
+        Ok(files)
+    };
+    let before = files()?;
+    let names: Vec<_> = before.iter().map(|f| f.0.to_string_lossy().into_owned()).collect();
+    assert_eq!(names, [".state.json.lock", "emailSend.ndjson.part", "state.json"]);
+    // data.json would export the job's window from its start again: refused.
+    let refused = command(&mock)
+        .line(&SPAN.replace("--via jobs", "--via data-json"))
+        .into_dir(dir.path())
+        .with("--quiet")
+        .run()
+        .await?
+        .code(2);
+    let message = stderr(&refused);
+    assert!(
+        message.contains(&format!("export job {job_id} of window"))
+            && message.contains(&after)
+            && message.contains("resume with --via jobs"),
+        "{message}"
+    );
+    assert_eq!(files()?, before);
+    // Half-day windows: the job's day stays one window, the job continues.
+    command(&mock)
+        .line(&SPAN.replace("--window 1d", "--window 12h"))
+        .into_dir(dir.path())
+        .with("--quiet")
+        .run()
+        .await?
+        .success();
+    let noon = day(1) + chrono::TimeDelta::hours(12);
+    let mut want = expected_body(&config, "emailSend", day(0), day(1));
+    want.extend(expected_body(&config, "emailSend", day(1), noon));
+    want.extend(expected_body(&config, "emailSend", noon, day(2)));
+    assert_eq!(output(dir.path())?, want);
+    assert_eq!(
+        mock.job_counters().starts,
+        starts_before + 2,
+        "the first day's job continued, one job per half of the second day"
+    );
     assert!(!mock.file_host_received_api_key());
     Ok(())
 }
