@@ -1,6 +1,6 @@
 //! Export jobs against the fake of `jobs_server.rs`: limits and time — how many jobs run at once,
 //! job slots when an export fails or starts a window again, polling backoff on a held clock, the
-//! give-up bound.
+//! give-up bound, downloads going on during a slow delivery, spool files removed on every path.
 
 use std::time::Duration;
 
@@ -281,11 +281,71 @@ async fn downloads_go_on_while_a_file_is_handed_to_a_slow_sink() -> TestResult {
     // At least 3 (file 0 is being delivered, so files 1 and 2 started), at most 4 (one
     // complete file waits while two more download).
     let saw = sink.saw.unwrap_or_default();
-    assert!((3..=4).contains(&saw), "{saw} downloads: they stalled while the sink was busy");
+    assert!(
+        (3..=4).contains(&saw),
+        "{saw} downloads: they stalled while the sink was busy"
+    );
     assert_eq!(
         sink.inner.committed(),
         expected(&script, &[iterable_time(0)]).as_slice()
     );
     assert_eq!(fake.seen().downloads.len(), 7);
+    Ok(())
+}
+
+/// A sink whose first record never completes.
+struct StuckSink;
+
+impl iterable_export::Sink for StuckSink {
+    async fn begin(&mut self, _: &iterable_export::Window) -> iterable_export::Result<()> {
+        Ok(())
+    }
+    async fn record(&mut self, _: &[u8]) -> iterable_export::Result<()> {
+        std::future::pending().await
+    }
+    async fn commit(&mut self, _: &iterable_export::Window, _: u64) -> iterable_export::Result<()> {
+        Ok(())
+    }
+    async fn abort(&mut self, _: &iterable_export::Window) -> iterable_export::Result<()> {
+        Ok(())
+    }
+}
+
+fn spooled(dir: &std::path::Path) -> std::io::Result<usize> {
+    Ok(std::fs::read_dir(dir)?.count())
+}
+
+#[tokio::test]
+async fn spool_files_are_removed_when_the_export_fails_or_is_dropped_mid_delivery() -> TestResult {
+    // File 4 always answers 500: the export fails after files 0-3 were spooled and delivered.
+    let script = Script {
+        broken_file: Some((4, usize::MAX)),
+        ..Script::default()
+    };
+    let fake = jobs_server::start(script).await?;
+    let client = crate::jobs::client(&fake.base_url)?;
+    let spool = tempfile::tempdir()?;
+    let jobs = || JobOptions::default().with_downloads(2).with_spool_dir(spool.path());
+    let request = client.export_job(DataType::EmailSend).between(day(0), day(1));
+    let failed = request.export_windows(daily(), jobs(), &mut MemSink::new()).await;
+    assert!(matches!(&failed, Err(Error::WindowFailed { .. })), "{failed:?}");
+    assert_eq!(spooled(spool.path())?, 0);
+
+    // Dropped (as by Ctrl-C) while the sink is stuck on file 0 and later files wait on disk.
+    let fake = jobs_server::start(Script::default()).await?;
+    let client = crate::jobs::client(&fake.base_url)?;
+    let (dir, options) = (spool.path().to_owned(), jobs());
+    let export = tokio::spawn(async move {
+        let request = client.export_job(DataType::EmailSend).between(day(0), day(1));
+        request.export_windows(daily(), options, &mut StuckSink).await
+    });
+    let give_up = std::time::Instant::now() + Duration::from_secs(10);
+    while spooled(&dir)? < 2 && std::time::Instant::now() < give_up {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(spooled(&dir)? >= 2, "files were spooled while the sink was stuck");
+    export.abort();
+    assert!(export.await.is_err_and(|e| e.is_cancelled()));
+    assert_eq!(spooled(&dir)?, 0);
     Ok(())
 }
