@@ -382,7 +382,14 @@ impl ExportJobRequest {
                 {
                     return Err(Outcome::Failed(err));
                 }
-                Err(err) if err.is_transient() => return Err(Outcome::Failed(err)),
+                // The job may be fine (its listing kept failing): cancel it before another one
+                // is started for the window, or it would hold one of Iterable's job slots.
+                Err(err) if err.is_transient() => {
+                    if let Err(cancel) = job.cancel().await {
+                        tracing::warn!(job_id = job.id(), error = %cancel, "could not cancel the job given up");
+                    }
+                    return Err(Outcome::Failed(err));
+                }
                 Err(err) => return Err(Outcome::Fatal(err)),
             }
         }

@@ -1,7 +1,7 @@
 //! Export jobs whose files listing misbehaves (pages out of name order, a page repeating the
 //! `startAfter` file, a job that reports `exportTruncated` only when resumed), and a resumed run
-//! planning other windows: every record still reaches the sink exactly once, or the export
-//! stops with a clear error.
+//! planning other windows, and a job given up: every record still reaches the sink exactly once,
+//! or the export stops with a clear error, and no job is left behind.
 
 use std::time::Duration;
 
@@ -141,5 +141,20 @@ async fn a_resumed_job_keeps_its_window_when_the_run_plans_other_windows() -> Te
             (starts[2].clone(), iterable_time(2)),
         ]
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_job_given_up_because_its_listing_kept_failing_is_cancelled_before_the_next_one() -> TestResult {
+    // 4 listings answer 500: the first listing of job 100 fails after its 3 retries.
+    let script = Script {
+        files_500_first: 4,
+        ..Script::default()
+    };
+    let (fake, sink) = one_day(&script).await?;
+    assert_eq!(sink.committed(), expected(&script, &[iterable_time(0)]).as_slice());
+    let seen = fake.seen();
+    assert_eq!(seen.starts.len(), 2);
+    assert_eq!(seen.deletes, [100], "the job given up is cancelled");
     Ok(())
 }
