@@ -158,3 +158,42 @@ async fn a_job_given_up_because_its_listing_kept_failing_is_cancelled_before_the
     assert_eq!(seen.deletes, [100], "the job given up is cancelled");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_start_refused_with_a_4xx_is_a_clear_error_at_once_and_a_429_is_waited_out() -> TestResult {
+    let script = Script {
+        start_refused: Some((
+            "400 Bad Request",
+            r#"{"code":"BadParams","msg":"Invalid field(s) in onlyFields: nope"}"#,
+        )),
+        ..Script::default()
+    };
+    let fake = jobs_server::start(script).await?;
+    let client = client(&fake.base_url)?;
+    let mut sink = MemSink::new();
+    let result = client
+        .export_job(DataType::EmailSend)
+        .between(day(0), day(1))
+        .only_fields(["nope"])
+        .export_windows(daily(), JobOptions::default(), &mut sink)
+        .await;
+    let Err(err @ Error::WindowFailed { source, .. }) = &result else {
+        panic!("expected the window to fail, got {result:?}");
+    };
+    assert_eq!(source.status(), Some(400));
+    assert!(
+        err.to_string().contains("Invalid field(s) in onlyFields: nope"),
+        "{err}"
+    );
+    assert_eq!(fake.seen().start_requests, 1, "a 400 is not retried");
+    assert!(sink.committed().is_empty());
+
+    let script = Script {
+        start_429_first: 2,
+        ..Script::default()
+    };
+    let (fake, sink) = one_day(&script).await?;
+    assert_eq!(sink.committed(), expected(&script, &[iterable_time(0)]).as_slice());
+    assert_eq!((fake.seen().start_requests, fake.seen().starts.len()), (3, 1));
+    Ok(())
+}

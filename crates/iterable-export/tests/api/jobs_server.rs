@@ -45,6 +45,10 @@ pub struct Script {
     pub inclusive_start_after: bool,
     /// A completed job reports `exportTruncated` from this listing of it on (1-based).
     pub truncated_from_listing: Option<usize>,
+    /// The first this many start requests answer 429.
+    pub start_429_first: usize,
+    /// Every start request answers this status line and JSON body.
+    pub start_refused: Option<(&'static str, &'static str)>,
 }
 
 impl Default for Script {
@@ -66,6 +70,8 @@ impl Default for Script {
             reverse_pages: false,
             inclusive_start_after: false,
             truncated_from_listing: None,
+            start_429_first: 0,
+            start_refused: None,
         }
     }
 }
@@ -76,6 +82,8 @@ pub struct Seen {
     /// `(start, end)` of every started job, in order.
     pub starts: Vec<(String, String)>,
     pub start_bodies: Vec<serde_json::Value>,
+    /// Start requests, answered or refused.
+    pub start_requests: usize,
     pub listings: usize,
     /// When each listing arrived, on tokio's clock (paused in some tests).
     pub listed_at: Vec<tokio::time::Instant>,
@@ -285,6 +293,16 @@ async fn serve_api(
 
 fn route(s: &mut State, script: &Script, request: &Request, path: &str, files_url: &str) -> (&'static str, String) {
     if request.method == "POST" && path == "/api/export/start" {
+        s.seen.start_requests += 1;
+        if s.seen.start_requests <= script.start_429_first {
+            return (
+                "429 Too Many Requests",
+                "{\"code\":\"RateLimitExceeded\",\"msg\":\"slow down\"}".into(),
+            );
+        }
+        if let Some((status, body)) = script.start_refused {
+            return (status, body.into());
+        }
         let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
         let text = |k: &str| body.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_owned();
         let (start, end) = (text("startDateTime"), text("endDateTime"));
