@@ -42,7 +42,7 @@ pub(crate) fn expected(script: &Script, starts: &[String]) -> Vec<u8> {
 }
 
 /// Exports day 0 of emailSend in one daily window through a fake started with `script`.
-async fn export_one_day(
+pub(crate) async fn export_one_day(
     script: &Script,
     jobs: JobOptions,
 ) -> Result<

@@ -8,7 +8,9 @@ use std::time::Duration;
 use iterable_export::{DataType, Error, JobOptions, JobResume, Window, WindowOptions};
 
 use crate::common::{MemSink, TestResult, day};
-use crate::jobs::{client, daily, expected, first_lines, first_run_stopping_after_file_3, iterable_time};
+use crate::jobs::{
+    client, daily, expected, export_one_day, first_lines, first_run_stopping_after_file_3, iterable_time,
+};
 use crate::jobs_server::{self, Script};
 
 /// Exports day 0 through a fake started with `script`; the export must end within 30 s.
@@ -168,15 +170,7 @@ async fn a_start_refused_with_a_4xx_is_a_clear_error_at_once_and_a_429_is_waited
         )),
         ..Script::default()
     };
-    let fake = jobs_server::start(script).await?;
-    let client = client(&fake.base_url)?;
-    let mut sink = MemSink::new();
-    let result = client
-        .export_job(DataType::EmailSend)
-        .between(day(0), day(1))
-        .only_fields(["nope"])
-        .export_windows(daily(), JobOptions::default(), &mut sink)
-        .await;
+    let (fake, _, sink, result) = export_one_day(&script, JobOptions::default()).await?;
     let Err(err @ Error::WindowFailed { source, .. }) = &result else {
         panic!("expected the window to fail, got {result:?}");
     };
