@@ -324,15 +324,17 @@ impl ExportJobRequest {
     /// Validation errors before sending (a job needs dates, or none for all of time; a
     /// predefined range other than that is refused); the API's error.
     pub async fn start(&self, format: Format) -> Result<ExportJob> {
-        self.start_with(format, None).await
+        self.start_with(format, None, None).await
     }
 
-    /// [`start`](Self::start), setting `sending` once a job slot is held, just before the
-    /// request is sent (from then on, dropping the future may leave a started job behind).
+    /// [`start`](Self::start) with `permit` as its job slot (`None`: wait for one), setting
+    /// `sending` once a job slot is held, just before the request is sent (from then on,
+    /// dropping the future may leave a started job behind).
     pub(crate) async fn start_with(
         &self,
         format: Format,
         sending: Option<&std::sync::atomic::AtomicBool>,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Result<ExportJob> {
         self.validate()?;
         if self.export.predefined_range().is_some() {
@@ -341,7 +343,10 @@ impl ExportJobRequest {
             ));
         }
         let client = self.client();
-        let permit = client.jobs_shared().slots.clone().acquire_owned().await.ok();
+        let permit = match permit {
+            Some(permit) => Some(permit),
+            None => client.jobs_shared().slots.clone().acquire_owned().await.ok(),
+        };
         if let Some(flag) = sending {
             flag.store(true, Ordering::SeqCst);
         }
@@ -362,9 +367,22 @@ impl ExportJobRequest {
     /// Continues job `job_id`, started earlier (by this or another process) with this
     /// request's span, fields and format: its files are listed from the first.
     pub async fn resume(&self, job_id: i64, format: Format) -> Result<ExportJob> {
+        self.resume_with(job_id, format, None).await
+    }
+
+    /// [`resume`](Self::resume) with `permit` as its job slot (`None`: wait for one).
+    pub(crate) async fn resume_with(
+        &self,
+        job_id: i64,
+        format: Format,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Result<ExportJob> {
         self.validate()?;
         let client = self.client();
-        let permit = client.jobs_shared().slots.clone().acquire_owned().await.ok();
+        let permit = match permit {
+            Some(permit) => Some(permit),
+            None => client.jobs_shared().slots.clone().acquire_owned().await.ok(),
+        };
         Ok(ExportJob::new(client.clone(), job_id, format, permit))
     }
 }

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::SubsecRound;
 use futures::{StreamExt, TryStreamExt};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::download::{Spooled, download};
 use super::{ExportJob, ExportJobRequest, JobState};
@@ -188,7 +189,7 @@ impl ExportJobRequest {
 
     /// Exports the given windows, in order, into `sink`, one export job each: the job is
     /// started (at most [`max_running_jobs`](crate::ClientBuilder::max_running_jobs) at once,
-    /// `jobs.lookahead` windows ahead), its files listed once it completed, downloaded
+    /// `jobs.lookahead` windows ahead when a job slot is free, slots taken in window order), its files listed once it completed, downloaded
     /// `jobs.downloads` at a time into temporary files, and each complete file's records handed
     /// to the sink; the window is committed when every file was delivered, aborted otherwise —
     /// so every record reaches the sink once, as with [`Export::export_plan`](crate::Export::export_plan).
@@ -216,10 +217,22 @@ impl ExportJobRequest {
         let mut summary = WindowedSummary::default();
         let result = loop {
             while started.len() <= jobs.lookahead
-                && let Some(window) = queue.pop_front()
+                && let Some(&window) = queue.front()
             {
+                // Job slots are taken in window order: the window exported next waits for one
+                // here, later windows start only with a free one. A later window's start
+                // taking the slot an earlier one waits for would wait for ever.
+                let permit = if started.is_empty() {
+                    self.slot().await
+                } else {
+                    match self.client().jobs_shared().slots.clone().try_acquire_owned() {
+                        Ok(permit) => Some(permit),
+                        Err(_) => break,
+                    }
+                };
+                queue.pop_front();
                 let point = resume.iter().position(|r| r.window == window).map(|i| resume.remove(i));
-                started.push_back((window, self.spawn_start(window, format, point, &jobs)));
+                started.push_back((window, self.spawn_start(window, format, point, &jobs, permit)));
             }
             let Some((window, starting)) = started.pop_front() else {
                 break Ok(summary);
@@ -273,8 +286,10 @@ impl ExportJobRequest {
                     self.client().count_window_split();
                     summary.splits += 1;
                     self.make_room(&mut started, &mut queue).await;
-                    started.push_front((second, self.spawn_start(second, format, None, &jobs)));
-                    started.push_front((first, self.spawn_start(first, format, None, &jobs)));
+                    // `first` holds a slot before `second` may wait for one.
+                    let permit = self.slot().await;
+                    started.push_front((second, self.spawn_start(second, format, None, &jobs, None)));
+                    started.push_front((first, self.spawn_start(first, format, None, &jobs, permit)));
                 }
                 Outcome::Failed(err) => {
                     let failed = failures.entry(window).or_insert(0);
@@ -286,7 +301,8 @@ impl ExportJobRequest {
                     summary.retries += 1;
                     self.client().count_retry();
                     self.make_room(&mut started, &mut queue).await;
-                    started.push_front((window, self.spawn_start(window, format, None, &jobs)));
+                    let permit = self.slot().await;
+                    started.push_front((window, self.spawn_start(window, format, None, &jobs, permit)));
                 }
             }
         };
@@ -296,7 +312,21 @@ impl ExportJobRequest {
         result
     }
 
-    fn spawn_start(&self, window: Window, format: Format, resume: Option<JobResume>, jobs: &JobOptions) -> Starting {
+    /// One of the client's job slots, once free.
+    async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.client().jobs_shared().slots.clone().acquire_owned().await.ok()
+    }
+
+    /// Starts (or resumes) `window`'s job in a task of its own, with `permit` as its job slot
+    /// (`None`: the task waits for one).
+    fn spawn_start(
+        &self,
+        window: Window,
+        format: Format,
+        resume: Option<JobResume>,
+        jobs: &JobOptions,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Starting {
         let request = self.for_window(&window);
         let observer = jobs.observer.clone();
         let sending = Arc::new(AtomicBool::new(false));
@@ -304,13 +334,13 @@ impl ExportJobRequest {
         let task = tokio::spawn(async move {
             let job = match resume {
                 Some(point) => {
-                    let mut job = request.resume(point.job_id, format).await?;
+                    let mut job = request.resume_with(point.job_id, format, permit).await?;
                     if let Some(file) = point.after_file {
                         job.skip_through(file);
                     }
                     job
                 }
-                None => request.start_with(format, Some(&flag)).await?,
+                None => request.start_with(format, Some(&flag), permit).await?,
             };
             if let Some(observe) = observer {
                 observe(&window, job.id());
