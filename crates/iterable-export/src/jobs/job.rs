@@ -208,7 +208,7 @@ impl ExportJob {
             if newest.as_deref().is_none_or(|n| file.file.as_str() > n) {
                 newest = Some(file.file.clone());
             }
-            if before.as_deref().is_some_and(|b| file.file.as_str() < b) {
+            if behind.is_none() && before.as_deref().is_some_and(|b| file.file.as_str() < b) {
                 behind = Some(file.file.clone());
             }
             let made_permanent = self.resumed_after.as_deref().is_some_and(|r| file.file.as_str() <= r);

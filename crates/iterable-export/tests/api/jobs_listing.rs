@@ -191,3 +191,23 @@ async fn a_start_refused_with_a_4xx_is_a_clear_error_at_once_and_a_429_is_waited
     assert_eq!((fake.seen().start_requests, fake.seen().starts.len()), (3, 1));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_listing_that_ignores_start_after_is_a_clear_error_not_an_endless_listing() -> TestResult {
+    let script = Script {
+        ignore_start_after: true,
+        ..Script::default()
+    };
+    let (fake, _, sink, result) = export_one_day(&script, JobOptions::default()).await?;
+    let Err(Error::WindowFailed { source, .. }) = &result else {
+        panic!("expected the window to fail, got {result:?}");
+    };
+    assert_eq!(
+        source.to_string(),
+        "export job 100: listing its files after file-0002.json returned file-0000.json again and nothing after \
+         file-0002.json: the API did not page with startAfter, so the rest of its files cannot be listed"
+    );
+    assert!(sink.committed().is_empty());
+    assert!(fake.seen().downloads.is_empty());
+    Ok(())
+}

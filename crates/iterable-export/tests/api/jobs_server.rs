@@ -43,6 +43,8 @@ pub struct Script {
     pub reverse_pages: bool,
     /// A page starts with the file named by `startAfter` itself.
     pub inclusive_start_after: bool,
+    /// Every listing answers the first page, whatever its `startAfter`.
+    pub ignore_start_after: bool,
     /// A completed job reports `exportTruncated` from this listing of it on (1-based).
     pub truncated_from_listing: Option<usize>,
     /// The first this many start requests answer 429.
@@ -69,6 +71,7 @@ impl Default for Script {
             final_state_override: None,
             reverse_pages: false,
             inclusive_start_after: false,
+            ignore_start_after: false,
             truncated_from_listing: None,
             start_429_first: 0,
             start_refused: None,
@@ -373,7 +376,7 @@ fn route(s: &mut State, script: &Script, request: &Request, path: &str, files_ur
         } else {
             0
         };
-        let after = query_param(&request.target, "startAfter");
+        let after = query_param(&request.target, "startAfter").filter(|_| !script.ignore_start_after);
         let mut names: Vec<usize> = (0..visible)
             .filter(|i| {
                 after.as_deref().is_none_or(|a| {
