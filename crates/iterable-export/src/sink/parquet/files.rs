@@ -10,22 +10,16 @@ use chrono::NaiveDate;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
 
-use super::encode::Encoder;
+use super::decoders::{Decoded, Decoders};
 use super::encoder_thread::EncoderThread;
 use super::schema::Columns;
 use super::{Partition, pending_path};
 use crate::sink::offload::Target;
 use crate::sink::{sync_parent_dir, write_file_atomically};
-use crate::{Error, Event, Result, User, Window};
+use crate::{Error, Result, Window};
 
-/// Rows gathered in Arrow builders before they go to the Parquet writer (which cuts row groups by size).
-const BATCH_ROWS: usize = 8192;
-
-/// The encoder of the data type's record type.
-pub(crate) enum Encoders {
-    Event(Encoder<Event>),
-    User(Encoder<User>),
-}
+/// Bytes of lines gathered before they go to a decoder thread (about 1,700 emailSend records).
+const CHUNK: usize = 1 << 20;
 
 /// One day's (or, without partitions, the window's) file being written.
 struct Open {
@@ -33,7 +27,6 @@ struct Open {
     /// The directory the visible name goes in.
     dir: PathBuf,
     writer: EncoderThread,
-    encoder: Encoders,
 }
 
 /// What the thread owns.
@@ -41,13 +34,15 @@ pub(crate) struct Files {
     /// `DIR/<dataType>`.
     pub(crate) root: PathBuf,
     pub(crate) columns: Arc<Columns>,
-    pub(crate) user: bool,
     pub(crate) partition: Partition,
     pub(crate) props: WriterProperties,
     pub(crate) sync: bool,
     /// The window being written: its files, by day.
     pub(crate) window: Option<Window>,
     open: BTreeMap<Option<NaiveDate>, Open>,
+    /// Lines not yet sent to a decoder.
+    chunk: Vec<u8>,
+    decoders: Decoders,
     /// Records of this attempt, for the line number of a record that is not JSON.
     pub(crate) records: u64,
     /// Values of this attempt that contradicted their column's type.
@@ -62,20 +57,25 @@ impl Files {
         partition: Partition,
         props: WriterProperties,
         sync: bool,
-    ) -> Files {
+    ) -> Result<Files> {
         let columns = Arc::new(columns);
-        Files {
+        // Decoding is the costly part: one thread per core, up to 4 (the encoder threads and the download need a
+        // core too).
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
+        let decoders = Decoders::spawn(threads, user, columns.clone(), partition)?;
+        Ok(Files {
             root,
             columns,
-            user,
             partition,
             props,
             sync,
             window: None,
             open: BTreeMap::new(),
+            chunk: Vec::with_capacity(CHUNK + 64 * 1024),
+            decoders,
             records: 0,
             mismatched: 0,
-        }
+        })
     }
 
     /// Starts a window attempt.
@@ -87,53 +87,61 @@ impl Files {
         Ok(())
     }
 
-    /// Adds one record.
-    fn record(&mut self, line: &[u8]) -> Result<()> {
-        self.records += 1;
-        let records = self.records;
-        let bad = |message: String| Error::Decode {
-            line: records,
-            offset: 0,
-            message: format!("record {records} of the window cannot be written as Parquet: {message}"),
-        };
-        if self.user {
-            let (record, day) = Encoder::<User>::decode(line).map_err(bad)?;
-            let open = self.open_for(day)?;
-            let Encoders::User(encoder) = &mut open.encoder else {
-                return Err(mixed());
-            };
-            encoder.push(&record);
-            self.mismatched += std::mem::take(&mut encoder.mismatched);
-        } else {
-            let (record, day) = Encoder::<Event>::decode(line).map_err(bad)?;
-            let open = self.open_for(day)?;
-            let Encoders::Event(encoder) = &mut open.encoder else {
-                return Err(mixed());
-            };
-            encoder.push(&record);
-            self.mismatched += std::mem::take(&mut encoder.mismatched);
+    /// Adds lines (each ended by `\n`), sending full chunks to the decoders.
+    fn lines(&mut self, bytes: &[u8]) -> Result<()> {
+        self.chunk.extend_from_slice(bytes);
+        if self.chunk.len() >= CHUNK {
+            let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK + 64 * 1024));
+            if let Some(outcome) = self.decoders.send(chunk)? {
+                self.write(outcome)?;
+            }
+        }
+        // Whatever is decoded already goes to its files now, not when the decoders are all busy.
+        while let Some(outcome) = self.decoders.try_take()? {
+            self.write(outcome)?;
         }
         Ok(())
     }
 
-    /// The file of `day` (all days share one without partitions), opened on first use; full batches go to its
-    /// writer.
-    fn open_for(&mut self, day: Option<NaiveDate>) -> Result<&mut Open> {
-        let key = match self.partition {
-            Partition::Day => day,
-            Partition::None => None,
-        };
-        if !self.open.contains_key(&key) {
-            let open = self.create(key)?;
-            self.open.insert(key, open);
+    /// Decodes and writes every line received.
+    fn drain(&mut self) -> Result<()> {
+        if !self.chunk.is_empty() {
+            let chunk = std::mem::take(&mut self.chunk);
+            if let Some(outcome) = self.decoders.send(chunk)? {
+                self.write(outcome)?;
+            }
         }
-        let Some(open) = self.open.get_mut(&key) else {
-            return Err(mixed());
-        };
-        if open.encoder.rows() >= BATCH_ROWS {
-            write_batch(open)?;
+        while let Some(outcome) = self.decoders.take()? {
+            self.write(outcome)?;
         }
-        Ok(open)
+        Ok(())
+    }
+
+    /// Hands a chunk's batches to the files of their days.
+    fn write(&mut self, outcome: std::result::Result<Decoded, (u64, String)>) -> Result<()> {
+        let decoded = match outcome {
+            Ok(decoded) => decoded,
+            Err((index, message)) => {
+                let line = self.records + index + 1;
+                return Err(Error::Decode {
+                    line,
+                    offset: 0,
+                    message: format!("record {line} of the window cannot be written as Parquet: {message}"),
+                });
+            }
+        };
+        self.records += decoded.records;
+        self.mismatched += decoded.mismatched;
+        for (key, batch) in decoded.parts {
+            if !self.open.contains_key(&key) {
+                let open = self.create(key)?;
+                self.open.insert(key, open);
+            }
+            if let Some(open) = self.open.get_mut(&key) {
+                open.writer.write(batch)?;
+            }
+        }
+        Ok(())
     }
 
     fn create(&self, day: Option<NaiveDate>) -> Result<Open> {
@@ -151,22 +159,13 @@ impl Files {
         let writer = ArrowWriter::try_new(file, self.columns.schema.clone(), Some(self.props.clone()))
             .map_err(|e| parquet_error(&tmp, e))?;
         let writer = EncoderThread::spawn(writer, tmp.clone())?;
-        let encoder = if self.user {
-            Encoders::User(Encoder::new(self.columns.clone()))
-        } else {
-            Encoders::Event(Encoder::new(self.columns.clone()))
-        };
-        Ok(Open {
-            tmp,
-            dir,
-            writer,
-            encoder,
-        })
+        Ok(Open { tmp, dir, writer })
     }
 
     /// Completes the window's files and gives them their visible names; `seq` numbers this commit. Returns the
     /// values that contradicted their column's type.
     pub(crate) fn commit(&mut self, seq: u64) -> Result<u64> {
+        self.drain()?;
         let window = self.window.take().unwrap_or(Window::ALL);
         let opens = std::mem::take(&mut self.open);
         let tmps: Vec<PathBuf> = opens.values().map(|o| o.tmp.clone()).collect();
@@ -194,8 +193,7 @@ impl Files {
         visible: &mut Vec<PathBuf>,
     ) -> Result<()> {
         let mut done = Vec::new();
-        for (_, mut open) in opens {
-            write_batch(&mut open)?;
+        for (_, open) in opens {
             open.writer.finish()?;
             if self.sync {
                 File::open(&open.tmp)
@@ -232,6 +230,9 @@ impl Files {
 
     /// Forgets the attempt: its temporary files are removed.
     pub(crate) fn discard(&mut self) -> Result<()> {
+        // The outcomes of chunks in flight belong to the attempt too.
+        self.chunk.clear();
+        while let Ok(Some(_)) = self.decoders.take() {}
         let mut first = None;
         for (_, open) in std::mem::take(&mut self.open) {
             drop(open.writer);
@@ -257,38 +258,7 @@ impl Drop for Files {
 impl Target for Files {
     /// A batch of NDJSON lines, each ended by `\n`.
     fn write_batch(&mut self, bytes: &[u8]) -> Result<()> {
-        let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', bytes) {
-            if end > start {
-                self.record(&bytes[start..end])?;
-            }
-            start = end + 1;
-        }
-        if start < bytes.len() {
-            self.record(&bytes[start..])?;
-        }
-        Ok(())
-    }
-}
-
-/// Hands the rows gathered for a file to its writer, and counts their contradicting values.
-fn write_batch(open: &mut Open) -> Result<()> {
-    let (rows, batch) = match &mut open.encoder {
-        Encoders::Event(e) => (e.rows(), e.finish()?),
-        Encoders::User(e) => (e.rows(), e.finish()?),
-    };
-    if rows > 0 {
-        open.writer.write(batch)?;
-    }
-    Ok(())
-}
-
-impl Encoders {
-    fn rows(&self) -> usize {
-        match self {
-            Encoders::Event(e) => e.rows(),
-            Encoders::User(e) => e.rows(),
-        }
+        self.lines(bytes)
     }
 }
 
@@ -339,12 +309,5 @@ pub(crate) fn parquet_error(path: &Path, e: parquet::errors::ParquetError) -> Er
     Error::io(
         format!("cannot write {}", path.display()),
         std::io::Error::other(e.to_string()),
-    )
-}
-
-fn mixed() -> Error {
-    Error::io(
-        "internal error: a Parquet file of another record type",
-        std::io::Error::other("record type mismatch"),
     )
 }

@@ -2,9 +2,11 @@
 //!
 //! - `schema.rs`: the columns of a record type, derived from its table (`typed_record!`);
 //! - `encode.rs`: decoded records into Arrow columns, and `_extra`;
+//! - `decoders.rs`: decoding on a few threads, in order;
 //! - `files.rs`: the writer thread's side: temporary files per day, renamed when a window commits;
 //! - `encoder_thread.rs`: each file's Parquet encoding on a thread of its own.
 
+mod decoders;
 mod encode;
 mod encoder_thread;
 mod files;
@@ -269,7 +271,7 @@ impl ParquetSink {
             options.partition,
             props,
             options.sync_on_commit,
-        );
+        )?;
         Ok(ParquetSink {
             root,
             out: Offload::spawn("parquet writer", files)?,

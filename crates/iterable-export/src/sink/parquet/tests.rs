@@ -294,7 +294,8 @@ async fn abort_leaves_nothing_visible_and_small_row_groups_cut_the_file() -> Res
     let w = window(day(1, 0), day(2, 0));
     let lines = mock_lines("emailSend", w.start, w.end);
     sink.begin(&w).await?;
-    for line in &lines {
+    // Enough for several chunks of lines to be decoded, and their file started.
+    for line in lines.iter().cycle().take(lines.len() * 40) {
         sink.record(line.as_bytes()).await?;
     }
     sink.out.call(|_| Ok(())).await?;
@@ -333,7 +334,8 @@ async fn resume_removes_an_unfinished_window_and_an_unrecorded_commit() -> Resul
         // The checkpoint records 1 commit; the second commit happens, but the process dies before its checkpoint.
         write_window(&mut sink, &second, &mock_lines("emailSend", second.start, second.end)).await?;
         sink.begin(&third).await?;
-        for line in mock_lines("emailSend", third.start, third.end) {
+        let lines = mock_lines("emailSend", third.start, third.end);
+        for line in lines.iter().cycle().take(lines.len() * 40) {
             sink.record(line.as_bytes()).await?;
         }
         sink.out.call(|_| Ok(())).await?;
