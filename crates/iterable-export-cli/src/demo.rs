@@ -12,6 +12,10 @@ use crate::args::{DemoArgs, ExportArgs, FormatArg, Global};
 use crate::export;
 use crate::ui::Ui;
 
+mod jobs_check;
+#[cfg(feature = "parquet")]
+mod parquet_check;
+
 /// The demo's mock allows this many export requests per minute (Iterable allows 4), so the demo
 /// finishes in seconds while still going through the client's rate limiter.
 const DEMO_REQUESTS_PER_MINUTE: u32 = 600;
@@ -31,7 +35,8 @@ pub async fn run(args: DemoArgs, global: &Global, ui: &Ui) -> Result<(), Error> 
         .with_rate_limit(iterable_export_mock::RateLimit::new(
             DEMO_REQUESTS_PER_MINUTE,
             Duration::from_secs(60),
-        ));
+        ))
+        .with_jobs(jobs_check::mock_jobs());
     let mock = MockServer::start(config.clone()).await.map_err(|e| Error::Io {
         context: "cannot start the mock server".into(),
         source: std::io::Error::other(e.to_string()),
@@ -48,17 +53,33 @@ pub async fn run(args: DemoArgs, global: &Global, ui: &Ui) -> Result<(), Error> 
         .rate_limit(RateLimit::per_minute(DEMO_REQUESTS_PER_MINUTE))
         .read_timeout(global.read_timeout)
         .retry_policy(RetryPolicy::default().with_max_retries(global.max_retries))
+        // The demo's jobs finish in a fraction of a second: look for their files every 100 ms
+        // at first (the default, for Iterable, is every second, doubling up to 5 minutes).
+        .job_polling(
+            Duration::from_millis(100),
+            Duration::from_millis(400),
+            Duration::from_secs(600),
+        )
         .build()?;
 
     let started = Instant::now();
     let mut failure = None;
-    for format in [FormatArg::Ndjson, FormatArg::Csv] {
+    #[cfg_attr(not(feature = "parquet"), allow(unused_mut))]
+    let mut formats = vec![FormatArg::Ndjson, FormatArg::Csv];
+    #[cfg(feature = "parquet")]
+    formats.push(FormatArg::Parquet);
+    for format in formats {
         ui.line(&format!(
-            "demo: exporting {} from {} to {} as {} into {}/",
+            "demo: exporting {} from {} to {} as {}{} into {}/",
             DEMO_DATA_TYPES.map(|d| d.to_string()).join(", "),
             start.format("%Y-%m-%d"),
             today.format("%Y-%m-%d"),
-            iterable_export::Format::from(format).extension(),
+            format.extension(),
+            if format.is_parquet() {
+                " (a directory per data type, a partition per day)"
+            } else {
+                ""
+            },
             args.output.display()
         ));
         let export_args = ExportArgs {
@@ -85,6 +106,7 @@ pub async fn run(args: DemoArgs, global: &Global, ui: &Ui) -> Result<(), Error> 
             job_requests_per_second: 1,
         };
         let results = export::run(&client, export_args, ui).await;
+        export::print_summary(ui, &client, &results, started.elapsed());
         for (name, result) in &results {
             match result {
                 Ok(report) => {
@@ -92,13 +114,16 @@ pub async fn run(args: DemoArgs, global: &Global, ui: &Ui) -> Result<(), Error> 
                         Some(path) => {
                             let (config, data_type, path) = (config.clone(), name.clone(), path.clone());
                             tokio::task::spawn_blocking(move || {
-                                verify_file(&config, &data_type, format, &path, (start, today))
+                                verify(&config, &data_type, format, &path, (start, today))
                             })
                             .await
                             .unwrap_or_else(|e| Err(format!("the check of {name} stopped: {e}")))
                         }
                         None => Err(format!("{name}: no output file to check")),
                     };
+                    if let Ok(Some(line)) = &check {
+                        ui.line(&format!("demo: checked {name}: {line}"));
+                    }
                     if let Err(message) = check {
                         failure = Some(Error::Io {
                             context: format!("{name}: the file does not hold exactly the records the mock served"),
@@ -114,7 +139,11 @@ pub async fn run(args: DemoArgs, global: &Global, ui: &Ui) -> Result<(), Error> 
                 }
             }
         }
-        export::print_summary(ui, &client, &results, started.elapsed());
+    }
+    if failure.is_none()
+        && let Err(err) = jobs_check::run(&client, &mock, &args.output, (start, today), ui).await
+    {
+        failure = Some(err);
     }
     mock.shutdown().await;
     if let Some(err) = failure {
@@ -125,6 +154,22 @@ pub async fn run(args: DemoArgs, global: &Global, ui: &Ui) -> Result<(), Error> 
         args.output.display()
     ));
     Ok(())
+}
+
+/// Checks the output of `data_type` in `format`: [`verify_file`], or for Parquet
+/// [`parquet_check::verify`], which returns a line to print.
+fn verify(
+    config: &MockConfig,
+    data_type: &str,
+    format: FormatArg,
+    path: &Path,
+    span: (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Option<String>, String> {
+    #[cfg(feature = "parquet")]
+    if format.is_parquet() {
+        return parquet_check::verify(config, data_type, path, span).map(Some);
+    }
+    verify_file(config, data_type, format, path, span).map(|()| None)
 }
 
 /// Checks that `path` holds exactly the records the mock served for `data_type` in `[start, end)`:

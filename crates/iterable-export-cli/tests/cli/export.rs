@@ -153,13 +153,14 @@ async fn user_events_and_experiments_write_the_body_as_served() -> TestResult {
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_runs_and_verifies_its_files() -> TestResult {
     let dir = tempfile::tempdir()?;
-    bare_command()
+    let assert = bare_command()
         .line("demo --records-per-day 500 --output")
         .with(dir.path())
         .run()
         .await?
         .code(0)
         .stderr(contains("demo: done"));
+    let err = stderr(&assert);
     let mut names: Vec<String> = std::fs::read_dir(dir.path())?
         .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect::<Result<_, _>>()?;
@@ -167,13 +168,80 @@ async fn demo_runs_and_verifies_its_files() -> TestResult {
     assert_eq!(
         names,
         [
+            "customEvent",
             "customEvent.csv",
             "customEvent.ndjson",
+            "emailOpen",
             "emailOpen.csv",
             "emailOpen.ndjson",
+            "emailSend",
             "emailSend.csv",
-            "emailSend.ndjson"
+            "emailSend.ndjson",
+            "via-jobs"
         ]
+    );
+
+    // The three days the demo exported, as it printed them.
+    let from = err
+        .split(" from ")
+        .nth(1)
+        .and_then(|rest| rest.get(..10))
+        .ok_or("no `from <day>` in the output")?;
+    let first = chrono::NaiveDate::parse_from_str(from, "%Y-%m-%d")?;
+    let days: Vec<chrono::NaiveDate> = (0..4).map(|d| first + chrono::TimeDelta::days(d)).collect();
+    let compact = |d: chrono::NaiveDate| d.format("%Y%m%d").to_string();
+
+    // Parquet: a partition per day, each with the day's window file, and every record once.
+    for data_type in ["customEvent", "emailOpen", "emailSend"] {
+        let root = dir.path().join(data_type);
+        assert!(root.join("_SUCCESS").exists(), "{data_type}");
+        let expected: Vec<String> = days[..3]
+            .iter()
+            .map(|d| {
+                format!(
+                    "dt={d}/part-{}T000000Z-{}T000000Z.parquet",
+                    compact(*d),
+                    compact(*d + chrono::TimeDelta::days(1))
+                )
+            })
+            .collect();
+        assert_eq!(crate::parquet::visible(&root), expected, "{data_type}");
+        assert!(
+            err.contains(&format!(
+                "demo: checked {data_type}: 1500 records in 3 day partitions (dt={} 500, dt={} 500, dt={} 500), \
+                 each recordId once, as served",
+                days[0], days[1], days[2]
+            )),
+            "{err}"
+        );
+    }
+
+    // Export jobs: the same bytes as data.json's export, in files of at most 1/24 of it.
+    let data_json = std::fs::read(dir.path().join("emailSend.ndjson"))?;
+    assert_eq!(std::fs::read(dir.path().join("via-jobs/emailSend.ndjson"))?, data_json);
+    let config = iterable_export_mock::MockConfig::default()
+        .with_records_per_day(500)
+        .with_data_start(first)
+        .with_jobs(iterable_export_mock::JobsConfig::default().with_max_file_bytes(data_json.len() as u64 / 24));
+    let mut files = 0;
+    for day in days.windows(2) {
+        let [start, end] = [day[0], day[1]].map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
+        let spec =
+            iterable_export_mock::JobSpec::new("emailSend", iterable_export_mock::JobFormat::Ndjson, start, end)?;
+        files += iterable_export_mock::expected_job(&config, &spec).files.len();
+    }
+    assert!(files >= 24, "{files} files");
+    assert!(
+        err.contains(&format!("demo: emailSend through 3 jobs: {files} files downloaded, ")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "byte-identical to {}; none of the {files} requests to the file host carried the API key; 0 job \
+             requests refused with 429",
+            dir.path().join("emailSend.ndjson").display()
+        )),
+        "{err}"
     );
     Ok(())
 }
