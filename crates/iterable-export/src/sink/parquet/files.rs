@@ -1,5 +1,6 @@
-//! The writer thread's side of [`ParquetSink`](super::ParquetSink): records decoded into Arrow columns, one
-//! temporary Parquet file per day a window touches, renamed to visible names when the window commits.
+//! The writer thread's side of [`ParquetSink`](super::ParquetSink): lines gathered into chunks for the decoders,
+//! their Arrow batches written to one temporary Parquet file per day a window touches, renamed to visible names when
+//! the window commits.
 
 use std::collections::BTreeMap;
 use std::fs::File;

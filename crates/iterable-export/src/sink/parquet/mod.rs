@@ -173,8 +173,10 @@ impl ParquetOptions {
 /// checkpoint does not know (a crash between the renames and the checkpoint).
 ///
 /// Input is NDJSON ([`Format::Ndjson`](crate::Format::Ndjson)): a CSV body is refused in [`Sink::header`] (its
-/// values have lost their JSON types). Decoding and encoding run on a thread of the sink's own, never on the async
-/// runtime; memory is bounded by the row group size of the open files (one per day a window touches).
+/// values have lost their JSON types). Nothing runs on the async runtime: the sink's writer thread gathers lines,
+/// up to 4 decoder threads (one per core) turn 1 MiB chunks of them into Arrow batches, in order, and each open file
+/// (one per day a window touches) is encoded on a thread of its own; memory is bounded by the chunks in flight and
+/// the row group of each open file.
 ///
 /// ```no_run
 /// # async fn demo(client: iterable_export::Client) -> iterable_export::Result<()> {
