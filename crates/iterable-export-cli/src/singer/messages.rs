@@ -377,7 +377,8 @@ mod tests {
         let mut records = Records::new(WriterSink::new(buffer.clone())?, stream, stream.schema());
         records.write_schema().await?;
         let window = Window::ALL;
-        let odd = br#"{"campaignId":1.5,"email":7,"templat\u0065Id":true,"x":{"campaignId":"nested"},"createdAt":1e12}"#;
+        let odd =
+            br#"{"campaignId":1.5,"email":7,"templat\u0065Id":true,"x":{"campaignId":"nested"},"createdAt":1e12}"#;
         let attempts: [(&[&[u8]], bool); 4] = [
             (
                 &[br#"{"campaignId":1,"email":"a@b.c","createdAt":"2024-01-01 00:00:00 +00:00"}"#],
