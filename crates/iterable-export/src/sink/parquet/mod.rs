@@ -223,7 +223,8 @@ impl ParquetSink {
 
     /// Continues an export after an interruption, or an incremental run after a finished one: `commits` is what
     /// [`ParquetSink::commits`] said at the last checkpoint. Files of a later commit (written before a crash
-    /// stopped the checkpoint) and temporary files are removed; earlier files are kept, and numbering goes on.
+    /// stopped the checkpoint), temporary files and `_SUCCESS` (until [`ParquetSink::finish`]) are removed; earlier
+    /// files are kept, and numbering goes on.
     ///
     /// # Errors
     /// [`Error::Io`] when the directory cannot be read or cleaned, or another export holds it.
@@ -392,10 +393,10 @@ fn clear(root: &Path, what: Clear) -> Result<()> {
         }
     }
     remove_if_present(&pending)?;
+    // A run is in progress: the directory is a complete export again only when it finishes (an incremental run
+    // that dies leaves no `_SUCCESS` beside its partial files).
+    remove_if_present(&root.join("_SUCCESS"))?;
     let all = matches!(what, Clear::All);
-    if all {
-        remove_if_present(&root.join("_SUCCESS"))?;
-    }
     for dir in std::iter::once(root.to_owned()).chain(partition_dirs(root)?) {
         for entry in read_dir(&dir)? {
             let name = entry.file_name().to_string_lossy().into_owned();

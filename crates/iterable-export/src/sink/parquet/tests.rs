@@ -426,3 +426,22 @@ async fn a_line_that_is_not_json_fails_the_window_with_its_number() -> Result<()
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn an_incremental_run_removes_success_until_it_finishes() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(io("tempdir"))?;
+    let w = window(day(1, 0), day(2, 0));
+    let mut sink = ParquetSink::create(dir.path(), DataType::EmailSend, ParquetOptions::default())?;
+    write_window(&mut sink, &w, &mock_lines("emailSend", w.start, w.end)).await?;
+    let root = sink.finish().await?;
+    assert!(root.join("_SUCCESS").exists());
+    // The next run is in progress (and may die): the directory is not a complete export until it finishes.
+    let mut sink = ParquetSink::resume(dir.path(), DataType::EmailSend, ParquetOptions::default(), 1)?;
+    assert!(!root.join("_SUCCESS").exists());
+    let next = window(day(2, 0), day(3, 0));
+    write_window(&mut sink, &next, &mock_lines("emailSend", next.start, next.end)).await?;
+    assert!(!root.join("_SUCCESS").exists());
+    sink.finish().await?;
+    assert!(root.join("_SUCCESS").exists());
+    Ok(())
+}
