@@ -227,10 +227,12 @@ impl ParquetSink {
     /// files are kept, and numbering goes on.
     ///
     /// # Errors
-    /// [`Error::Io`] when the directory cannot be read or cleaned, or another export holds it.
+    /// [`Error::Io`] when the directory cannot be read or cleaned, or another export holds it;
+    /// [`Error::InvalidRequest`] when its files were written with another [`Partition`] (nothing is changed then).
     pub fn resume(dir: impl AsRef<Path>, data_type: DataType, options: ParquetOptions, commits: u64) -> Result<Self> {
         let root = dir.as_ref().join(data_type.to_string());
         let lock = Self::lock(&root)?;
+        check_layout(&root, options.partition)?;
         clear(&root, Clear::After(commits))?;
         Self::start(root, lock, data_type, options, commits)
     }
@@ -412,6 +414,34 @@ fn clear(root: &Path, what: Clear) -> Result<()> {
         }
     }
     sync_parent_dir(&root.join("_lock"))
+}
+
+/// Refuses to continue an export whose files have another layout: its readers would miss part of the files.
+fn check_layout(root: &Path, partition: Partition) -> Result<()> {
+    let has_data = |dir: &Path| -> Result<bool> {
+        Ok(read_dir(dir)?.iter().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("part-") && name.ends_with(".parquet")
+        }))
+    };
+    let (conflict, was) = match partition {
+        Partition::Day => (has_data(root)?, "not partitioned (files directly in it)"),
+        Partition::None => {
+            let mut days = false;
+            for dir in partition_dirs(root)? {
+                days = days || has_data(&dir)?;
+            }
+            (days, "partitioned by day (dt=YYYY-MM-DD directories)")
+        }
+    };
+    if conflict {
+        return Err(Error::InvalidRequest(format!(
+            "{} was written {was}: continue it with the same partition (--partition), or export into another \
+             directory",
+            root.display()
+        )));
+    }
+    Ok(())
 }
 
 fn partition_dirs(root: &Path) -> Result<Vec<PathBuf>> {

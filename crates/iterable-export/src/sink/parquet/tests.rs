@@ -445,3 +445,31 @@ async fn an_incremental_run_removes_success_until_it_finishes() -> Result<()> {
     assert!(root.join("_SUCCESS").exists());
     Ok(())
 }
+
+#[tokio::test]
+async fn continuing_with_another_partition_is_refused_and_changes_nothing() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(io("tempdir"))?;
+    let w = window(day(1, 0), day(2, 0));
+    let mut sink = ParquetSink::create(dir.path(), DataType::EmailSend, ParquetOptions::default())?;
+    write_window(&mut sink, &w, &mock_lines("emailSend", w.start, w.end)).await?;
+    let root = sink.finish().await?;
+    let before = all_files(&root);
+    let flat = ParquetOptions::default().with_partition(Partition::None);
+    let err = ParquetSink::resume(dir.path(), DataType::EmailSend, flat, 1).expect_err("another layout");
+    assert!(matches!(err, Error::InvalidRequest(_)), "{err:?}");
+    assert!(err.to_string().contains("partitioned by day"), "{err}");
+    assert_eq!(all_files(&root), before);
+
+    // And the other way round.
+    let dir = tempfile::tempdir().map_err(io("tempdir"))?;
+    let mut sink = ParquetSink::create(dir.path(), DataType::EmailSend, flat)?;
+    write_window(&mut sink, &w, &mock_lines("emailSend", w.start, w.end)).await?;
+    let root = sink.finish().await?;
+    let err =
+        ParquetSink::resume(dir.path(), DataType::EmailSend, ParquetOptions::default(), 1).expect_err("another layout");
+    assert!(err.to_string().contains("not partitioned"), "{err}");
+    assert_eq!(visible(&root), ["part-20240101T000000Z-20240102T000000Z.parquet"]);
+    // The same layout continues.
+    drop(ParquetSink::resume(dir.path(), DataType::EmailSend, flat, 1)?);
+    Ok(())
+}
