@@ -105,7 +105,7 @@ impl Files {
     }
 
     /// Decodes and writes every line received.
-    fn drain(&mut self) -> Result<()> {
+    pub(crate) fn drain(&mut self) -> Result<()> {
         if !self.chunk.is_empty() {
             let chunk = std::mem::take(&mut self.chunk);
             if let Some(outcome) = self.decoders.send(chunk)? {
@@ -170,6 +170,7 @@ impl Files {
         let window = self.window.take().unwrap_or(Window::ALL);
         let opens = std::mem::take(&mut self.open);
         let tmps: Vec<PathBuf> = opens.values().map(|o| o.tmp.clone()).collect();
+        let dirs: Vec<PathBuf> = opens.values().map(|o| o.dir.clone()).collect();
         // On any failure, nothing of the window stays: neither its temporary files nor those already renamed.
         let mut visible = Vec::new();
         let result = self.publish(opens, &window, seq, &mut visible);
@@ -177,6 +178,7 @@ impl Files {
             for path in tmps.iter().chain(&visible) {
                 let _ = std::fs::remove_file(path);
             }
+            dirs.iter().for_each(|dir| self.remove_if_empty(dir));
         }
         result?;
         let mismatched = self.mismatched;
@@ -229,7 +231,14 @@ impl Files {
         Ok(())
     }
 
-    /// Forgets the attempt: its temporary files are removed.
+    /// Removes a partition directory left empty by a failed attempt (a directory with files stays).
+    fn remove_if_empty(&self, dir: &Path) {
+        if dir != self.root {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
+    /// Forgets the attempt: its temporary files are removed, and the partition directories it left empty.
     pub(crate) fn discard(&mut self) -> Result<()> {
         // The outcomes of chunks in flight belong to the attempt too.
         self.chunk.clear();
@@ -242,6 +251,7 @@ impl Files {
             {
                 first.get_or_insert(Error::io(format!("cannot remove {}", open.tmp.display()), e));
             }
+            self.remove_if_empty(&open.dir);
         }
         self.window = None;
         self.records = 0;

@@ -473,3 +473,29 @@ async fn continuing_with_another_partition_is_refused_and_changes_nothing() -> R
     drop(ParquetSink::resume(dir.path(), DataType::EmailSend, flat, 1)?);
     Ok(())
 }
+
+#[tokio::test]
+async fn an_aborted_window_leaves_no_empty_partition_directory() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(io("tempdir"))?;
+    let (first, second) = (window(day(1, 0), day(2, 0)), window(day(2, 0), day(4, 0)));
+    let mut sink = ParquetSink::create(dir.path(), DataType::EmailSend, ParquetOptions::default())?;
+    write_window(&mut sink, &first, &mock_lines("emailSend", first.start, first.end)).await?;
+    sink.begin(&second).await?;
+    for line in mock_lines("emailSend", second.start, second.end) {
+        sink.record(line.as_bytes()).await?;
+    }
+    sink.out.call(|files| files.drain()).await?;
+    let root = sink.path().to_owned();
+    assert!(root.join("dt=2024-01-03").is_dir());
+    sink.abort(&second).await?;
+    let mut dirs: Vec<String> = std::fs::read_dir(&root)
+        .map_err(io("read_dir"))?
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs, ["dt=2024-01-01"]);
+    drop(sink);
+    Ok(())
+}
