@@ -104,6 +104,7 @@ impl FormatArg {
     /// (an incremental run) can be continued.
     pub(crate) fn check_continue(self, output: &Path, committed_len: u64, resume: bool) -> iterable_export::Result<()> {
         if self.is_parquet() {
+            check_committed(output, committed_len)?;
             return check_dir(output);
         }
         if resume {
@@ -121,6 +122,33 @@ fn check_dir(output: &Path) -> iterable_export::Result<()> {
         drop(iterable_export::ExclusiveLock::acquire(lock)?);
     }
     Ok(())
+}
+
+/// Refuses to continue a Parquet export whose earlier files are gone: with `commits` > 0 in the state file, the
+/// directory `DIR/<dataType>` must exist and hold its `_lock` file.
+///
+/// Every [`ParquetSink`] creates the directory and `_lock` before its first commit, and nothing removes `_lock`,
+/// so a legitimate continuation always passes, even when every window so far had no records (such a window writes
+/// no Parquet file, which is why the check does not ask for `.parquet` files). A directory deleted (or replaced by
+/// an empty one) between runs fails it; carrying on would write `_SUCCESS` over the new windows' files alone.
+fn check_committed(output: &Path, commits: u64) -> iterable_export::Result<()> {
+    if commits == 0 || output.join("_lock").is_file() {
+        return Ok(());
+    }
+    let what = if output.is_dir() {
+        "no longer holds the files of"
+    } else {
+        "is gone, with"
+    };
+    Err(iterable_export::Error::Io {
+        context: format!(
+            "{} {what} the {commits} commits the state file records: continuing would leave an incomplete \
+             export marked complete; restore the directory, or delete the state file (or its entry) to export \
+             from the start again",
+            output.display()
+        ),
+        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+    })
 }
 
 /// Checks, before the state file is written, that another export is not writing the output a new export creates.
@@ -267,8 +295,8 @@ pub struct ConvertArgs {
     /// The NDJSON file to convert (one record per line). Example: emailSend.ndjson
     pub input: PathBuf,
 
-    /// Output directory: files go to `DIR/<dataType>/`, replacing what an earlier export or conversion left there.
-    /// Example: --output ./lake
+    /// Output directory: files go to `DIR/<dataType>/`, replacing what an earlier export or conversion left there
+    /// once the conversion is complete (a failed one leaves it unchanged). Example: --output ./lake
     #[arg(long, short)]
     pub output: PathBuf,
 
@@ -290,10 +318,85 @@ fn parse_data_type(s: &str) -> Result<DataType, String> {
         .map_err(|_| format!("{s:?} is not a data type Iterable exports (for example emailSend, user)"))
 }
 
-/// Runs `convert`: the file as one window; a line that is not a record stops it, with its line number, and leaves
-/// nothing visible.
+/// Runs `convert`: the file as one window, written into a hidden staging directory `DIR/.convert-<dataType>-<pid>/`
+/// that replaces `DIR/<dataType>` only once the conversion is complete. A line that is not a record stops it, with
+/// its line number; the staging directory is removed then, and an earlier `DIR/<dataType>` is left as it was.
 #[cfg(feature = "parquet")]
 pub async fn convert(args: ConvertArgs, ui: &crate::ui::Ui) -> iterable_export::Result<()> {
+    let target = args.output.join(args.data_type.to_string());
+    // Fails fast when an export holds the directory this conversion would replace.
+    check_dir(&target)?;
+    let staging = args
+        .output
+        .join(format!(".convert-{}-{}", args.data_type, std::process::id()));
+    remove_dir_if_present(&staging)?;
+    let result = match convert_into(&args, &staging).await {
+        Ok(summary) => replace_dir(&staging.join(args.data_type.to_string()), &target).map(|()| summary),
+        Err(err) => Err(err),
+    };
+    // Best effort: the error (if any) that matters is the conversion's. An old directory that could not be put
+    // back (see `replace_dir`) is left where the error says.
+    if !staging.join(OLD).exists() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    ui.line(&result?);
+    Ok(())
+}
+
+/// Where [`replace_dir`] moves the old directory, inside the staging directory.
+#[cfg(feature = "parquet")]
+const OLD: &str = "old";
+
+/// Replaces `target` with the complete directory `new`: the old directory is first renamed aside (hidden), so a
+/// crash leaves either the old directory, or the new one, never a half-removed one under the visible name.
+#[cfg(feature = "parquet")]
+fn replace_dir(new: &Path, target: &Path) -> iterable_export::Result<()> {
+    let lock = target.join("_lock");
+    // Held while the old directory is moved: an export that started since the check above is not cut off.
+    let held = if lock.exists() {
+        Some(iterable_export::ExclusiveLock::acquire(&lock)?)
+    } else {
+        None
+    };
+    let aside = new.with_file_name(OLD);
+    let had_old = match std::fs::rename(target, &aside) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(io_error(format!("cannot move {} aside", target.display()), e)),
+    };
+    if let Err(e) = std::fs::rename(new, target) {
+        let mut context = format!("cannot rename {} to {}", new.display(), target.display());
+        if had_old && std::fs::rename(&aside, target).is_err() {
+            context.push_str(&format!(
+                "; the earlier {} is now {}: move it back",
+                target.display(),
+                aside.display()
+            ));
+        }
+        return Err(io_error(context, e));
+    }
+    iterable_export::sync_parent_dir(target)?;
+    drop(held);
+    if had_old {
+        remove_dir_if_present(&aside)?;
+    }
+    Ok(())
+}
+
+#[cfg(feature = "parquet")]
+fn remove_dir_if_present(dir: &Path) -> iterable_export::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(io_error(format!("cannot remove {}", dir.display()), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Converts `args.input` into `staging/<dataType>`, and returns the summary line. Each file is synced at the commit:
+/// the directory replaces an earlier one only with data on disk.
+#[cfg(feature = "parquet")]
+async fn convert_into(args: &ConvertArgs, staging: &Path) -> iterable_export::Result<String> {
     use tokio::io::AsyncBufReadExt;
 
     let started = std::time::Instant::now();
@@ -301,7 +404,7 @@ pub async fn convert(args: ConvertArgs, ui: &crate::ui::Ui) -> iterable_export::
         .await
         .map_err(|e| io_error(format!("cannot open {}", args.input.display()), e))?;
     let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, file);
-    let mut sink = ParquetSink::create(&args.output, args.data_type, args.parquet.options(false))?;
+    let mut sink = ParquetSink::create(staging, args.data_type, args.parquet.options(true))?;
     let window = Window::ALL;
     sink.begin(&window).await?;
     let (mut line, mut number, mut records, mut bytes) = (Vec::new(), 0u64, 0u64, 0u64);
@@ -357,8 +460,9 @@ pub async fn convert(args: ConvertArgs, ui: &crate::ui::Ui) -> iterable_export::
         });
     }
     let mismatched = sink.mismatched();
-    let dir = sink.finish().await?;
-    ui.line(&format!(
+    sink.finish().await?;
+    let dir = args.output.join(args.data_type.to_string());
+    Ok(format!(
         "{records} records ({}) converted in {:.1}s -> {}{}",
         crate::ui::human_bytes(bytes),
         started.elapsed().as_secs_f64(),
@@ -368,8 +472,7 @@ pub async fn convert(args: ConvertArgs, ui: &crate::ui::Ui) -> iterable_export::
         } else {
             String::new()
         }
-    ));
-    Ok(())
+    ))
 }
 
 /// An I/O error naming the file.

@@ -278,12 +278,126 @@ async fn convert_writes_the_same_layout_and_a_bad_line_leaves_nothing_visible() 
         .assert()
         .code(7)
         .stderr(contains("line 4003 is not a record; nothing was written"));
-    assert_eq!(visible(&lake(&bad)), Vec::<String>::new());
-    let left: Vec<String> = std::fs::read_dir(lake(&bad))?
+    // Converted in a staging directory, removed with the error: nothing at all is left.
+    assert_eq!(names(&bad), Vec::<String>::new());
+    Ok(())
+}
+
+/// The names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .expect("read_dir")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "_lock")
         .collect();
-    assert!(left.iter().all(|n| n.starts_with("dt=")), "{left:?}");
+    out.sort();
+    out
+}
+
+/// Every file under `root` (hidden ones too) with its bytes, by relative path.
+fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read_dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("read");
+                out.insert(path.strip_prefix(root).expect("under root").to_owned(), bytes);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_convert_leaves_the_earlier_output_unchanged() -> TestResult {
+    let config = config(500);
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("emailSend.ndjson");
+    let mut body = expected_body(&config, "emailSend", day_at(0, 12), day_at(1, 12));
+    std::fs::write(&input, &body)?;
+    let out = dir.path().join("lake");
+    let convert = || {
+        bare_command()
+            .line("convert --data-type emailSend")
+            .with(&input)
+            .with("-o")
+            .with(&out)
+            .assert()
+    };
+    convert().code(0).stderr(contains("500 records"));
+    let root = lake(&out);
+    let before = tree(&root);
+    assert_eq!(
+        before
+            .keys()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect::<Vec<_>>(),
+        [
+            "_SUCCESS",
+            "_lock",
+            "dt=2024-01-01/part-all.parquet",
+            "dt=2024-01-02/part-all.parquet"
+        ]
+    );
+
+    // Line 501 is not a record: the first conversion's files stay, byte for byte, and no staging directory is left.
+    body.extend_from_slice(b"{oops\n");
+    std::fs::write(&input, &body)?;
+    convert()
+        .code(7)
+        .stderr(contains("line 501 is not a record; nothing was written"));
+    assert_eq!(tree(&root), before);
+    assert_eq!(names(&out), ["emailSend"]);
+
+    // A good conversion replaces the directory: the new records, and again no staging directory.
+    body.truncate(body.len() - b"{oops\n".len());
+    body.extend_from_slice(b"{\"createdAt\":\"2024-01-05 00:00:00 +00:00\",\"messageId\":\"x\"}\n");
+    std::fs::write(&input, &body)?;
+    convert().code(0).stderr(contains("501 records"));
+    assert_eq!(
+        visible(&root),
+        [
+            "dt=2024-01-01/part-all.parquet",
+            "dt=2024-01-02/part-all.parquet",
+            "dt=2024-01-05/part-all.parquet"
+        ]
+    );
+    assert!(root.join("_SUCCESS").exists());
+    assert_eq!(names(&out), ["emailSend"]);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn continuing_after_the_directory_was_deleted_is_refused_and_writes_nothing() -> TestResult {
+    let config = config(2000);
+    let mock = start(config.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    command(&mock).line(EXPORT).into_dir(dir.path()).run().await?.code(0);
+    let root = lake(dir.path());
+    assert_eq!(visible(&root).len(), 5);
+    std::fs::remove_dir_all(&root)?;
+    let state = std::fs::read(dir.path().join("state.json"))?;
+    let requests = mock.requests().len();
+
+    command(&mock)
+        .line("export --data-type emailSend --format parquet --end 2024-01-04T12:00:00Z --window 1d --max-window 1d")
+        .into_dir(dir.path())
+        .run()
+        .await?
+        .code(7)
+        .stderr(contains(format!(
+            "{} is gone, with the 3 commits the state file records",
+            root.display()
+        )))
+        .stderr(contains(
+            "delete the state file (or its entry) to export from the start again",
+        ));
+    assert!(!root.exists(), "nothing was written");
+    assert_eq!(std::fs::read(dir.path().join("state.json"))?, state);
+    assert_eq!(mock.requests().len(), requests, "no request was sent");
     Ok(())
 }
