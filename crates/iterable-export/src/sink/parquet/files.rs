@@ -1,6 +1,10 @@
 //! The writer thread's side of [`ParquetSink`](super::ParquetSink): lines gathered into chunks for the decoders,
-//! their Arrow batches written to one temporary Parquet file per day a window touches, renamed to visible names when
-//! the window commits.
+//! their Arrow batches written to temporary Parquet files by day, renamed to visible names when the window commits.
+//!
+//! At most [`MAX_OPEN`] files are open (each with its encoder thread and its row group in memory): a record of
+//! another day finishes the least recently used one, which waits complete for the commit, and a day that comes
+//! again after its file was finished gets another file (`part-…-1.parquet`, `-2`, …). Memory, threads and file
+//! descriptors therefore stay bounded however many days a window spans (a multi-year `convert`).
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -22,12 +26,24 @@ use crate::{Error, Result, Window};
 /// Bytes of lines gathered before they go to a decoder thread (about 1,700 emailSend records).
 const CHUNK: usize = 1 << 20;
 
+/// Files open at once in a window: each holds an encoder thread, a descriptor and a row group (up to 128 MiB).
+pub(crate) const MAX_OPEN: usize = 8;
+
 /// One day's (or, without partitions, the window's) file being written.
 struct Open {
+    piece: Piece,
+    writer: EncoderThread,
+    /// When a record last went to it, for closing the least recently used.
+    used: u64,
+}
+
+/// A temporary file of the window, complete or being written.
+struct Piece {
     tmp: PathBuf,
     /// The directory the visible name goes in.
     dir: PathBuf,
-    writer: EncoderThread,
+    /// The order files were created in: a day's first file takes the name without a suffix.
+    created: u64,
 }
 
 /// What the thread owns.
@@ -41,6 +57,14 @@ pub(crate) struct Files {
     /// The window being written: its files, by day.
     pub(crate) window: Option<Window>,
     open: BTreeMap<Option<NaiveDate>, Open>,
+    /// Files of the window already complete (closed to keep at most [`MAX_OPEN`] open), waiting for the commit.
+    closed: Vec<Piece>,
+    /// Files created in the window, by day: the next one's temporary name.
+    created: BTreeMap<Option<NaiveDate>, u32>,
+    /// Ticks of the window (files created, batches written), for `Open::used` and `Piece::created`.
+    clock: u64,
+    /// The most files open at once so far (for tests).
+    pub(crate) peak_open: usize,
     /// Lines not yet sent to a decoder.
     chunk: Vec<u8>,
     decoders: Decoders,
@@ -72,6 +96,10 @@ impl Files {
             sync,
             window: None,
             open: BTreeMap::new(),
+            closed: Vec::new(),
+            created: BTreeMap::new(),
+            clock: 0,
+            peak_open: 0,
             chunk: Vec::with_capacity(CHUNK + 64 * 1024),
             decoders,
             records: 0,
@@ -135,17 +163,34 @@ impl Files {
         self.mismatched += decoded.mismatched;
         for (key, batch) in decoded.parts {
             if !self.open.contains_key(&key) {
+                if self.open.len() >= MAX_OPEN {
+                    self.close_least_recent()?;
+                }
                 let open = self.create(key)?;
                 self.open.insert(key, open);
+                self.peak_open = self.peak_open.max(self.open.len());
             }
+            self.clock += 1;
             if let Some(open) = self.open.get_mut(&key) {
+                open.used = self.clock;
                 open.writer.write(batch)?;
             }
         }
         Ok(())
     }
 
-    fn create(&self, day: Option<NaiveDate>) -> Result<Open> {
+    /// Finishes the file that received a record longest ago; it waits, complete, for the commit.
+    fn close_least_recent(&mut self) -> Result<()> {
+        let least = self.open.iter().min_by_key(|(_, open)| open.used).map(|(key, _)| *key);
+        if let Some(open) = least.and_then(|key| self.open.remove(&key)) {
+            // Listed before finishing: a failed file is removed with the rest of the attempt.
+            self.closed.push(open.piece);
+            open.writer.finish()?;
+        }
+        Ok(())
+    }
+
+    fn create(&mut self, day: Option<NaiveDate>) -> Result<Open> {
         let dir = match self.partition {
             Partition::Day => self.root.join(day_dir(day)),
             Partition::None => self.root.clone(),
@@ -155,12 +200,34 @@ impl Files {
             sync_parent_dir(&dir)?;
         }
         let window = self.window.unwrap_or(Window::ALL);
-        let tmp = dir.join(format!(".{}.tmp", file_stem(&window)));
+        let n = self.created.entry(day).or_insert(0);
+        let tmp = match *n {
+            0 => dir.join(format!(".{}.tmp", file_stem(&window))),
+            n => dir.join(format!(".{}-{n}.tmp", file_stem(&window))),
+        };
+        *n += 1;
         let file = File::create(&tmp).map_err(|e| Error::io(format!("cannot create {}", tmp.display()), e))?;
         let writer = ArrowWriter::try_new(file, self.columns.schema.clone(), Some(self.props.clone()))
-            .map_err(|e| parquet_error(&tmp, e))?;
-        let writer = EncoderThread::spawn(writer, tmp.clone())?;
-        Ok(Open { tmp, dir, writer })
+            .map_err(|e| parquet_error(&tmp, e));
+        let writer = writer.and_then(|writer| EncoderThread::spawn(writer, tmp.clone()));
+        let writer = match writer {
+            Ok(writer) => writer,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        self.clock += 1;
+        let piece = Piece {
+            tmp,
+            dir,
+            created: self.clock,
+        };
+        Ok(Open {
+            piece,
+            writer,
+            used: self.clock,
+        })
     }
 
     /// Completes the window's files and gives them their visible names; `seq` numbers this commit. Returns the
@@ -169,11 +236,13 @@ impl Files {
         self.drain()?;
         let window = self.window.take().unwrap_or(Window::ALL);
         let opens = std::mem::take(&mut self.open);
-        let tmps: Vec<PathBuf> = opens.values().map(|o| o.tmp.clone()).collect();
-        let dirs: Vec<PathBuf> = opens.values().map(|o| o.dir.clone()).collect();
+        let closed = std::mem::take(&mut self.closed);
+        self.created.clear();
+        let pieces = closed.iter().chain(opens.values().map(|o| &o.piece));
+        let (tmps, dirs): (Vec<PathBuf>, Vec<PathBuf>) = pieces.map(|p| (p.tmp.clone(), p.dir.clone())).unzip();
         // On any failure, nothing of the window stays: neither its temporary files nor those already renamed.
         let mut visible = Vec::new();
-        let result = self.publish(opens, &window, seq, &mut visible);
+        let result = self.publish(opens, closed, &window, seq, &mut visible);
         if result.is_err() {
             for path in tmps.iter().chain(&visible) {
                 let _ = std::fs::remove_file(path);
@@ -191,23 +260,27 @@ impl Files {
     fn publish(
         &self,
         opens: BTreeMap<Option<NaiveDate>, Open>,
+        mut done: Vec<Piece>,
         window: &Window,
         seq: u64,
         visible: &mut Vec<PathBuf>,
     ) -> Result<()> {
-        let mut done = Vec::new();
         for (_, open) in opens {
             open.writer.finish()?;
-            if self.sync {
-                File::open(&open.tmp)
+            done.push(open.piece);
+        }
+        // A day's files get their names in the order they were created.
+        done.sort_by_key(|piece| piece.created);
+        if self.sync {
+            for piece in &done {
+                File::open(&piece.tmp)
                     .and_then(|f| f.sync_all())
-                    .map_err(|e| Error::io(format!("cannot sync {}", open.tmp.display()), e))?;
+                    .map_err(|e| Error::io(format!("cannot sync {}", piece.tmp.display()), e))?;
             }
-            done.push((open.tmp, open.dir));
         }
         let mut names = Vec::new();
-        for (_, dir) in &done {
-            names.push(visible_name(dir, window, &names)?);
+        for piece in &done {
+            names.push(visible_name(&piece.dir, window, &names)?);
         }
         if !done.is_empty() {
             // Which files this commit makes visible: a resumed export whose checkpoint predates it removes them.
@@ -218,7 +291,8 @@ impl Files {
             let pending = serde_json::json!({ "commit": seq, "files": listed });
             write_file_atomically(&pending_path(&self.root), pending.to_string().as_bytes())?;
         }
-        for ((tmp, _), name) in done.iter().zip(names) {
+        for (piece, name) in done.iter().zip(names) {
+            let tmp = &piece.tmp;
             std::fs::rename(tmp, &name)
                 .map_err(|e| Error::io(format!("cannot rename {} to {}", tmp.display(), name.display()), e))?;
             visible.push(name);
@@ -244,14 +318,22 @@ impl Files {
         self.chunk.clear();
         while let Ok(Some(_)) = self.decoders.take() {}
         let mut first = None;
+        let mut pieces = std::mem::take(&mut self.closed);
         for (_, open) in std::mem::take(&mut self.open) {
             drop(open.writer);
-            if let Err(e) = std::fs::remove_file(&open.tmp)
+            pieces.push(open.piece);
+        }
+        self.created.clear();
+        for piece in &pieces {
+            if let Err(e) = std::fs::remove_file(&piece.tmp)
                 && e.kind() != std::io::ErrorKind::NotFound
             {
-                first.get_or_insert(Error::io(format!("cannot remove {}", open.tmp.display()), e));
+                first.get_or_insert(Error::io(format!("cannot remove {}", piece.tmp.display()), e));
             }
-            self.remove_if_empty(&open.dir);
+        }
+        // After every file is gone: a directory holds several files of the attempt when a day came again.
+        for piece in &pieces {
+            self.remove_if_empty(&piece.dir);
         }
         self.window = None;
         self.records = 0;

@@ -175,8 +175,10 @@ impl ParquetOptions {
 /// Input is NDJSON ([`Format::Ndjson`](crate::Format::Ndjson)): a CSV body is refused in [`Sink::header`] (its
 /// values have lost their JSON types). Nothing runs on the async runtime: the sink's writer thread gathers lines,
 /// up to 4 decoder threads (one per core) turn 1 MiB chunks of them into Arrow batches, in order, and each open file
-/// (one per day a window touches) is encoded on a thread of its own; memory is bounded by the chunks in flight and
-/// the row group of each open file.
+/// is encoded on a thread of its own. At most 8 files are open at once: a record of another day completes the file
+/// that received a record longest ago (it waits for the commit), and a day that comes again gets another file,
+/// `part-<start>-<end>-1.parquet`, `-2`, … Memory is therefore bounded by the chunks in flight and 8 row groups,
+/// however many days a window spans.
 ///
 /// ```no_run
 /// # async fn demo(client: iterable_export::Client) -> iterable_export::Result<()> {

@@ -499,3 +499,110 @@ async fn an_aborted_window_leaves_no_empty_partition_directory() -> Result<()> {
     drop(sink);
     Ok(())
 }
+
+/// Records of 12 days (more than `MAX_OPEN`) in two passes, each day its own chunk: every day's file is closed
+/// before the day comes again, so each day gets two files.
+async fn write_days_twice(sink: &mut ParquetSink, w: &Window, days: &[Vec<String>]) -> Result<()> {
+    sink.begin(w).await?;
+    for half in 0..2 {
+        for lines in days {
+            let part = &lines[half * lines.len() / 2..(half + 1) * lines.len() / 2];
+            for line in part {
+                sink.record(line.as_bytes()).await?;
+            }
+            // The day's lines become one chunk, written before the next day's.
+            sink.out.call(|files| files.drain()).await?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_window_over_many_days_keeps_at_most_max_open_files_and_reopens_days() -> Result<()> {
+    let dir = tempfile::tempdir().map_err(io("tempdir"))?;
+    let mut sink = ParquetSink::create(dir.path(), DataType::EmailSend, ParquetOptions::default())?;
+    let root = sink.path().to_owned();
+    let w = window(day(1, 0), day(13, 0));
+    let days: Vec<Vec<String>> = (1..=12)
+        .map(|d| mock_lines("emailSend", day(d, 0), day(d + 1, 0)))
+        .collect();
+    assert!(days.iter().all(|lines| lines.len() >= 2));
+    // An aborted attempt leaves nothing, the files it had closed included.
+    write_days_twice(&mut sink, &w, &days).await?;
+    let tmps = all_files(&root).into_iter().filter(|f| f.ends_with(".tmp")).count();
+    assert_eq!(
+        tmps, 24,
+        "12 first files, closed before their day came again, and 12 second ones"
+    );
+    assert_eq!(sink.out.call(|files| Ok(files.peak_open)).await?, files::MAX_OPEN);
+    sink.abort(&w).await?;
+    assert_eq!(all_files(&root), ["_lock"]);
+
+    write_days_twice(&mut sink, &w, &days).await?;
+    sink.commit(&w, 0).await?;
+    assert_eq!(sink.out.call(|files| Ok(files.peak_open)).await?, files::MAX_OPEN);
+    let stem = "part-20240101T000000Z-20240113T000000Z";
+    let expected: Vec<String> = (1..=12)
+        .flat_map(|d| {
+            [
+                format!("dt=2024-01-{d:02}/{stem}-1.parquet"),
+                format!("dt=2024-01-{d:02}/{stem}.parquet"),
+            ]
+        })
+        .collect();
+    assert_eq!(visible(&root), expected);
+    // Every record read back exactly once, in the file of its day; the first file of a day has the first half.
+    let mut rebuilt: Vec<(String, String)> = Vec::new();
+    for file in visible(&root) {
+        for batch in read_batches(&root.join(&file)) {
+            rebuilt.extend(
+                rebuild(&batch)
+                    .into_iter()
+                    .map(|r| (file.clone(), r["messageId"].clone())),
+            );
+        }
+    }
+    let mut wanted: Vec<(String, String)> = Vec::new();
+    for (d, lines) in days.iter().enumerate() {
+        let half = lines.len() / 2;
+        for (i, line) in lines[..half * 2].iter().enumerate() {
+            let suffix = if i < half { "" } else { "-1" };
+            let file = format!("dt=2024-01-{:02}/{stem}{suffix}.parquet", d + 1);
+            wanted.push((file, original(line)["messageId"].clone()));
+        }
+    }
+    rebuilt.sort();
+    wanted.sort();
+    assert_eq!(rebuilt, wanted);
+    let mut ids: Vec<&String> = wanted.iter().map(|(_, id)| id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), wanted.len(), "the mock's message ids are unique");
+    let pending: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(root.join("_pending")).map_err(io("_pending"))?)
+            .map_err(io("json"))?;
+    let mut listed: Vec<String> = pending["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f.as_str().expect("a name").replace('\\', "/"))
+        .collect();
+    listed.sort();
+    assert_eq!(listed, expected);
+
+    // The next window dies half written; its checkpoint never recorded the commit above: a resume removes both,
+    // suffixed names included.
+    let next = window(day(13, 0), day(25, 0));
+    let later: Vec<Vec<String>> = (13..=24)
+        .map(|d| mock_lines("emailSend", day(d, 0), day(d + 1, 0)))
+        .collect();
+    write_days_twice(&mut sink, &next, &later).await?;
+    assert_eq!(all_files(&root).iter().filter(|f| f.ends_with("-1.tmp")).count(), 12);
+    let ParquetSink { out, _lock, .. } = sink;
+    std::mem::forget(out);
+    drop(_lock);
+    let sink = ParquetSink::resume(dir.path(), DataType::EmailSend, ParquetOptions::default(), 0)?;
+    assert_eq!(all_files(&root), ["_lock"]);
+    drop(sink);
+    Ok(())
+}
