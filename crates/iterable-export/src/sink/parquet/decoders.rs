@@ -162,6 +162,11 @@ fn decode_chunk<R: Record + serde::de::DeserializeOwned>(
             parts.push((*key, encoder.finish()?));
         }
     }
+    // The encoders are kept for the next chunk (usually of the same days), but not those of every day ever seen:
+    // a multi-year input would hold one per day, per worker.
+    if encoders.len() > super::files::MAX_OPEN {
+        encoders.clear();
+    }
     Ok(Ok(Decoded {
         records,
         parts,
@@ -174,4 +179,32 @@ fn gone() -> Error {
         "a Parquet decoder thread stopped",
         std::io::Error::other("decoder thread gone"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(days: u32) -> Vec<u8> {
+        (1..=days)
+            .map(|d| format!("{{\"createdAt\":\"2024-01-{d:02} 10:00:00 +00:00\",\"messageId\":\"m{d}\"}}\n"))
+            .collect::<String>()
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_worker_keeps_the_encoders_of_a_few_days_only() -> Result<()> {
+        let columns = Arc::new(Columns::of::<Event>());
+        let mut encoders = BTreeMap::new();
+        let outcome = decode_chunk::<Event>(&chunk(3), &mut encoders, &columns, Partition::Day)?;
+        let decoded = outcome.map_err(|(_, m)| Error::InvalidRequest(m))?;
+        assert_eq!((decoded.records, decoded.parts.len(), encoders.len()), (3, 3, 3));
+        let days = u32::try_from(super::super::files::MAX_OPEN).expect("small") + 1;
+        let outcome = decode_chunk::<Event>(&chunk(days), &mut encoders, &columns, Partition::Day)?;
+        let decoded = outcome.map_err(|(_, m)| Error::InvalidRequest(m))?;
+        assert_eq!(decoded.parts.len(), days as usize);
+        assert!(decoded.parts.iter().all(|(_, batch)| batch.num_rows() == 1));
+        assert_eq!(encoders.len(), 0, "more days than files open: none kept");
+        Ok(())
+    }
 }

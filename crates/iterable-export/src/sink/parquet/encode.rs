@@ -13,6 +13,9 @@ use crate::event::record::{ColumnKind, Field, Record, Slot, Typed};
 use crate::event::time::parse_time;
 use crate::{Error, Result};
 
+/// The rows a new column builder has room for before it grows (doubling).
+const ROWS: usize = 16;
+
 /// One column being filled.
 enum Builder {
     Str(StringBuilder),
@@ -22,12 +25,14 @@ enum Builder {
 }
 
 impl Builder {
+    /// Starts small (the builders' own default is 1,024 rows per column): a chunk of records spread over many days
+    /// has an encoder per day, most of them with a few rows.
     fn new(kind: ColumnKind) -> Builder {
         match kind {
-            ColumnKind::Str | ColumnKind::Json => Builder::Str(StringBuilder::new()),
-            ColumnKind::Int => Builder::Int(Int64Builder::new()),
-            ColumnKind::Time => Builder::Time(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
-            ColumnKind::Bool => Builder::Bool(BooleanBuilder::new()),
+            ColumnKind::Str | ColumnKind::Json => Builder::Str(StringBuilder::with_capacity(ROWS, ROWS * 16)),
+            ColumnKind::Int => Builder::Int(Int64Builder::with_capacity(ROWS)),
+            ColumnKind::Time => Builder::Time(TimestampMicrosecondBuilder::with_capacity(ROWS).with_timezone("UTC")),
+            ColumnKind::Bool => Builder::Bool(BooleanBuilder::with_capacity(ROWS)),
         }
     }
 
@@ -137,7 +142,7 @@ impl<R: Record + serde::de::DeserializeOwned> Encoder<R> {
         Encoder {
             columns,
             builders,
-            extra: StringBuilder::new(),
+            extra: StringBuilder::with_capacity(ROWS, ROWS * 64),
             filled,
             extra_text: String::new(),
             rows: 0,
