@@ -11,54 +11,10 @@
 # passes without having run.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
-log() { printf '[singer-check] %s\n' "$*" >&2; }
-die() { log "FAILED: $*"; exit 1; }
-
-command -v python3 >/dev/null || die "python3 is not installed: this check needs it for target-jsonl (apt-get install python3 python3-venv)"
-
-TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-VENV="$TARGET_DIR/singer-venv"
-REQUIREMENTS="$ROOT/.ci/singer-requirements.txt"
-# Reinstalled whenever the pinned requirements change.
-if ! cmp -s "$REQUIREMENTS" "$VENV/requirements.txt" 2>/dev/null || [[ ! -x "$VENV/bin/target-jsonl" ]]; then
-    log "creating $VENV with $(grep -c '==' "$REQUIREMENTS") pinned packages"
-    rm -rf "$VENV"
-    python3 -m venv "$VENV" || die "cannot create a virtual environment at $VENV (apt-get install python3-venv)"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQUIREMENTS" \
-        || die "cannot install $REQUIREMENTS into $VENV (is PyPI reachable?)"
-    cp "$REQUIREMENTS" "$VENV/requirements.txt"
-fi
-
-cargo build --quiet -p iterable-export-cli -p iterable-export-mock --bins
-TAP="$TARGET_DIR/debug/iterable-export"
-MOCK_BIN="$TARGET_DIR/debug/iterable-export-mock"
-
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-KEY="singer-check-key"
-# start_mock NAME ARGS...: a mock on a free loopback port; sets MOCK_URL (…/api).
-start_mock() {
-    local name="$1"; shift
-    "$MOCK_BIN" --host 127.0.0.1 --port 0 --rate-limit 0 --seed 7 --records-per-day 3000 --api-key "$KEY" "$@" \
-        >"$WORK/mock-$name.out" 2>"$WORK/mock-$name.err" &
-    PIDS+=("$!")
-    for _ in $(seq 100); do
-        MOCK_URL="$(sed -n 's/^iterable-export-mock listening on \(http[^ ]*\)$/\1/p' "$WORK/mock-$name.out" | head -1)"
-        [[ -n "$MOCK_URL" ]] && return 0
-        sleep 0.1
-    done
-    cat "$WORK/mock-$name.err" >&2
-    die "the mock $name did not start"
-}
+CHECK=singer TOOL=target-jsonl PROBE=bin/target-jsonl MOCK_SEED=7
+# shellcheck source=check-lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/check-lib.sh"
+TAP="$CLI"
 
 start_mock plain
 PLAIN_URL="$MOCK_URL"
