@@ -5,6 +5,7 @@
 
 mod download;
 mod job;
+mod options;
 mod state;
 mod windows;
 
@@ -17,8 +18,8 @@ use chrono::{DateTime, Utc};
 use iterable_export_gen::types::{StartExportRequest, StartExportRequestOutputFormat};
 
 pub use self::job::{ExportJob, JobFile};
+pub use self::options::{JobObserver, JobOptions, JobResume};
 pub use self::state::{JobState, UnknownJobState};
-pub use self::windows::{JobObserver, JobOptions, JobResume};
 use crate::rate_limit::Limiter;
 use crate::{Client, DataType, Export, Format, RateLimit, Result};
 

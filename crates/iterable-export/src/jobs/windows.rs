@@ -3,8 +3,6 @@
 //! exactly-once guarantees of `data.json` exports hold unchanged.
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -16,128 +14,7 @@ use super::download::{Spooled, download};
 use super::{ExportJob, ExportJobRequest, JobState};
 use crate::{CsvRecords, Error, Format, Lines, Result, Sink, Window, WindowOptions, WindowedSummary, plan_windows};
 
-/// Called with each window's job id when the job is started or resumed.
-pub type JobObserver = Arc<dyn Fn(&Window, i64) + Send + Sync>;
-
-/// Where an interrupted export through jobs stopped inside a window: the window's job, and the
-/// last of its files the sink made permanent ([`Sink::job_file_done`]), if any.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
-pub struct JobResume {
-    /// The window the job exports.
-    pub window: Window,
-    /// The job's id.
-    pub job_id: i64,
-    /// The last file whose records are permanent in the sink; the job continues after it.
-    pub after_file: Option<String>,
-}
-
-impl JobResume {
-    /// Job `job_id` of `window`, continued after `after_file` (from its first file when `None`).
-    pub fn new(window: Window, job_id: i64, after_file: Option<String>) -> Self {
-        JobResume {
-            window,
-            job_id,
-            after_file,
-        }
-    }
-}
-
-/// How a windowed export runs its jobs. Start from [`JobOptions::default`] (4 parallel
-/// downloads; 3 jobs started ahead, so with the current one Iterable's 4 at once; 3 retries of
-/// a failed job; spool files in the system's temporary directory) and adjust with the `with_*`
-/// methods.
-///
-/// ```
-/// use iterable_export::JobOptions;
-///
-/// let options = JobOptions::default().with_downloads(8).with_job_retries(1);
-/// assert_eq!(options.downloads, 8);
-/// ```
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct JobOptions {
-    /// Files downloaded at once (0 acts as 1). Memory is bounded by the downloads in flight:
-    /// each file goes to a temporary file, and only complete files are read back.
-    pub downloads: usize,
-    /// Jobs of later windows started while a window downloads, so that Iterable prepares them
-    /// meanwhile (bounded by the client's job slots).
-    pub lookahead: usize,
-    /// Jobs started again for a window whose job failed, before the export fails naming it.
-    pub job_retries: u32,
-    /// Where downloaded files wait until complete (default: the system's temporary directory).
-    pub spool_dir: Option<PathBuf>,
-    /// Jobs to continue instead of starting new ones, for their windows (a resumed run).
-    pub resume: Vec<JobResume>,
-    /// Told every window's job id (to remember it for a resumed run).
-    pub observer: Option<JobObserver>,
-}
-
-impl fmt::Debug for JobOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JobOptions")
-            .field("downloads", &self.downloads)
-            .field("lookahead", &self.lookahead)
-            .field("job_retries", &self.job_retries)
-            .field("spool_dir", &self.spool_dir)
-            .field("resume", &self.resume)
-            .field("observer", &self.observer.is_some())
-            .finish()
-    }
-}
-
-impl Default for JobOptions {
-    fn default() -> Self {
-        JobOptions {
-            downloads: 4,
-            lookahead: 3,
-            job_retries: 3,
-            spool_dir: None,
-            resume: Vec::new(),
-            observer: None,
-        }
-    }
-}
-
-impl JobOptions {
-    /// Sets how many files download at once.
-    pub fn with_downloads(mut self, downloads: usize) -> Self {
-        self.downloads = downloads;
-        self
-    }
-
-    /// Sets how many jobs of later windows are started ahead.
-    pub fn with_lookahead(mut self, lookahead: usize) -> Self {
-        self.lookahead = lookahead;
-        self
-    }
-
-    /// Sets how many times a window whose job failed is tried with a new job.
-    pub fn with_job_retries(mut self, retries: u32) -> Self {
-        self.job_retries = retries;
-        self
-    }
-
-    /// Sets where downloaded files wait.
-    pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.spool_dir = Some(dir.into());
-        self
-    }
-
-    /// Continues a job for its window instead of starting a new one (may be given for several
-    /// windows). A job that cannot be listed any more is replaced by a new one, unless some of
-    /// its files were already made permanent (then the export fails naming the job).
-    pub fn with_resume(mut self, resume: JobResume) -> Self {
-        self.resume.push(resume);
-        self
-    }
-
-    /// Calls `observer` with each window's job id.
-    pub fn with_observer(mut self, observer: impl Fn(&Window, i64) + Send + Sync + 'static) -> Self {
-        self.observer = Some(Arc::new(observer));
-        self
-    }
-}
+use super::options::{JobOptions, JobResume};
 
 /// A job being started in a task of its own; aborted when dropped.
 struct Starting {
