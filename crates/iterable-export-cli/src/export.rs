@@ -251,6 +251,13 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
         Some(Ok(lock)) => Some(lock),
         None => None,
     };
+    // Held: a state write that a kill interrupted left its temporary file; no writer owns it now.
+    if let Some(path) = &args.state
+        && let Err(err) = iterable_export::remove_stale_temporaries(path)
+    {
+        results.push(("export".into(), Err(err)));
+        return results;
+    }
     let state = match &args.state {
         Some(path) => match State::load(path) {
             Ok(state) => Some(state),

@@ -72,8 +72,8 @@ pub use rate_limit::{MAX_RETRY_AFTER, RateLimit};
 pub use region::Region;
 pub use retry::RetryPolicy;
 pub use sink::{
-    Dedup, ExclusiveLock, FileSink, RecordId, WriterSink, part_path, sync_parent_dir, write_file_atomically,
-    write_file_atomically_with,
+    Dedup, ExclusiveLock, FileSink, RecordId, WriterSink, part_path, remove_stale_temporaries, sync_parent_dir,
+    write_file_atomically, write_file_atomically_with,
 };
 #[cfg(feature = "parquet")]
 pub use sink::{EXTRA_COLUMN, ParquetCompression, ParquetOptions, ParquetSink, Partition};

@@ -136,10 +136,18 @@ async fn crash_and_resume(seed: u64) -> Result<(u32, usize), BoxError> {
         // The state file is written atomically: whatever the moment, it parses.
         read_state(&dir.path().join("state.json")).map_err(|e| format!("seed {seed}, {kill:?}: {e}"))?;
     }
+    // What a kill in the middle of a state write leaves (it may have landed there, or not): the
+    // next run removes it under the state's lock.
+    std::fs::write(dir.path().join(".state.json.Zz9Yy8.tmp"), b"{\"version\": 3, \"exp")?;
     let cut = (rng.below(4), 1 + rng.below(20_000));
     if run(&mock, dir.path(), cut, None).await? {
         return Err("the last run was killed".into());
     }
+    let stale: Vec<_> = std::fs::read_dir(dir.path())?
+        .filter_map(|entry| entry.ok().map(|entry| entry.file_name().to_string_lossy().into_owned()))
+        .filter(|name| name.starts_with(".state.json.") && name.ends_with(".tmp"))
+        .collect();
+    assert_eq!(stale, Vec::<String>::new(), "seed {seed}: stale temporary state files");
     let end = day(0) + TimeDelta::days(1);
     for data_type in DATA_TYPES {
         let path = dir.path().join(format!("{data_type}.ndjson"));

@@ -183,12 +183,20 @@ async fn a_run_killed_mid_job_resumes_only_via_jobs_and_keeps_the_jobs_window_un
     let dir = tempfile::tempdir()?;
     let (job_id, after) = kill_mid_first_job(&mock, dir.path()).await?;
     let starts_before = mock.job_counters().starts;
-    // The unfinished output (its temporary file) and the state, as the kill left them.
+    // The unfinished output (its temporary file) and the state, as the kill left them. A kill
+    // that lands mid state write also leaves that write's temporary file, which the next run
+    // removes (checked at the end).
+    let stale = |name: &std::ffi::OsStr| {
+        let name = name.to_string_lossy();
+        name.starts_with(".state.json.") && name.ends_with(".tmp")
+    };
     let files = || -> Result<Vec<(std::ffi::OsString, Vec<u8>)>, BoxError> {
         let mut files = Vec::new();
         for entry in std::fs::read_dir(dir.path())? {
             let entry = entry?;
-            files.push((entry.file_name(), std::fs::read(entry.path())?));
+            if !stale(&entry.file_name()) {
+                files.push((entry.file_name(), std::fs::read(entry.path())?));
+            }
         }
         files.sort();
         Ok(files)
@@ -240,6 +248,11 @@ async fn a_run_killed_mid_job_resumes_only_via_jobs_and_keeps_the_jobs_window_un
         starts_before + new_jobs,
         "the interrupted job continued, one job per half of a day without one"
     );
+    let left: Vec<_> = std::fs::read_dir(dir.path())?
+        .filter_map(|entry| entry.ok().map(|entry| entry.file_name()))
+        .filter(|name| stale(name))
+        .collect();
+    assert_eq!(left, Vec::<std::ffi::OsString>::new(), "stale temporary state files");
     assert!(!mock.file_host_received_api_key());
     Ok(())
 }

@@ -161,6 +161,61 @@ pub fn write_file_atomically_with(
     sync_parent_dir(path)
 }
 
+/// Removes the temporary files that [`write_file_atomically`] leaves beside `path` when a
+/// process is killed mid-write (`.<name>.<random>.tmp`), and returns how many it removed.
+///
+/// Call it only while holding the lock that guards writes to `path` (for a state file, the
+/// [`ExclusiveLock`] on its lock file): a temporary file of a live writer must not be removed.
+///
+/// ```
+/// use iterable_export::{remove_stale_temporaries, write_file_atomically};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("state.json");
+/// write_file_atomically(&path, b"{}")?;
+/// std::fs::write(dir.path().join(".state.json.Ab12Cd.tmp"), b"{\"half")?;
+/// assert_eq!(remove_stale_temporaries(&path)?, 1);
+/// assert!(path.exists());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`Error::Io`] naming the directory or the file when it cannot be read or removed.
+pub fn remove_stale_temporaries(path: &Path) -> Result<usize> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Ok(0);
+    };
+    let prefix = format!(".{name}.");
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io(format!("cannot read the directory {}", dir.display()), e)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("cannot read the directory {}", dir.display()), e))?;
+        let file_name = entry.file_name();
+        let file_name = file_name.to_string_lossy();
+        let stale = file_name.len() > prefix.len() + ".tmp".len()
+            && file_name.starts_with(&prefix)
+            && file_name.ends_with(".tmp");
+        if stale {
+            std::fs::remove_file(entry.path()).map_err(|e| {
+                Error::io(
+                    format!("cannot remove the temporary file {}", entry.path().display()),
+                    e,
+                )
+            })?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 #[cfg(test)]
 fn test_window() -> crate::Window {
     use chrono::{TimeZone, Utc};
@@ -187,6 +242,42 @@ mod tests {
             .filter_map(|e| e.ok().map(|e| e.file_name()))
             .collect();
         assert_eq!(names, ["state.json"]);
+        Ok(())
+    }
+
+    #[test]
+    fn stale_temporaries_of_a_killed_write_are_removed_and_nothing_else() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| Error::io("tempdir", e))?;
+        let path = dir.path().join("state.json");
+        write_file_atomically(&path, b"kept")?;
+        for name in [
+            ".state.json.C4DWjC.tmp",
+            ".state.json.x.tmp",
+            ".state.json.lock",
+            ".state.json..tmp-not",
+            ".other.json.C4DWjC.tmp",
+            "state.json.tmp",
+        ] {
+            std::fs::write(dir.path().join(name), b"x").map_err(|e| Error::io("write", e))?;
+        }
+        assert_eq!(remove_stale_temporaries(&path)?, 2);
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .map_err(|e| Error::io("read_dir", e))?
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                ".other.json.C4DWjC.tmp",
+                ".state.json..tmp-not",
+                ".state.json.lock",
+                "state.json",
+                "state.json.tmp"
+            ]
+        );
+        assert_eq!(std::fs::read(&path).map_err(|e| Error::io("read", e))?, b"kept");
+        assert_eq!(remove_stale_temporaries(&dir.path().join("missing/state.json"))?, 0);
         Ok(())
     }
 
