@@ -18,9 +18,9 @@ use parquet::file::properties::WriterProperties;
 use super::decoders::{Decoded, Decoders};
 use super::encoder_thread::EncoderThread;
 use super::schema::Columns;
-use super::{Partition, pending_path};
+use super::{Partition, committed};
 use crate::sink::offload::Target;
-use crate::sink::{sync_parent_dir, write_file_atomically};
+use crate::sink::sync_parent_dir;
 use crate::{Error, Result, Window};
 
 /// Bytes of lines gathered before they go to a decoder thread (about 1,700 emailSend records).
@@ -256,7 +256,8 @@ impl Files {
         Ok(mismatched)
     }
 
-    /// Completes the files, lists them in `_pending`, and renames them (recording each visible name).
+    /// Completes the files, lists them in `_committed` (a commit without files too), and renames them (recording
+    /// each visible name).
     fn publish(
         &self,
         opens: BTreeMap<Option<NaiveDate>, Open>,
@@ -282,15 +283,22 @@ impl Files {
         for piece in &done {
             names.push(visible_name(&piece.dir, window, &names)?);
         }
-        if !done.is_empty() {
-            // Which files this commit makes visible: a resumed export whose checkpoint predates it removes them.
-            let listed: Vec<String> = names
-                .iter()
-                .map(|p| p.strip_prefix(&self.root).unwrap_or(p).to_string_lossy().into_owned())
-                .collect();
-            let pending = serde_json::json!({ "commit": seq, "files": listed });
-            write_file_atomically(&pending_path(&self.root), pending.to_string().as_bytes())?;
+        // Which files this commit makes visible: a resumed export whose checkpoint predates it removes them, and
+        // one whose checkpoint counts it checks they are all there.
+        let listed: Vec<String> = names
+            .iter()
+            .map(|p| p.strip_prefix(&self.root).unwrap_or(p).to_string_lossy().into_owned())
+            .collect();
+        let before = committed::append(&self.root, seq, listed, self.sync)?;
+        let renamed = self.rename(&done, names, visible);
+        if renamed.is_err() {
+            // The commit's files are removed (see `commit`): its line goes too.
+            committed::undo(&self.root, before);
         }
+        renamed
+    }
+
+    fn rename(&self, done: &[Piece], names: Vec<PathBuf>, visible: &mut Vec<PathBuf>) -> Result<()> {
         for (piece, name) in done.iter().zip(names) {
             let tmp = &piece.tmp;
             std::fs::rename(tmp, &name)

@@ -4,8 +4,10 @@
 //! - `encode.rs`: decoded records into Arrow columns, and `_extra`;
 //! - `decoders.rs`: decoding on a few threads, in order;
 //! - `files.rs`: the writer thread's side: temporary files per day, renamed when a window commits;
-//! - `encoder_thread.rs`: each file's Parquet encoding on a thread of its own.
+//! - `encoder_thread.rs`: each file's Parquet encoding on a thread of its own;
+//! - `committed.rs`: `_committed`, the files each commit made visible.
 
+mod committed;
 mod decoders;
 mod encode;
 mod encoder_thread;
@@ -150,8 +152,8 @@ impl ParquetOptions {
 /// `DIR/<dataType>/dt=YYYY-MM-DD/part-<window start>-<window end>.parquet` ([`Partition::Day`], the UTC day of
 /// each record's `createdAt`, for users `profileUpdatedAt`), or `DIR/<dataType>/part-….parquet`
 /// ([`Partition::None`]). Names that start with `_` or `.`, which readers (DuckDB, Spark, Trino, pyarrow) skip,
-/// are the sink's own: `.part-….tmp` files being written, `_lock`, `_pending` (the files of the last commit, until
-/// the export finishes) and `_SUCCESS`, written by [`ParquetSink::finish`] when the data type's export is complete.
+/// are the sink's own: `.part-….tmp` files being written, `_lock`, `_committed` (one line per commit: the files it
+/// made visible) and `_SUCCESS`, written by [`ParquetSink::finish`] when the data type's export is complete.
 ///
 /// # Schema
 ///
@@ -168,9 +170,11 @@ impl ParquetOptions {
 /// # Exactly once
 ///
 /// A window's rows go to temporary files, which [`Sink::commit`] completes and renames to their visible names
-/// (then the caller writes its checkpoint, with [`ParquetSink::commits`]); [`Sink::abort`] removes them. A resumed
-/// export ([`ParquetSink::resume`]) removes what an unfinished window left, and the files of a commit its
-/// checkpoint does not know (a crash between the renames and the checkpoint).
+/// (then the caller writes its checkpoint, with [`ParquetSink::commits`]); [`Sink::abort`] removes them. Before
+/// the renames, the commit lists its files in `_committed`. A resumed export ([`ParquetSink::resume`]) removes what
+/// an unfinished window left, and the files of a commit its checkpoint does not know (a crash between the renames
+/// and the checkpoint); it refuses to continue when a file of a commit its checkpoint counts is gone, as the export
+/// would then have a hole ([`ParquetSink::check_resume`] checks that beforehand).
 ///
 /// Input is NDJSON ([`Format::Ndjson`](crate::Format::Ndjson)): a CSV body is refused in [`Sink::header`] (its
 /// values have lost their JSON types). Nothing runs on the async runtime: the sink's writer thread gathers lines,
@@ -205,11 +209,6 @@ pub struct ParquetSink {
     begun: bool,
 }
 
-/// `DIR/<dataType>/_pending`: the files of the last commit.
-pub(crate) fn pending_path(root: &Path) -> PathBuf {
-    root.join("_pending")
-}
-
 impl ParquetSink {
     /// Starts a new export into `dir/<data_type>/`, replacing what an earlier export left there (its Parquet files,
     /// `_SUCCESS`, temporary files), as a new file export replaces its file.
@@ -229,14 +228,30 @@ impl ParquetSink {
     /// files are kept, and numbering goes on.
     ///
     /// # Errors
-    /// [`Error::Io`] when the directory cannot be read or cleaned, or another export holds it;
-    /// [`Error::InvalidRequest`] when its files were written with another [`Partition`] (nothing is changed then).
+    /// [`Error::Io`] when the directory cannot be read or cleaned, or another export holds it; [`Error::Io`] with
+    /// kind `NotFound` when a file of the first `commits` commits is gone, or `_committed`, which lists them (see
+    /// [`ParquetSink::check_resume`]); [`Error::InvalidRequest`] when its files were written with another
+    /// [`Partition`]. Nothing is changed on these errors.
     pub fn resume(dir: impl AsRef<Path>, data_type: DataType, options: ParquetOptions, commits: u64) -> Result<Self> {
         let root = dir.as_ref().join(data_type.to_string());
         let lock = Self::lock(&root)?;
         check_layout(&root, options.partition)?;
-        clear(&root, Clear::After(commits))?;
+        let log = committed::read(&root, commits)?;
+        log.verify(&root, commits)?;
+        clear(&root, Clear::After(log))?;
         Self::start(root, lock, data_type, options, commits)
+    }
+
+    /// Checks, without changing anything, that the export in `root` (`DIR/<dataType>`, as [`ParquetSink::path`]
+    /// says) can be continued from a checkpoint of `commits` commits: `_committed` lists each of them, and every
+    /// file they made is there.
+    ///
+    /// # Errors
+    /// [`Error::Io`] with kind `NotFound` naming what is missing (up to 3 files, and how many) when a file of those
+    /// commits is gone, or `_committed`; [`Error::Io`] when `_committed` cannot be read or was changed by hand.
+    pub fn check_resume(root: impl AsRef<Path>, commits: u64) -> Result<()> {
+        let root = root.as_ref();
+        committed::read(root, commits)?.verify(root, commits)
     }
 
     /// Checks, without changing anything, that no other export holds `dir/<data_type>/`.
@@ -311,18 +326,27 @@ impl ParquetSink {
     /// [`Error::Io`] when writing fails.
     pub async fn finish(self) -> Result<PathBuf> {
         let root = self.root.clone();
-        let (marker, pending) = (root.join("_SUCCESS"), pending_path(&root));
+        let marker = root.join("_SUCCESS");
         let ParquetSink { mut out, _lock, .. } = self;
         out.call(move |files| {
             files.discard()?;
-            // Every commit is checkpointed by now: none is to be undone.
-            remove_if_present(&pending)?;
             write_file_atomically(&marker, b"")
         })
         .await?;
         out.close().await;
         drop(_lock);
         Ok(root)
+    }
+
+    /// Stops without finishing (an export that failed): the temporary files of a window not committed are removed,
+    /// committed files stay, `_SUCCESS` is not written. Returns once the writer thread has ended and the directory's
+    /// lock is released, so the caller may then remove the directory.
+    pub async fn close(self) {
+        let ParquetSink { mut out, _lock, .. } = self;
+        out.discard();
+        let _ = out.call(|files| files.discard()).await;
+        out.close().await;
+        drop(_lock);
     }
 }
 
@@ -369,34 +393,30 @@ impl Sink for ParquetSink {
 enum Clear {
     /// Everything an export writes.
     All,
-    /// Temporary files, and the files of commits after this one.
-    After(u64),
+    /// Temporary files, and the files of the commits after the checkpoint (their lines of `_committed` too).
+    After(committed::Log),
 }
 
 /// Cleans `root` before an export writes into it.
 fn clear(root: &Path, what: Clear) -> Result<()> {
-    let pending = pending_path(root);
-    if let Clear::After(commits) = what
-        && let Ok(text) = std::fs::read_to_string(&pending)
-    {
-        let listed: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-            Error::io(
-                format!(
-                    "{} is not what this program writes ({e}); remove it to continue",
-                    pending.display()
-                ),
-                std::io::ErrorKind::InvalidData.into(),
-            )
-        })?;
-        if listed["commit"].as_u64().is_some_and(|c| c > commits)
-            && let Some(files) = listed["files"].as_array()
-        {
-            for file in files.iter().filter_map(|f| f.as_str()) {
+    let log = committed::log_path(root);
+    match &what {
+        Clear::All => remove_if_present(&log)?,
+        Clear::After(read) => {
+            for file in &read.later {
                 remove_if_present(&root.join(file))?;
+            }
+            if read.keep == 0 {
+                remove_if_present(&log)?;
+            } else if std::fs::metadata(&log).is_ok_and(|m| m.len() > read.keep) {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&log)
+                    .and_then(|f| f.set_len(read.keep).and_then(|()| f.sync_all()))
+                    .map_err(|e| Error::io(format!("cannot truncate {}", log.display()), e))?;
             }
         }
     }
-    remove_if_present(&pending)?;
     // A run is in progress: the directory is a complete export again only when it finishes (an incremental run
     // that dies leaves no `_SUCCESS` beside its partial files).
     remove_if_present(&root.join("_SUCCESS"))?;

@@ -353,12 +353,11 @@ async fn resume_removes_an_unfinished_window_and_an_unrecorded_commit() -> Resul
         visible(&root),
         ["dt=2024-01-01/part-20240101T000000Z-20240102T000000Z.parquet"]
     );
+    assert_eq!(all_files(&root).iter().filter(|f| f.ends_with(".tmp")).count(), 0);
+    // The second commit's line is gone from `_committed` with its files.
     assert_eq!(
-        all_files(&root)
-            .iter()
-            .filter(|f| f.ends_with(".tmp") || f.ends_with("_pending"))
-            .count(),
-        0
+        std::fs::read_to_string(root.join("_committed")).map_err(io("_committed"))?,
+        "{\"commit\":1,\"files\":[\"dt=2024-01-01/part-20240101T000000Z-20240102T000000Z.parquet\"]}\n"
     );
     assert_eq!(sink.commits(), 1);
     drop(sink);
@@ -578,9 +577,10 @@ async fn a_window_over_many_days_keeps_at_most_max_open_files_and_reopens_days()
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), wanted.len(), "the mock's message ids are unique");
-    let pending: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root.join("_pending")).map_err(io("_pending"))?)
-            .map_err(io("json"))?;
+    let log = std::fs::read_to_string(root.join("_committed")).map_err(io("_committed"))?;
+    assert_eq!(log.lines().count(), 1);
+    let pending: serde_json::Value = serde_json::from_str(&log).map_err(io("json"))?;
+    assert_eq!(pending["commit"], 1);
     let mut listed: Vec<String> = pending["files"]
         .as_array()
         .expect("files")
@@ -606,3 +606,5 @@ async fn a_window_over_many_days_keeps_at_most_max_open_files_and_reopens_days()
     drop(sink);
     Ok(())
 }
+
+mod missing;
