@@ -6,6 +6,8 @@ use std::path::Path;
 use iterable_export::{DataType, Error, Event, User};
 use serde_json::{Value, json};
 
+use super::fields::{self, Deselected};
+
 /// One Singer stream: a data type with its name, keys and schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stream {
@@ -106,32 +108,32 @@ impl Stream {
         schema
     }
 
-    /// The catalog entry (Singer's standard metadata on the empty breadcrumb, and the
-    /// replication key's `inclusion: automatic`).
+    /// The catalog entry: Singer's standard metadata on the empty breadcrumb, then each
+    /// property's (see [`fields::discovered`]).
     fn catalog_entry(self) -> Value {
         let name = self.name();
         let key = self.replication_key();
+        let schema = self.schema();
+        let mut metadata = vec![json!({
+            "breadcrumb": [],
+            "metadata": {
+                "inclusion": "available",
+                "selected-by-default": true,
+                "table-key-properties": self.key_properties(),
+                "valid-replication-keys": [key],
+                "forced-replication-method": "INCREMENTAL",
+                "data-type-name": self.data_type.to_string(),
+            }
+        })];
+        metadata.extend(fields::discovered(self, &schema));
         json!({
             "tap_stream_id": name,
             "stream": name,
-            "schema": self.schema(),
+            "schema": schema,
             "key_properties": self.key_properties(),
             "replication_key": key,
             "replication_method": "INCREMENTAL",
-            "metadata": [
-                {
-                    "breadcrumb": [],
-                    "metadata": {
-                        "inclusion": "available",
-                        "selected-by-default": true,
-                        "table-key-properties": self.key_properties(),
-                        "valid-replication-keys": [key],
-                        "forced-replication-method": "INCREMENTAL",
-                        "data-type-name": self.data_type.to_string(),
-                    }
-                },
-                { "breadcrumb": ["properties", key], "metadata": { "inclusion": "automatic" } }
-            ]
+            "metadata": metadata,
         })
     }
 }
@@ -141,20 +143,43 @@ pub(crate) fn discover() -> Value {
     json!({ "streams": Stream::all().map(Stream::catalog_entry).collect::<Vec<_>>() })
 }
 
+/// A stream a catalog selects, with the schema its SCHEMA message carries and the fields its
+/// records leave out.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Selected {
+    pub(crate) stream: Stream,
+    /// Without the deselected fields.
+    pub(crate) schema: Value,
+    pub(crate) deselected: Deselected,
+}
+
+impl Selected {
+    /// The stream as discovered: every field.
+    fn all_fields(stream: Stream) -> Selected {
+        Selected {
+            stream,
+            schema: stream.schema(),
+            deselected: Deselected::default(),
+        }
+    }
+}
+
 /// The streams a catalog selects, in the catalog's order, each with the schema its SCHEMA
 /// message carries: the catalog's (where a Meltano `schema` override changes it), made Draft 4
 /// and permissive as the discovered one is, and with no `required` fields; the discovered one
-/// when the catalog has none. Without a catalog, every stream (each is `selected-by-default`). A stream is selected as the Singer SDK reads metadata: the
-/// `selected` of its empty breadcrumb, else that breadcrumb's `selected-by-default`, else the
-/// legacy top-level `selected`. A stream this tap does not have is an error only when selected
-/// (an older catalog may list streams it dropped).
+/// when the catalog has none; in either case without the fields the catalog deselects (see
+/// [`fields::deselected`]). Without a catalog, every stream (each is `selected-by-default`),
+/// every field. A stream is selected as the Singer SDK reads metadata: the `selected` of its
+/// empty breadcrumb, else that breadcrumb's `selected-by-default`, else the legacy top-level
+/// `selected`. A stream this tap does not have is an error only when selected (an older catalog
+/// may list streams it dropped).
 ///
 /// # Errors
-/// [`Error::InvalidRequest`] for an unreadable catalog or a selected stream this tap does not
-/// have.
-pub(crate) fn selected(catalog: Option<&Path>) -> iterable_export::Result<Vec<(Stream, Value)>> {
+/// [`Error::InvalidRequest`] for an unreadable catalog, a selected stream this tap does not
+/// have, or a deselected field this tap cannot leave out.
+pub(crate) fn selected(catalog: Option<&Path>) -> iterable_export::Result<Vec<Selected>> {
     let Some(path) = catalog else {
-        return Ok(Stream::all().map(|s| (s, s.schema())).collect());
+        return Ok(Stream::all().map(Selected::all_fields).collect());
     };
     let bad = |what: String| Error::InvalidRequest(format!("the catalog {}: {what}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| bad(format!("cannot be read ({e})")))?;
@@ -170,7 +195,7 @@ pub(crate) fn selected(catalog: Option<&Path>) -> iterable_export::Result<Vec<(S
 }
 
 /// The streams `catalog` selects (see [`selected`]); the error says what is wrong.
-fn select(catalog: &Value) -> Result<Vec<(Stream, Value)>, String> {
+fn select(catalog: &Value) -> Result<Vec<Selected>, String> {
     let streams = catalog
         .get("streams")
         .and_then(Value::as_array)
@@ -200,10 +225,10 @@ fn select(catalog: &Value) -> Result<Vec<(Stream, Value)>, String> {
         let stream = Stream::by_name(id).ok_or_else(|| {
             format!("{id:?} is selected but is not a stream of this tap; run --discover for the list")
         })?;
-        if selected.iter().any(|(s, _)| *s == stream) {
+        if selected.iter().any(|s: &Selected| s.stream == stream) {
             continue;
         }
-        let schema = match entry.get("schema") {
+        let mut schema = match entry.get("schema") {
             Some(schema @ Value::Object(map)) if map.contains_key("properties") => {
                 let mut schema = draft4(schema.clone());
                 if let Some(map) = schema.as_object_mut() {
@@ -213,7 +238,19 @@ fn select(catalog: &Value) -> Result<Vec<(Stream, Value)>, String> {
             }
             _ => stream.schema(),
         };
-        selected.push((stream, schema));
+        let deselected = fields::deselected(stream, entry)?;
+        if !deselected.is_empty() {
+            deselected.prune_schema(&mut schema);
+            tracing::info!(
+                "{id}: fields deselected in the catalog are left out: {}",
+                deselected.names().join(", ")
+            );
+        }
+        selected.push(Selected {
+            stream,
+            schema,
+            deselected,
+        });
     }
     Ok(selected)
 }
@@ -390,7 +427,7 @@ mod tests {
         let names: Vec<String> = select(&catalog)
             .expect("a valid catalog")
             .into_iter()
-            .map(|(s, _)| s.name())
+            .map(|s| s.stream.name())
             .collect();
         assert_eq!(names, ["email_open", "email_click", "users"]);
         // The catalog --discover prints selects every stream as it is.
@@ -417,7 +454,7 @@ mod tests {
         ]});
         let selected = select(&overridden).expect("a valid catalog");
         assert_eq!(
-            selected[0].1,
+            selected[0].schema,
             json!({"$schema": "http://json-schema.org/draft-04/schema#", "type": "object", "additionalProperties": true,
                 "properties": {
                     "email": {"type": ["string", "null"]},
@@ -428,10 +465,15 @@ mod tests {
         let users = Stream {
             data_type: DataType::User,
         };
-        assert_eq!(selected[1], (users, users.schema()));
-        // The discovered catalog gives back the discovered schemas.
-        for (stream, schema) in select(&discover()).expect("the discovered catalog") {
-            assert_eq!(schema, stream.schema(), "{}", stream.name());
+        assert_eq!(selected[1], Selected::all_fields(users));
+        // The discovered catalog gives back the discovered schemas, every field.
+        for selected in select(&discover()).expect("the discovered catalog") {
+            assert_eq!(
+                selected,
+                Selected::all_fields(selected.stream),
+                "{}",
+                selected.stream.name()
+            );
         }
     }
 

@@ -17,6 +17,7 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde_json::{Value, json};
 
 use super::catalog::Stream;
+use super::fields::Deselected;
 
 /// Standard output, buffered (a concrete type: the window's copy from the spool file can then
 /// go through the kernel).
@@ -79,14 +80,17 @@ fn type_bits(types: &Value) -> u8 {
 /// Wraps each record into a RECORD message: `{"type":"RECORD","stream":…,"time_extracted":…,
 /// "record":<the record's bytes as received>}`. The record is checked to be one JSON object,
 /// and copied, never re-serialized: unknown fields, their order and every number's digits stay
-/// as Iterable sent them. Writes the stream's SCHEMA, widened before a window whose records hold
-/// a type a typed field did not allow.
+/// as Iterable sent them — less the members of fields the catalog deselects (see
+/// [`Deselected::filter_into`]). Writes the stream's SCHEMA, widened before a window whose
+/// records hold a type a typed field did not allow.
 pub(crate) struct Records<W: Write + Send + 'static = Stdio> {
     pub(crate) out: Out<W>,
     stream: Stream,
     name: String,
     /// The stream's schema, as the catalog gave it.
     schema: Value,
+    /// The fields left out of every record.
+    deselected: Deselected,
     /// The typed fields: name, and the types the last SCHEMA written allows.
     fields: Vec<(String, u8)>,
     /// The types the current attempt's records need (at least those of `fields`).
@@ -116,10 +120,18 @@ impl<W: Write + Send + 'static> Records<W> {
             needed: fields.iter().map(|f| f.1).collect(),
             fields,
             schema,
+            deselected: Deselected::default(),
             prefix: Vec::new(),
             message: Vec::new(),
             line: 0,
         }
+    }
+
+    /// Leaves `deselected` out of every record (the schema given to [`Records::new`] has no
+    /// such field already).
+    pub(crate) fn deselecting(mut self, deselected: Deselected) -> Records<W> {
+        self.deselected = deselected;
+        self
     }
 
     /// Writes the stream's SCHEMA (with the types widened so far).
@@ -189,7 +201,16 @@ impl<W: Write + Send + 'static> Sink for Records<W> {
         }
         self.message.clear();
         self.message.extend_from_slice(&self.prefix);
-        self.message.extend_from_slice(record);
+        if self.deselected.is_empty() {
+            self.message.extend_from_slice(record);
+        } else if self.deselected.filter_into(record, &mut self.message).is_none() {
+            // serde_json read it as one object just now: only a bug of the filter lands here.
+            return Err(Error::Decode {
+                line: self.line,
+                offset: 0,
+                message: format!("{}: a record could not be filtered of its deselected fields", self.name),
+            });
+        }
         self.message.push(b'}');
         self.out.record(&self.message).await
     }

@@ -3,7 +3,9 @@
 //! logs to standard error.
 //!
 //! - `config.rs`: the config file; `catalog.rs`: streams, keys, schemas and selection;
-//! - `state.rs`: bookmarks and what each sync exports; `messages.rs`: the messages.
+//! - `fields.rs`: field selection (discovered metadata, deselected fields left out);
+//! - `state.rs`: bookmarks (and tap-iterable's, migrated) and what each sync exports;
+//! - `messages.rs`: the messages.
 //!
 //! A sync exports one selected stream after another with the engine `export` uses (windows,
 //! rate limit, retries, splitting, look-back de-duplication), and emits a window's records only
@@ -12,6 +14,7 @@
 
 mod catalog;
 mod config;
+mod fields;
 mod messages;
 mod state;
 
@@ -20,7 +23,7 @@ use std::path::PathBuf;
 use chrono::{TimeDelta, Utc};
 use iterable_export::{Client, Dedup, Sink, Window, WindowOptions};
 
-use self::catalog::Stream;
+use self::catalog::{Selected, Stream};
 use self::config::Config;
 use self::messages::Records;
 use self::state::{Bookmark, State, next_pass};
@@ -105,7 +108,7 @@ pub async fn run(args: SingerArgs, mut global: Global, ui: &Ui) -> u8 {
 
 async fn sync(client: &Client, config: &Config, args: &SingerArgs) -> iterable_export::Result<()> {
     let streams = catalog::selected(args.catalog.as_deref())?;
-    let names: Vec<String> = streams.iter().map(|(s, _)| s.name()).collect();
+    let names: Vec<String> = streams.iter().map(|s| s.stream.name()).collect();
     let mut state = match &args.state {
         Some(path) => State::load(path, &names)?,
         None => State::default(),
@@ -117,9 +120,14 @@ async fn sync(client: &Client, config: &Config, args: &SingerArgs) -> iterable_e
     let lookback = TimeDelta::from_std(config.lookback).unwrap_or(TimeDelta::zero());
     let mut out = messages::stdout()?;
     tracing::info!("syncing {} stream(s) up to {}", streams.len(), end.to_rfc3339());
-    for (stream, schema) in streams {
+    for Selected {
+        stream,
+        schema,
+        deselected,
+    } in streams
+    {
         let name = stream.name();
-        let mut wrapped = Records::new(out, stream, schema);
+        let mut wrapped = Records::new(out, stream, schema).deselecting(deselected);
         wrapped.write_schema().await?;
         let mut records = 0;
         // At most two passes: the end of an interrupted sync, then the new span.

@@ -1,6 +1,10 @@
 //! Singer state: `{"bookmarks": {"<stream>": {…}}}`, one bookmark per stream, holding what an
 //! export needs to continue exactly once — the same facts as `export --state` keeps per data
 //! type (see `crate::state::Entry`), without the output file.
+//!
+//! tap-iterable's state, `{"currently_syncing": …, "bookmarks": {"<stream>": {"<replication
+//! key>": "<time>"}}}`, is read too: each of its bookmarks of a stream this tap syncs is migrated
+//! (see [`from_tap_iterable`]), so a user switching taps continues where tap-iterable stopped.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -10,6 +14,7 @@ use iterable_export::{Error, RecordId, Window};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::catalog::Stream;
 use crate::plan::spans;
 use crate::state::id_list;
 
@@ -120,7 +125,7 @@ fn invalid(path: &Path, what: String) -> Error {
 
 impl State {
     /// Reads a state file (Singer's `--state`); a bookmark of a stream in `streams` must be one
-    /// this tap wrote.
+    /// this tap wrote, or tap-iterable's (migrated, saying so on standard error).
     ///
     /// # Errors
     /// [`Error::Io`] naming the file and what is wrong.
@@ -145,8 +150,23 @@ impl State {
         let mut bookmarks = BTreeMap::new();
         for name in streams {
             if let Some(value) = other_bookmarks.remove(name) {
-                let bookmark: Bookmark = serde_json::from_value(value)
-                    .map_err(|e| invalid(path, format!("has a bookmark of {name} this tap did not write ({e})")))?;
+                let bookmark = match from_tap_iterable(name, &value) {
+                    Some(Ok(bookmark)) => {
+                        tracing::warn!(
+                            "the state file {}: the bookmark of {name} is tap-iterable's ({value}): migrated, \
+                             {name} continues from {} (records of that second may be sent again, as \
+                             tap-iterable would send them)",
+                            path.display(),
+                            bookmark
+                                .replication_key_value
+                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        );
+                        bookmark
+                    }
+                    Some(Err(what)) => return Err(invalid(path, what)),
+                    None => serde_json::from_value(value)
+                        .map_err(|e| invalid(path, format!("has a bookmark of {name} this tap did not write ({e})")))?,
+                };
                 bookmarks.insert(name.clone(), bookmark);
             }
         }
@@ -178,6 +198,41 @@ impl State {
         state.insert("bookmarks".into(), Value::Object(bookmarks));
         Value::Object(state)
     }
+}
+
+/// A bookmark tap-iterable wrote, `{"<replication key>": "<time>"}` (`"createdAt"`,
+/// `"profileUpdatedAt"` for `users`; the time as singer-python writes it,
+/// `2025-02-22T07:43:31.000000Z`), as ours; `None` when `value` is not one. tap-iterable's time
+/// is the latest replication key of the records it emitted, saved after each complete window:
+/// every record before it was emitted, so it becomes the completed-up-to time (to the second,
+/// rounded down), with no look-back identities. The next sync starts there, as tap-iterable's
+/// would have: records of that very second may be emitted again, none is missed.
+fn from_tap_iterable(stream: &str, value: &Value) -> Option<Result<Bookmark, String>> {
+    let key = Stream::by_name(stream)?.replication_key();
+    let map = value.as_object()?;
+    if map.contains_key("replication_key_value") {
+        return None;
+    }
+    let time = map.get(key)?;
+    let Some(time) = time
+        .as_str()
+        .and_then(iterable_export::parse_iterable_time)
+        .map(|t| t.trunc_subsecs(0))
+    else {
+        return Some(Err(format!(
+            "has tap-iterable's bookmark of {stream} with a {key} that is not a time ({time})"
+        )));
+    };
+    Some(Ok(Bookmark {
+        replication_key: key.to_owned(),
+        replication_key_value: time,
+        start: time,
+        end: time,
+        seen: Vec::new(),
+        seen_until: None,
+        tail_from: time,
+        tail: Vec::new(),
+    }))
 }
 
 #[cfg(test)]
@@ -267,6 +322,82 @@ mod tests {
                 )
             }
             other => panic!("a foreign bookmark was accepted: {other:?}"),
+        }
+        Ok(())
+    }
+
+    /// Proves: tap-iterable's state (as its interrupted-sync test writes it) is migrated for the
+    /// streams this tap syncs — complete up to its time (rounded down to the second), no
+    /// look-back identities, the next pass starting there — and its other keys and bookmarks
+    /// are passed on.
+    #[test]
+    fn tap_iterables_bookmarks_are_migrated() -> Result<(), Error> {
+        let dir = tempfile::tempdir().map_err(|e| io("tempdir", e))?;
+        let path = dir.path().join("state.json");
+        std::fs::write(
+            &path,
+            r#"{"currently_syncing": "email_open", "bookmarks": {
+                "campaigns": {"updatedAt": "2025-03-02T10:18:55.000000Z"},
+                "email_bounce": {"createdAt": "2025-03-01T10:58:00.000000Z"},
+                "email_open": {"createdAt": "2024-01-01T07:43:31.250000Z"},
+                "users": {"profileUpdatedAt": "2024-01-01T02:00:00.000000Z"}}}"#,
+        )
+        .map_err(|e| io("write", e))?;
+        let names = ["email_open".into(), "users".into(), "email_send".into()];
+        let state = State::load(&path, &names)?;
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).ok();
+        let open = state.get("email_open").expect("migrated");
+        let from = at("2024-01-01T07:43:31Z").expect("a time");
+        assert_eq!(
+            open,
+            &Bookmark {
+                replication_key: "createdAt".into(),
+                replication_key_value: from,
+                start: from,
+                end: from,
+                seen: Vec::new(),
+                seen_until: None,
+                tail_from: from,
+                tail: Vec::new(),
+            }
+        );
+        let users = state.get("users").expect("migrated");
+        assert_eq!(
+            (users.replication_key.as_str(), Some(users.end)),
+            ("profileUpdatedAt", at("2024-01-01T02:00:00Z"))
+        );
+        assert_eq!(state.get("email_send"), None);
+        let pass = next_pass(Some(open), "createdAt", t(0), t(10), TimeDelta::minutes(5)).expect("a pass");
+        assert_eq!(pass.spans.first().map(|w| w.start), Some(from));
+        assert_eq!((pass.seen, pass.seen_until), (Vec::new(), Some(from)));
+        let value = state.to_value();
+        assert_eq!(value["currently_syncing"], "email_open");
+        assert_eq!(
+            value["bookmarks"]["campaigns"],
+            serde_json::json!({"updatedAt": "2025-03-02T10:18:55.000000Z"})
+        );
+        // Not a stream this run syncs: passed on as it is.
+        assert_eq!(
+            value["bookmarks"]["email_bounce"],
+            serde_json::json!({"createdAt": "2025-03-01T10:58:00.000000Z"})
+        );
+        assert_eq!(
+            value["bookmarks"]["email_open"]["replication_key_value"],
+            "2024-01-01T07:43:31Z"
+        );
+
+        std::fs::write(&path, r#"{"bookmarks":{"email_open":{"createdAt":"yesterday"}}}"#)
+            .map_err(|e| io("write", e))?;
+        match State::load(&path, &names) {
+            Err(Error::Io { context, .. }) => assert_eq!(
+                context,
+                format!(
+                    "the state file {} has tap-iterable's bookmark of email_open with a createdAt that is not a time \
+                     (\"yesterday\"); fix it, or delete it to sync from start_date",
+                    path.display()
+                )
+            ),
+            other => panic!("a bad time was accepted: {other:?}"),
         }
         Ok(())
     }

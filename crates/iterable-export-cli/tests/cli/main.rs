@@ -9,4 +9,5 @@ mod jobs;
 mod parquet;
 mod resume;
 mod singer;
+mod singer_catalog;
 mod users;

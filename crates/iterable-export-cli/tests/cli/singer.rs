@@ -1,5 +1,6 @@
-//! `iterable-export singer`: the Singer tap — catalog, messages, exact records, STATE that
-//! resumes exactly once, retries without duplicates, config errors.
+//! `iterable-export singer`, syncing: exact records, STATE that resumes exactly once, retries
+//! without duplicates, tap-iterable's state migrated, config errors; and the fixtures of the
+//! tap's tests (the catalog's are in `singer_catalog.rs`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use crate::common::*;
 use crate::resume::kill_when_held;
 
 /// A config file for the mock: `extra` is merged into it.
-fn write_config(dir: &Path, mock: &MockServer, extra: Value) -> Result<std::path::PathBuf, BoxError> {
+pub(crate) fn write_config(dir: &Path, mock: &MockServer, extra: Value) -> Result<std::path::PathBuf, BoxError> {
     let mut config = json!({
         "api_key": mock.api_key(),
         "start_date": "2024-01-01T00:00:00Z",
@@ -27,7 +28,11 @@ fn write_config(dir: &Path, mock: &MockServer, extra: Value) -> Result<std::path
 }
 
 /// The tap's own catalog with `streams` selected.
-async fn write_catalog(dir: &Path, mock: &MockServer, streams: &[&str]) -> Result<std::path::PathBuf, BoxError> {
+pub(crate) async fn write_catalog(
+    dir: &Path,
+    mock: &MockServer,
+    streams: &[&str],
+) -> Result<std::path::PathBuf, BoxError> {
     let config = write_config(dir, mock, json!({}))?;
     let out = bare_command()
         .line("singer --config")
@@ -47,7 +52,12 @@ async fn write_catalog(dir: &Path, mock: &MockServer, streams: &[&str]) -> Resul
 }
 
 /// Runs a sync; gives its standard output.
-async fn sync(dir: &Path, mock: &MockServer, extra: Value, state: Option<&Path>) -> Result<Vec<u8>, BoxError> {
+pub(crate) async fn sync(
+    dir: &Path,
+    mock: &MockServer,
+    extra: Value,
+    state: Option<&Path>,
+) -> Result<Vec<u8>, BoxError> {
     let config = write_config(dir, mock, extra)?;
     let mut cmd = bare_command();
     cmd.arg("singer")
@@ -63,7 +73,7 @@ async fn sync(dir: &Path, mock: &MockServer, extra: Value, state: Option<&Path>)
 }
 
 /// The messages of a tap's output, one per line (every line must be a JSON object).
-fn messages(out: &[u8]) -> Vec<Value> {
+pub(crate) fn messages(out: &[u8]) -> Vec<Value> {
     out.split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
         .map(|l| serde_json::from_slice(l).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(l))))
@@ -71,7 +81,7 @@ fn messages(out: &[u8]) -> Vec<Value> {
 }
 
 /// The records of `stream`, as the exact bytes each RECORD message holds, one per line.
-fn raw_records(out: &[u8], stream: &str) -> Vec<u8> {
+pub(crate) fn raw_records(out: &[u8], stream: &str) -> Vec<u8> {
     let prefix = format!(r#"{{"type":"RECORD","stream":"{stream}","time_extracted":""#);
     let mut body = Vec::new();
     for line in out.split(|b| *b == b'\n').filter(|l| l.starts_with(prefix.as_bytes())) {
@@ -86,7 +96,7 @@ fn raw_records(out: &[u8], stream: &str) -> Vec<u8> {
 /// Asserts the RECORDs of `stream` in `out` are byte for byte the records the mock serves for
 /// `data_type` from 2024-01-01 for `days` days, each once.
 #[track_caller]
-fn assert_served(out: &[u8], stream: &str, config: &MockConfig, data_type: &str, days: i64) {
+pub(crate) fn assert_served(out: &[u8], stream: &str, config: &MockConfig, data_type: &str, days: i64) {
     let what = format!("{stream} over {days} day(s)");
     assert_records(
         &raw_records(out, stream),
@@ -96,7 +106,7 @@ fn assert_served(out: &[u8], stream: &str, config: &MockConfig, data_type: &str,
 }
 
 /// The value of the last STATE message, written to `dir/state.json` (what a target hands back).
-fn save_last_state(out: &[u8], dir: &Path) -> Result<std::path::PathBuf, BoxError> {
+pub(crate) fn save_last_state(out: &[u8], dir: &Path) -> Result<std::path::PathBuf, BoxError> {
     let state = messages(out)
         .into_iter()
         .rfind(|m| m["type"] == "STATE")
@@ -104,178 +114,6 @@ fn save_last_state(out: &[u8], dir: &Path) -> Result<std::path::PathBuf, BoxErro
     let path = dir.join("state.json");
     std::fs::write(&path, state["value"].to_string())?;
     Ok(path)
-}
-
-/// Draft 4 knows these keywords (validation and metadata); a schema that uses only them, with
-/// Draft 4's type names, is one a Draft 4 validator reads as intended.
-const DRAFT4_KEYWORDS: &[&str] = &[
-    "$schema",
-    "id",
-    "$ref",
-    "title",
-    "description",
-    "default",
-    "type",
-    "properties",
-    "additionalProperties",
-    "patternProperties",
-    "required",
-    "items",
-    "additionalItems",
-    "enum",
-    "format",
-    "minimum",
-    "maximum",
-    "exclusiveMinimum",
-    "exclusiveMaximum",
-    "multipleOf",
-    "minLength",
-    "maxLength",
-    "pattern",
-    "minItems",
-    "maxItems",
-    "uniqueItems",
-    "minProperties",
-    "maxProperties",
-    "dependencies",
-    "allOf",
-    "anyOf",
-    "oneOf",
-    "not",
-    "definitions",
-];
-const DRAFT4_TYPES: &[&str] = &["array", "boolean", "integer", "number", "null", "object", "string"];
-
-/// Asserts `schema` (and every subschema) is Draft 4; gives the number of subschemas checked.
-fn assert_draft4(schema: &Value, at: &str) -> usize {
-    let map = schema
-        .as_object()
-        .unwrap_or_else(|| panic!("{at}: a schema must be an object: {schema}"));
-    let mut checked = 1;
-    for (key, value) in map {
-        assert!(
-            DRAFT4_KEYWORDS.contains(&key.as_str()),
-            "{at}: {key} is not a Draft 4 keyword"
-        );
-        match key.as_str() {
-            "type" => {
-                let types: Vec<&Value> = value.as_array().map_or_else(|| vec![value], |a| a.iter().collect());
-                for t in types {
-                    assert!(DRAFT4_TYPES.contains(&t.as_str().unwrap_or_default()), "{at}: type {t}");
-                }
-            }
-            "exclusiveMinimum" | "exclusiveMaximum" => {
-                assert!(value.is_boolean(), "{at}: {key} must be a boolean in Draft 4");
-            }
-            "properties" | "definitions" | "patternProperties" => {
-                for (name, sub) in value.as_object().expect("an object of schemas") {
-                    checked += assert_draft4(sub, &format!("{at}/{key}/{name}"));
-                }
-            }
-            "items" | "not" if value.is_object() => checked += assert_draft4(value, &format!("{at}/{key}")),
-            "allOf" | "anyOf" | "oneOf" => {
-                for (i, sub) in value.as_array().expect("an array of schemas").iter().enumerate() {
-                    checked += assert_draft4(sub, &format!("{at}/{key}/{i}"));
-                }
-            }
-            _ => {}
-        }
-    }
-    if map
-        .get("type")
-        .is_some_and(|t| t == "object" || t.as_array().is_some_and(|a| a.contains(&json!("object"))))
-    {
-        assert_eq!(
-            map.get("additionalProperties"),
-            Some(&Value::Bool(true)),
-            "{at}: permissive"
-        );
-    }
-    checked
-}
-
-/// Proves: --discover prints 53 streams named as the Python connectors name them, each with its
-/// key, replication key, standard metadata and a Draft 4, permissive schema; an unknown config
-/// key is reported on stderr, not fatal.
-#[tokio::test(flavor = "multi_thread")]
-async fn discover_prints_every_stream_with_keys_metadata_and_a_draft4_schema() -> TestResult {
-    let mock = start(config(1)).await?;
-    let dir = tempfile::tempdir()?;
-    let config = write_config(dir.path(), &mock, json!({"select_fields": true}))?;
-    let out = bare_command()
-        .line("singer --config")
-        .with(&config)
-        .with("--discover")
-        .run()
-        .await?
-        .code(0)
-        .stderr(contains("warning: config key `select_fields` is not used by this tap"));
-    let catalog: Value = serde_json::from_slice(&out.get_output().stdout)?;
-    let streams = catalog["streams"].as_array().ok_or("no streams")?;
-    assert_eq!(streams.len(), 53);
-    let names: Vec<&str> = streams.iter().filter_map(|s| s["tap_stream_id"].as_str()).collect();
-    for name in [
-        "email_send",
-        "email_open",
-        "email_click",
-        "email_unsubscribe",
-        "email_bounce",
-        "users",
-        "custom_event",
-        "purchase",
-        "in_app_send_skip",
-        "web_push_send",
-        "hosted_unsubscribe_click",
-        "sms_usage_info",
-        "whatsapp_send",
-        "unknown_session",
-        "journey_exit",
-    ] {
-        assert!(names.contains(&name), "{name} in {names:?}");
-    }
-    let by_name = |name: &str| streams.iter().find(|s| s["tap_stream_id"] == name).expect("the stream");
-    let send = by_name("email_send");
-    assert_eq!(send["key_properties"], json!(["messageId"]));
-    assert_eq!(send["replication_key"], "createdAt");
-    assert_eq!(
-        send["metadata"][0],
-        json!({"breadcrumb": [], "metadata": {
-            "inclusion": "available", "selected-by-default": true, "table-key-properties": ["messageId"],
-            "valid-replication-keys": ["createdAt"], "forced-replication-method": "INCREMENTAL",
-            "data-type-name": "emailSend"}})
-    );
-    assert_eq!(
-        send["metadata"][1],
-        json!({"breadcrumb": ["properties", "createdAt"], "metadata": {"inclusion": "automatic"}})
-    );
-    assert_eq!(by_name("email_open")["key_properties"], json!([]));
-    assert_eq!(by_name("purchase")["key_properties"], json!(["id"]));
-    let users = by_name("users");
-    assert_eq!(
-        (users["key_properties"].clone(), users["replication_key"].clone()),
-        (json!(["email"]), json!("profileUpdatedAt"))
-    );
-    assert!(users["schema"]["properties"]["profileUpdatedAt"].is_object());
-    for stream in streams {
-        let schema = &stream["schema"];
-        let keys = stream["key_properties"].as_array().ok_or("key_properties")?;
-        for key in keys.iter().chain([&stream["replication_key"]]) {
-            let key = key.as_str().ok_or("a key is a name")?;
-            assert!(
-                schema["properties"][key].is_object(),
-                "{key} of {}",
-                stream["tap_stream_id"]
-            );
-        }
-        assert_eq!(schema["$schema"], "http://json-schema.org/draft-04/schema#");
-        assert_eq!(schema["type"], "object");
-        assert!(assert_draft4(schema, stream["tap_stream_id"].as_str().unwrap_or_default()) > 4);
-    }
-    let send_schema = &send["schema"]["properties"];
-    assert_eq!(send_schema["campaignId"]["type"], json!(["integer", "null", "string"]));
-    assert_eq!(send_schema["createdAt"]["type"], json!(["string", "integer", "null"]));
-    assert_eq!(mock.counters().requests, 0, "discovery sends no request");
-    Ok(())
 }
 
 /// Proves: a sync of two streams emits SCHEMA before each stream's records, every record byte
@@ -482,53 +320,5 @@ async fn an_end_date_in_the_future_ends_the_sync_now() -> TestResult {
     for (_, end) in windows_requested(&mock) {
         assert!(end <= after, "a window ends in the future: {end}");
     }
-    Ok(())
-}
-
-/// Proves: a catalog whose selection changes between syncs keeps every stream exact: a stream
-/// selected later starts at start_date, a deselected stream's bookmark passes through the
-/// syncs that skip it unchanged, and once selected again it continues from it — every record
-/// of both streams once.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_changed_selection_keeps_each_streams_bookmark() -> TestResult {
-    let config = config(400);
-    let mock = start(config.clone()).await?;
-    let dir = tempfile::tempdir()?;
-    let mut all = Vec::new();
-    let mut state = None;
-    for (streams, end) in [
-        (&["email_send"][..], "2024-01-02T00:00:00Z"),
-        (&["email_send", "users"], "2024-01-03T00:00:00Z"),
-        (&["users"], "2024-01-04T00:00:00Z"),
-        (&["users", "email_send"], "2024-01-05T00:00:00Z"),
-    ] {
-        write_catalog(dir.path(), &mock, streams).await?;
-        let out = sync(
-            dir.path(),
-            &mock,
-            json!({"end_date": end, "lookback": "10m"}),
-            state.as_deref(),
-        )
-        .await?;
-        let last = messages(&out)
-            .into_iter()
-            .rfind(|m| m["type"] == "STATE")
-            .ok_or("no STATE")?;
-        let bookmarks = &last["value"]["bookmarks"];
-        if streams == ["users"] {
-            assert_eq!(
-                bookmarks["email_send"]["replication_key_value"], "2024-01-03T00:00:00Z",
-                "the deselected stream's bookmark is passed on unchanged"
-            );
-            assert!(raw_records(&out, "email_send").is_empty());
-        }
-        for stream in streams {
-            assert_eq!(bookmarks[stream]["replication_key_value"], end);
-        }
-        state = Some(save_last_state(&out, dir.path())?);
-        all.extend_from_slice(&out);
-    }
-    assert_served(&all, "email_send", &config, "emailSend", 4);
-    assert_served(&all, "users", &config, "user", 4);
     Ok(())
 }
