@@ -322,3 +322,102 @@ async fn an_end_date_in_the_future_ends_the_sync_now() -> TestResult {
     }
     Ok(())
 }
+
+/// Proves: a state file exactly as tap-iterable writes it (`currently_syncing`, a bookmark of
+/// its replication key per stream in singer-python's time format, bookmarks of streams this tap
+/// does not have) is migrated, saying so on stderr: each stream continues from tap-iterable's
+/// time (the first request starts there), its other keys pass on unchanged, and a second sync
+/// from the STATE the first emitted continues from this tap's bookmarks — every record from the
+/// migrated times once.
+#[tokio::test(flavor = "multi_thread")]
+async fn tap_iterables_state_is_migrated() -> TestResult {
+    let config = config(300);
+    let mock = start(config.clone()).await?;
+    let dir = tempfile::tempdir()?;
+    write_catalog(dir.path(), &mock, &["email_send", "users"]).await?;
+    let state = dir.path().join("tap-iterable.json");
+    let theirs = json!({
+        "currently_syncing": "users",
+        "bookmarks": {
+            "campaigns": {"updatedAt": "2024-01-01T10:18:55.000000Z"},
+            "email_send": {"createdAt": "2024-01-02T00:00:00.000000Z"},
+            "users": {"profileUpdatedAt": "2024-01-01T12:00:00.000000Z"}
+        }
+    });
+    std::fs::write(&state, theirs.to_string())?;
+    let config_path = write_config(
+        dir.path(),
+        &mock,
+        json!({"end_date": "2024-01-03T00:00:00Z", "lookback": "10m"}),
+    )?;
+    let first = bare_command()
+        .line("singer --config")
+        .with(&config_path)
+        .with("--catalog")
+        .with(dir.path().join("catalog.json"))
+        .with("--state")
+        .with(&state)
+        .run()
+        .await?
+        .code(0);
+    let message = stderr(&first);
+    for (stream, from) in [
+        ("email_send", "2024-01-02T00:00:00Z"),
+        ("users", "2024-01-01T12:00:00Z"),
+    ] {
+        let bookmark = &theirs["bookmarks"][stream];
+        assert!(
+            message.contains(&format!(
+                "the state file {}: the bookmark of {stream} is tap-iterable's ({bookmark}): migrated, {stream} \
+                 continues from {from}",
+                state.display()
+            )),
+            "{message}"
+        );
+    }
+    let mut all = first.get_output().stdout.clone();
+    let starts: Vec<_> = windows_requested(&mock).iter().map(|w| w.0).collect();
+    assert_eq!(
+        starts.first(),
+        Some(&day(1)),
+        "email_send starts at tap-iterable's time"
+    );
+    assert!(starts.contains(&day_at(0, 12)), "users starts at tap-iterable's time");
+    assert!(starts.iter().all(|s| *s >= day_at(0, 12)), "nothing before: {starts:?}");
+    let last = messages(&all)
+        .into_iter()
+        .rfind(|m| m["type"] == "STATE")
+        .ok_or("no STATE")?;
+    assert_eq!(last["value"]["currently_syncing"], "users");
+    assert_eq!(
+        last["value"]["bookmarks"]["campaigns"],
+        theirs["bookmarks"]["campaigns"]
+    );
+    for stream in ["email_send", "users"] {
+        assert_eq!(
+            last["value"]["bookmarks"][stream]["replication_key_value"],
+            "2024-01-03T00:00:00Z"
+        );
+    }
+
+    let ours = save_last_state(&all, dir.path())?;
+    let second = sync(
+        dir.path(),
+        &mock,
+        json!({"end_date": "2024-01-04T00:00:00Z", "lookback": "10m"}),
+        Some(&ours),
+    )
+    .await?;
+    all.extend_from_slice(&second);
+    assert_records(
+        &raw_records(&all, "email_send"),
+        &expected_body(&config, "emailSend", day(1), day(3)),
+        "email_send from tap-iterable's bookmark",
+    );
+    assert_records(
+        &raw_records(&all, "users"),
+        &expected_body(&config, "user", day_at(0, 12), day(3)),
+        "users from tap-iterable's bookmark",
+    );
+    Ok(())
+}
