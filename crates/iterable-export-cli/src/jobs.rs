@@ -232,6 +232,14 @@ async fn interrupted(client: &Client, ui: &Ui, state: Option<&Path>) {
                 .collect()
         })
         .unwrap_or_default();
+    // Starts whose request was out when the export stopped finish and cancel their jobs.
+    let settled = match tokio::time::timeout(Duration::from_secs(30), client.settle_abandoned_starts()).await {
+        Ok(ids) => ids,
+        Err(_) => {
+            ui.line("warning: a job start was still under way after 30 s: its job may be left running at Iterable");
+            Vec::new()
+        }
+    };
     let active: Vec<i64> = client
         .active_jobs()
         .into_iter()
@@ -239,9 +247,9 @@ async fn interrupted(client: &Client, ui: &Ui, state: Option<&Path>) {
         .collect();
     ui.line(&format!(
         "interrupted: cancelling {} export job(s) of this run (Ctrl-C again to exit at once)",
-        active.len()
+        active.len() + settled.len()
     ));
-    let (mut cancelled, mut finished) = (Vec::new(), Vec::new());
+    let (mut cancelled, mut finished) = (settled, Vec::new());
     for id in active {
         match tokio::time::timeout(Duration::from_secs(30), client.cancel_job(id)).await {
             Ok(Ok(())) => cancelled.push(id),
@@ -251,6 +259,7 @@ async fn interrupted(client: &Client, ui: &Ui, state: Option<&Path>) {
             Err(_) => ui.line(&format!("warning: cancelling export job {id} timed out")),
         }
     }
+    cancelled.sort_unstable();
     let list = |ids: &[i64]| ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
     let mut message = format!("interrupted: cancelled export job(s) [{}]", list(&cancelled));
     if !finished.is_empty() {

@@ -6,6 +6,7 @@
 mod download;
 mod job;
 mod options;
+mod orphans;
 mod state;
 mod windows;
 
@@ -60,6 +61,12 @@ pub(crate) struct Shared {
     pub(crate) downloads: reqwest::Client,
     /// Jobs this client started or resumed that are still enqueued or running.
     pub(crate) active: Mutex<BTreeSet<i64>>,
+    /// Held by one start at a time, from noting the project's jobs to knowing its job's id: the
+    /// jobs that appear meanwhile are that start's (see `orphans.rs`).
+    pub(crate) starting: tokio::sync::Mutex<()>,
+    /// Starts whose export was dropped while their request was out: they finish, and cancel
+    /// the job they got ([`Client::settle_abandoned_starts`]).
+    pub(crate) abandoned: Mutex<Vec<tokio::task::JoinHandle<Option<i64>>>>,
     pub(crate) counters: JobCounters,
     pub(crate) polling: Polling,
 }
@@ -71,6 +78,8 @@ impl Shared {
             slots: Arc::new(tokio::sync::Semaphore::new(max_running.max(1))),
             downloads,
             active: Mutex::new(BTreeSet::new()),
+            starting: tokio::sync::Mutex::new(()),
+            abandoned: Mutex::new(Vec::new()),
             counters: JobCounters::default(),
             polling,
         }
@@ -79,6 +88,11 @@ impl Shared {
     pub(crate) fn active(&self) -> std::sync::MutexGuard<'_, BTreeSet<i64>> {
         // Every update is one insert or remove: the set stays consistent after a panic.
         self.active.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn abandoned(&self) -> std::sync::MutexGuard<'_, Vec<tokio::task::JoinHandle<Option<i64>>>> {
+        // Every update is one push or take.
+        self.abandoned.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -93,6 +107,8 @@ pub(crate) struct JobCounters {
     pub(crate) bytes_downloaded: AtomicU64,
     pub(crate) downloads_retried: AtomicU64,
     pub(crate) urls_refreshed: AtomicU64,
+    pub(crate) orphans_cancelled: AtomicU64,
+    pub(crate) stale_cancelled: AtomicU64,
 }
 
 impl JobCounters {
@@ -149,6 +165,12 @@ pub struct JobStats {
     pub downloads_retried: u64,
     /// Expired URLs replaced by listing their page again.
     pub urls_refreshed: u64,
+    /// Jobs found at Iterable after a start failed in a way that does not say whether the job
+    /// was created (a 5xx, a timeout, a lost connection), and cancelled.
+    pub orphans_cancelled: u64,
+    /// Jobs of a resumed export, remembered without delivered files, whose windows the export
+    /// no longer plans: cancelled.
+    pub stale_cancelled: u64,
 }
 
 impl Client {
@@ -194,6 +216,27 @@ impl Client {
             bytes_downloaded: get(&c.bytes_downloaded),
             downloads_retried: get(&c.downloads_retried),
             urls_refreshed: get(&c.urls_refreshed),
+            orphans_cancelled: get(&c.orphans_cancelled),
+            stale_cancelled: get(&c.stale_cancelled),
+        }
+    }
+
+    /// Waits until the job starts of dropped exports have ended, each cancelling the job it got.
+    /// A windowed export dropped (for example on Ctrl-C) while a `POST /export/start` was on
+    /// its way lets that start finish in the background instead of leaving a job nobody knows
+    /// of; call this before the program exits. Returns the ids of the jobs so cancelled.
+    pub async fn settle_abandoned_starts(&self) -> Vec<i64> {
+        let mut cancelled = Vec::new();
+        loop {
+            let pending: Vec<_> = std::mem::take(&mut *self.jobs_shared().abandoned());
+            if pending.is_empty() {
+                return cancelled;
+            }
+            for task in pending {
+                if let Ok(Some(id)) = task.await {
+                    cancelled.push(id);
+                }
+            }
         }
     }
 
@@ -203,13 +246,15 @@ impl Client {
         self.jobs_shared().active().iter().copied().collect()
     }
 
-    /// Cancels job `job_id` (`DELETE /export/{jobId}`), retrying transient failures.
+    /// Cancels job `job_id` (`DELETE /export/{jobId}`), retrying transient failures. Cancels
+    /// wait for the same limiter as starts and listings (Iterable allows 1 cancel per second
+    /// per project), so a 429 holds them all back instead of being retried at once.
     ///
     /// # Errors
-    /// The API's error (404 for an unknown job).
+    /// The API's error (404 for an unknown job, 400 for a job that already ended).
     pub async fn cancel_job(&self, job_id: i64) -> Result<()> {
         let result = self
-            .with_retries(crate::client::Throttle::Unlimited, || async {
+            .with_retries(crate::client::Throttle::JobsLimit, || async {
                 let sent = self.generated().cancel_export().job_id(job_id).send().await;
                 match sent {
                     Ok(_) => Ok(()),
@@ -348,19 +393,30 @@ impl ExportJobRequest {
             Some(permit) => Some(permit),
             None => client.jobs_shared().slots.clone().acquire_owned().await.ok(),
         };
+        // One start at a time: the jobs that appear at Iterable between noting the project's
+        // jobs and learning this job's id are this start's.
+        let _one_at_a_time = client.jobs_shared().starting.lock().await;
         if let Some(flag) = sending {
             flag.store(true, Ordering::SeqCst);
         }
+        let orphans = orphans::Orphans::note(client, self.data_type()).await;
         let body = self.body(format);
         let job_id = client
             .with_retries(crate::client::Throttle::JobsLimit, || async {
                 let sent = client.generated().start_export().body(body.clone()).send().await;
                 match sent {
                     Ok(response) => Ok(response.into_inner().job_id),
-                    Err(err) => Err(crate::error::from_generated(err, client.timeouts()).await),
+                    Err(err) => {
+                        let err = crate::error::from_generated(err, client.timeouts()).await;
+                        // Before the start is tried again: the job it may have created.
+                        orphans.after_failure(&err).await;
+                        Err(err)
+                    }
                 }
             })
             .await?;
+        // A job an earlier attempt created late (after the last look).
+        orphans.after_success(job_id).await;
         tracing::info!(data_type = %self.data_type(), job_id, "export job started");
         Ok(ExportJob::new(client.clone(), job_id, format, permit))
     }

@@ -16,17 +16,53 @@ use crate::{CsvRecords, Error, Format, Lines, Result, Sink, Window, WindowOption
 
 use super::options::{JobOptions, JobResume};
 
-/// A job being started in a task of its own; aborted when dropped.
+/// A job being started in a task of its own. Dropped before its request is sent, the task is
+/// aborted; after, it finishes in the background and cancels the job it got
+/// ([`Client::settle_abandoned_starts`](crate::Client::settle_abandoned_starts)): aborted mid
+/// request, it would leave a job at Iterable nobody knows of.
 struct Starting {
-    task: tokio::task::JoinHandle<Result<ExportJob>>,
+    /// `None` once joined.
+    task: Option<tokio::task::JoinHandle<Result<ExportJob>>>,
     /// Set once the task holds a job slot and sends `POST /export/start`: before, aborting it
     /// leaves nothing behind at Iterable.
     sending: Arc<AtomicBool>,
+    client: crate::Client,
+}
+
+impl Starting {
+    fn is_finished(&self) -> bool {
+        self.task.as_ref().is_none_or(tokio::task::JoinHandle::is_finished)
+    }
 }
 
 impl Drop for Starting {
     fn drop(&mut self) {
-        self.task.abort();
+        let Some(task) = self.task.take() else {
+            return;
+        };
+        let runtime = tokio::runtime::Handle::try_current();
+        let (true, Ok(runtime)) = (self.sending.load(Ordering::SeqCst), runtime) else {
+            task.abort();
+            return;
+        };
+        let cleanup = runtime.spawn(async move {
+            let Ok(Ok(mut job)) = task.await else {
+                return None;
+            };
+            match job.cancel().await {
+                Ok(()) => {
+                    tracing::info!(job_id = job.id(), "cancelled the job of an abandoned start");
+                    Some(job.id())
+                }
+                Err(err) => {
+                    tracing::warn!(job_id = job.id(), error = %err, "could not cancel the job of an abandoned start");
+                    None
+                }
+            }
+        });
+        let mut abandoned = self.client.jobs_shared().abandoned();
+        abandoned.retain(|t| !t.is_finished());
+        abandoned.push(cleanup);
     }
 }
 
@@ -224,7 +260,11 @@ impl ExportJobRequest {
             }
             Ok(job)
         });
-        Starting { task, sending }
+        Starting {
+            task: Some(task),
+            sending,
+            client: self.client().clone(),
+        }
     }
 
     /// Before a window's job is started again: when every job slot of the client is taken, the
@@ -243,7 +283,7 @@ impl ExportJobRequest {
         while let Some((window, starting)) = started.pop_back() {
             queue.push_front(window);
             // Still waiting for a job slot: nothing was sent, dropping it aborts it.
-            if !starting.sending.load(Ordering::SeqCst) && !starting.task.is_finished() {
+            if !starting.sending.load(Ordering::SeqCst) && !starting.is_finished() {
                 continue;
             }
             if let Ok(mut job) = join(starting).await
@@ -375,8 +415,13 @@ impl ExportJobRequest {
 
 async fn join(starting: Starting) -> Result<ExportJob> {
     let mut starting = starting;
-    let handle = &mut starting.task;
-    match handle.await {
+    // Dropped while waiting here (the export is dropped), `starting` still holds the task.
+    let joined = match starting.task.as_mut() {
+        Some(handle) => handle.await,
+        None => return Err(Error::InvalidRequest("an export job start was joined twice".into())),
+    };
+    starting.task = None;
+    match joined {
         Ok(result) => result,
         Err(err) => Err(Error::Io {
             context: "starting an export job failed".into(),

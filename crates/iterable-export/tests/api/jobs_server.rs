@@ -9,8 +9,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+#[path = "jobs_server_http.rs"]
+mod http;
+
+use self::http::{Request, query_param, read_request, respond, serve_file};
 
 /// What a test scripts.
 #[derive(Debug, Clone)]
@@ -51,6 +55,16 @@ pub struct Script {
     pub start_429_first: usize,
     /// Every start request answers this status line and JSON body.
     pub start_refused: Option<(&'static str, &'static str)>,
+    /// The first this many starts create their job, then answer 500.
+    pub start_500_after_create: usize,
+    /// The first this many starts create their job, then close the connection unanswered.
+    pub start_dropped_after_create: usize,
+    /// The first this many starts create their job, then answer only once the test calls
+    /// [`Fake::release_starts`].
+    pub start_held: usize,
+    /// A start that fails after creating its job also creates a job of another program (same
+    /// data type, another window).
+    pub foreign_job_on_failed_start: bool,
 }
 
 impl Default for Script {
@@ -75,6 +89,10 @@ impl Default for Script {
             truncated_from_listing: None,
             start_429_first: 0,
             start_refused: None,
+            start_500_after_create: 0,
+            start_dropped_after_create: 0,
+            start_held: 0,
+            foreign_job_on_failed_start: false,
         }
     }
 }
@@ -99,10 +117,15 @@ pub struct Seen {
     pub api_requests_without_key: usize,
     /// The most jobs started and not yet seen completed (or failed) at once.
     pub max_active: usize,
+    /// Requests to `GET /export/jobs`.
+    pub job_lists: usize,
 }
 
 struct Job {
     window_start: String,
+    data_type: String,
+    /// A DELETE arrived.
+    cancelled: bool,
     /// A listing reported a final state.
     ended: bool,
     listings: usize,
@@ -125,11 +148,18 @@ struct State {
 pub struct Fake {
     pub base_url: String,
     state: Arc<Mutex<State>>,
+    /// Permits for held starts to answer.
+    release: Arc<tokio::sync::Semaphore>,
 }
 
 impl Fake {
     pub fn seen(&self) -> Seen {
         self.state.lock().expect("fake state").seen.clone()
+    }
+
+    /// Lets the held starts ([`Script::start_held`]) answer.
+    pub fn release_starts(&self) {
+        self.release.add_permits(1_000);
     }
 }
 
@@ -165,13 +195,15 @@ pub async fn start(script: Script) -> std::io::Result<Fake> {
         ..State::default()
     }));
     let script = Arc::new(script);
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
     {
-        let (state, script) = (state.clone(), script.clone());
+        let (state, script, release) = (state.clone(), script.clone(), release.clone());
         tokio::spawn(async move {
             while let Ok((socket, _)) = api.accept().await {
                 let (state, script, files_url) = (state.clone(), script.clone(), files_url.clone());
+                let release = release.clone();
                 tokio::spawn(async move {
-                    let _ = serve_api(socket, &state, &script, &files_url).await;
+                    let _ = serve_api(socket, &state, &script, &files_url, &release).await;
                 });
             }
         });
@@ -190,96 +222,15 @@ pub async fn start(script: Script) -> std::io::Result<Fake> {
     Ok(Fake {
         base_url: format!("http://{api_addr}/api"),
         state,
+        release,
     })
 }
-
-struct Request {
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Request {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-async fn read_request(socket: &mut TcpStream) -> std::io::Result<Request> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        let n = socket.read(&mut chunk).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut lines = head.split("\r\n");
-    let mut first = lines.next().unwrap_or_default().split(' ');
-    let method = first.next().unwrap_or_default().to_owned();
-    let target = first.next().unwrap_or_default().to_owned();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < length {
-        let n = socket.read(&mut chunk).await?;
-        if n == 0 {
-            break;
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Ok(Request {
-        method,
-        target,
-        headers,
-        body,
-    })
-}
-
-async fn respond(socket: &mut TcpStream, status: &str, content_type: &str, body: &[u8]) -> std::io::Result<()> {
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    socket.write_all(head.as_bytes()).await?;
-    socket.write_all(body).await?;
-    socket.shutdown().await
-}
-
-fn query_param(target: &str, name: &str) -> Option<String> {
-    let query = target.split_once('?')?.1;
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == name).then(|| {
-            url::form_urlencoded::parse(format!("x={v}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
-        })
-    })
-}
-
 async fn serve_api(
     mut socket: TcpStream,
     state: &Mutex<State>,
     script: &Script,
     files_url: &str,
+    release: &tokio::sync::Semaphore,
 ) -> std::io::Result<()> {
     let request = read_request(&mut socket).await?;
     let path = request.target.split('?').next().unwrap_or_default().to_owned();
@@ -290,7 +241,17 @@ async fn serve_api(
         }
         route(&mut s, script, &request, &path, files_url)
     };
-    let (status, body) = reply;
+    let (status, body) = match reply {
+        // The job exists; the answer never comes.
+        (DROP, _) => return Ok(()),
+        (HOLD, body) => {
+            if let Ok(permit) = release.acquire().await {
+                permit.forget();
+            }
+            ("200 OK", body)
+        }
+        reply => reply,
+    };
     respond(&mut socket, status, "application/json", body.as_bytes()).await
 }
 
@@ -311,7 +272,8 @@ fn route(s: &mut State, script: &Script, request: &Request, path: &str, files_ur
         let (start, end) = (text("startDateTime"), text("endDateTime"));
         let id = s.next_id;
         s.next_id += 1;
-        let failed = s.seen.starts.len() < script.fail_first_jobs;
+        let n = s.seen.starts.len();
+        let failed = n < script.fail_first_jobs;
         let seconds = |t: &str| {
             chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S")
                 .map(|t| t.and_utc().timestamp())
@@ -323,18 +285,69 @@ fn route(s: &mut State, script: &Script, request: &Request, path: &str, files_ur
         s.seen.starts.push((start.clone(), end));
         let active = s.jobs.values().filter(|j| !j.ended).count() + 1;
         s.seen.max_active = s.seen.max_active.max(active);
+        let data_type = text("dataTypeName");
         s.seen.start_bodies.push(body);
         s.jobs.insert(
             id,
             Job {
                 window_start: start,
+                data_type: data_type.clone(),
+                cancelled: false,
                 ended: false,
                 listings: 0,
                 failed,
                 truncated,
             },
         );
+        let fails = n < script.start_500_after_create + script.start_dropped_after_create;
+        if fails && script.foreign_job_on_failed_start {
+            let foreign = s.next_id;
+            s.next_id += 1;
+            let job = Job {
+                window_start: "2020-01-01 00:00:00".into(),
+                data_type,
+                cancelled: false,
+                ended: false,
+                listings: 0,
+                failed: false,
+                truncated: false,
+            };
+            s.jobs.insert(foreign, job);
+        }
+        if n < script.start_500_after_create {
+            return (
+                "500 Internal Server Error",
+                "{\"code\":\"GenericError\",\"msg\":\"Please try again later\"}".into(),
+            );
+        }
+        if n < script.start_500_after_create + script.start_dropped_after_create {
+            return (DROP, String::new());
+        }
+        if n < script.start_held {
+            return (HOLD, format!("{{\"jobId\":{id}}}"));
+        }
         return ("200 OK", format!("{{\"jobId\":{id}}}"));
+    }
+    if request.method == "GET" && path == "/api/export/jobs" {
+        s.seen.job_lists += 1;
+        let mut ids: Vec<&i64> = s.jobs.keys().collect();
+        ids.sort_unstable();
+        let jobs: Vec<String> = ids
+            .into_iter()
+            .map(|id| {
+                let job = &s.jobs[id];
+                let state = match (job.cancelled, job.ended) {
+                    (true, _) => "cancelled",
+                    (false, true) => "completed",
+                    (false, false) => "running",
+                };
+                format!(
+                    "{{\"id\":{id},\"dataTypeName\":\"{}\",\"jobState\":\"{state}\"}}",
+                    job.data_type
+                )
+            })
+            .collect();
+        return ("200 OK", format!("{{\"jobs\":[{}]}}", jobs.join(",")));
     }
     let mut parts = path.trim_start_matches("/api/export/").split('/');
     let id: i64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(-1);
@@ -343,6 +356,7 @@ fn route(s: &mut State, script: &Script, request: &Request, path: &str, files_ur
         s.seen.deletes.push(id);
         if let Some(job) = s.jobs.get_mut(&id) {
             job.ended = true;
+            job.cancelled = true;
         }
         return ("200 OK", "{\"msg\":\"\",\"code\":\"Success\"}".into());
     }
@@ -418,76 +432,12 @@ fn route(s: &mut State, script: &Script, request: &Request, path: &str, files_ur
     ("404 Not Found", "{}".into())
 }
 
+/// The status of a start that closes its connection unanswered.
+const DROP: &str = "drop";
+/// The status of a start that answers once released.
+const HOLD: &str = "hold";
+
 /// File names sort in file order.
 pub fn file_name(index: usize) -> String {
     format!("file-{index:04}.json")
-}
-
-async fn serve_file(mut socket: TcpStream, state: &Mutex<State>, script: &Script) -> std::io::Result<()> {
-    let request = read_request(&mut socket).await?;
-    let path = request.target.split('?').next().unwrap_or_default().to_owned();
-    let mut parts = path.trim_start_matches("/bucket/").split('/');
-    let id: i64 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(-1);
-    let index: usize = parts.next().and_then(|p| p.parse().ok()).unwrap_or(usize::MAX);
-    enum Reply {
-        Expired,
-        Broken,
-        Cut(Vec<u8>),
-        Full(Vec<u8>),
-        Missing,
-    }
-    let reply = {
-        let mut s = state.lock().expect("fake state");
-        if request.header("Api-Key").is_some() {
-            s.seen.keys_at_file_host += 1;
-        }
-        s.seen.downloads.push((id, index));
-        match s.jobs.get(&id).map(|j| j.window_start.clone()) {
-            None => Reply::Missing,
-            Some(window_start) => {
-                let body = file_body(script, &window_start, index);
-                if let Some((broken, count)) = script.broken_file
-                    && broken == index
-                    && s.broken_served < count
-                {
-                    s.broken_served += 1;
-                    Reply::Broken
-                } else if script.expire_files.contains(&index) && !s.expired_once.contains(&(id, index)) {
-                    s.expired_once.push((id, index));
-                    Reply::Expired
-                } else if script.cut_files.contains(&index) && !s.cut_once.contains(&(id, index)) {
-                    s.cut_once.push((id, index));
-                    Reply::Cut(body)
-                } else {
-                    Reply::Full(body)
-                }
-            }
-        }
-    };
-    match reply {
-        Reply::Missing => respond(&mut socket, "404 Not Found", "text/plain", b"no such key").await,
-        Reply::Expired => {
-            let xml = b"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>";
-            respond(&mut socket, "403 Forbidden", "application/xml", xml).await
-        }
-        Reply::Broken => {
-            respond(
-                &mut socket,
-                "500 Internal Server Error",
-                "text/plain",
-                b"internal error",
-            )
-            .await
-        }
-        Reply::Full(body) => respond(&mut socket, "200 OK", "application/x-json-stream", &body).await,
-        Reply::Cut(body) => {
-            // Close-delimited, stopping in the middle of the second record.
-            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/x-json-stream\r\nConnection: close\r\n\r\n";
-            socket.write_all(head.as_bytes()).await?;
-            let first_end = body.iter().position(|b| *b == b'\n').map_or(0, |i| i + 1);
-            let cut = (first_end + 5).min(body.len().saturating_sub(1));
-            socket.write_all(&body[..cut]).await?;
-            socket.shutdown().await
-        }
-    }
 }

@@ -9,5 +9,6 @@ mod jobs;
 mod jobs_limits;
 mod jobs_listing;
 mod jobs_mock;
+mod jobs_orphans;
 mod jobs_server;
 mod resilience;
