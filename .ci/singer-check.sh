@@ -3,7 +3,8 @@
 # (pinned in .ci/singer-requirements.txt, installed into target/singer-venv/), against the mock
 # binary: two incremental syncs (each from the STATE the target emitted), a third killed while a
 # window downloads, and a sync resumed from the STATE the target emitted then. The files the
-# target wrote must hold every record the mock served, each once.
+# target wrote must hold every record the mock served, each once (purchase without the two
+# fields its catalog entry deselects, as Meltano's `!purchase.userId` writes it).
 #
 #   .ci/singer-check.sh            # builds the debug binaries if needed; called by .ci/run
 #
@@ -38,6 +39,8 @@ for stream in catalog["streams"]:
     for entry in stream["metadata"]:
         if entry["breadcrumb"] == []:
             entry["metadata"]["selected"] = stream["tap_stream_id"] in ("email_send", "users", "purchase")
+        if stream["tap_stream_id"] == "purchase" and entry["breadcrumb"] in (["properties", "userId"], ["properties", "templateId"]):
+            entry["metadata"]["selected"] = False
 json.dump(catalog, open(sys.argv[2], "w"))
 EOF
 
@@ -82,5 +85,5 @@ config "$PLAIN_URL" 2024-01-05T00:00:00Z
 sync resumed --state "$WORK/third.state"
 
 python3 "$ROOT/.ci/singer_compare.py" "$PLAIN_URL" "$KEY" "2024-01-01 00:00:00" "2024-01-05 00:00:00" "$OUT" \
-    email_send=emailSend users=user purchase=purchase || die "the target's files differ from what the mock served"
+    email_send=emailSend users=user purchase=purchase/userId,templateId || die "the target's files differ from what the mock served"
 log "ok: target-jsonl holds every served record exactly once across two incremental syncs, a killed one and a resumed one"
