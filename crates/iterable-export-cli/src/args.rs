@@ -132,8 +132,9 @@ pub struct ExportArgs {
     /// needs at least 53 requests (over 13 minutes) even when every type is quiet: each type's
     /// windows start at --window and double while bodies arrive fast, so a quiet type covers a
     /// year in about 17 requests (about 4 hours for all 53), and an incremental run with --state
-    /// costs 3 requests per type (the re-read look-back, the new span, this run's own look-back:
-    /// about 40 minutes for all 53).
+    /// costs 1 request per type while the time since the last run fits in a window (the look-back
+    /// is de-duplicated record by record, by each record's time; 3 when --only-fields or
+    /// --omit-fields leave the time field out).
     /// Example: --data-type emailSend --data-type emailOpen, or --data-type all
     #[arg(long = "data-type", required = true, value_parser = parse_data_type)]
     pub data_types: Vec<DataTypeArg>,

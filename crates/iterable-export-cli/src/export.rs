@@ -354,9 +354,15 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
         tasks.spawn(async move {
             let started = Instant::now();
             let mut sink = Tracked {
-                inner: Dedup::new(target, job.seen, job.tail_from)
-                    .with_drop_until(job.seen_until)
-                    .with_remembered(job.remembered),
+                inner: {
+                    let dedup = Dedup::new(target, job.seen, job.tail_from)
+                        .with_drop_until(job.seen_until)
+                        .with_remembered(job.remembered);
+                    match job.time_field {
+                        Some(field) => dedup.with_time_field(field),
+                        None => dedup,
+                    }
+                },
                 bar: bar.clone(),
                 ui,
                 name: name.clone(),

@@ -45,6 +45,9 @@ pub(crate) struct Job {
     pub(crate) tail_from: Option<DateTime<Utc>>,
     /// Identities already remembered from the tail by the interrupted run being resumed.
     pub(crate) remembered: Vec<RecordId>,
+    /// The records' time field, when the export keeps it: the look-back is then de-duplicated
+    /// record by record, and the spans are not cut at the look-back's instants.
+    pub(crate) time_field: Option<&'static str>,
     pub(crate) entry: Option<Entry>,
     pub(crate) note: Option<String>,
 }
@@ -56,6 +59,32 @@ fn fields_key(args: &ExportArgs) -> String {
         format!("omit:{}", args.omit_fields.join(","))
     } else {
         String::new()
+    }
+}
+
+/// The field that places `data_type`'s records in time, when the export keeps it (not left out
+/// by `--only-fields` or `--omit-fields`).
+fn kept_time_field(args: &ExportArgs, data_type: DataType) -> Option<&'static str> {
+    let field = iterable_export::time_field(data_type);
+    let kept = (args.only_fields.is_empty() || args.only_fields.iter().any(|f| f == field))
+        && !args.omit_fields.iter().any(|f| f == field);
+    kept.then_some(field)
+}
+
+/// Where an incremental export's spans must be cut: at the start of the look-back tail and at
+/// the previous run's end, unless the records carry their time (then [`Dedup`] decides record
+/// by record, and one span costs one request where three spans cost three).
+///
+/// [`Dedup`]: iterable_export::Dedup
+fn look_back_cuts(
+    time_field: Option<&str>,
+    tail_from: Option<DateTime<Utc>>,
+    seen_until: Option<DateTime<Utc>>,
+) -> Vec<Option<DateTime<Utc>>> {
+    if time_field.is_some() {
+        Vec::new()
+    } else {
+        vec![tail_from, seen_until]
     }
 }
 
@@ -107,6 +136,7 @@ pub(crate) fn plan_job(
         export = export.omit_fields(args.omit_fields.iter().cloned());
     }
     let lookback = TimeDelta::from_std(args.lookback).unwrap_or(TimeDelta::zero());
+    let time_field = kept_time_field(args, data_type);
 
     let fresh = if to_stdout {
         Opening::Stdout
@@ -127,6 +157,7 @@ pub(crate) fn plan_job(
             seen_until: None,
             tail_from: None,
             remembered: Vec::new(),
+            time_field: None,
             entry: None,
             note: None,
         }));
@@ -189,7 +220,11 @@ pub(crate) fn plan_job(
             format,
             len: entry.committed_len,
         };
-        let spans = spans(entry.cursor, entry.end, &[Some(entry.tail_from), entry.seen_until]);
+        let spans = spans(
+            entry.cursor,
+            entry.end,
+            &look_back_cuts(time_field, Some(entry.tail_from), entry.seen_until),
+        );
         let note = Some(format!("resumed from {}", entry.cursor.to_rfc3339()));
         return Ok(Some(Job {
             data_type,
@@ -201,6 +236,7 @@ pub(crate) fn plan_job(
             seen_until: entry.seen_until,
             tail_from: Some(entry.tail_from),
             remembered: entry.tail.clone(),
+            time_field,
             entry: Some(entry.clone()),
             note,
         }));
@@ -277,12 +313,17 @@ pub(crate) fn plan_job(
         data_type,
         key,
         export: export.between(start, end),
-        spans: spans(start, end, &[state.map(|_| tail_from), seen_until]),
+        spans: spans(
+            start,
+            end,
+            &look_back_cuts(time_field, state.map(|_| tail_from), seen_until),
+        ),
         opening,
         seen,
         seen_until,
         tail_from: state.map(|_| tail_from),
         remembered: Vec::new(),
+        time_field,
         entry,
         note,
     }))

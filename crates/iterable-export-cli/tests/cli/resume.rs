@@ -49,15 +49,15 @@ pub async fn kill_when_held(
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_at_any_moment_then_resumed_is_exact() -> TestResult {
     let config = config(4000);
-    // The windows an uninterrupted run requests: 8 of 6 hours, the last one without the 5-minute
-    // look-back tail, which is requested on its own.
+    // The windows an uninterrupted run requests: 8 of 6 hours (the 5-minute look-back tail is
+    // not a window of its own: its records are remembered by their time).
     let reference = {
         let mock = start(config.clone()).await?;
         let dir = tempfile::tempdir()?;
         command(&mock).line(EXPORT).into_dir(dir.path()).run().await?.code(0);
         windows_requested(&mock)
     };
-    assert_eq!(reference.len(), 9, "{reference:?}");
+    assert_eq!(reference.len(), 8, "{reference:?}");
     for kill_from in [2usize, 4, 6] {
         let mock = start(config.clone()).await?;
         // Every body pauses for 150 ms after 100 000 bytes (a sixth of a window).
@@ -151,6 +151,60 @@ async fn incremental_sync_continues_and_drops_the_look_back_duplicates() -> Test
         .await?
         .code(0)
         .stderr(contains("already complete, nothing new to export"));
+    Ok(())
+}
+
+/// Proves: an incremental run costs one request per window, not three (the re-read look-back,
+/// the new span and the new tail each used to be a window of their own), NDJSON and CSV alike:
+/// the look-back is de-duplicated and remembered record by record, by each record's time.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_incremental_run_reads_the_look_back_and_the_new_span_in_one_request() -> TestResult {
+    let config = config(2880); // one record every 30 s: 120 in the 1-hour look-back
+    let t = |hours: i64| day(0) + TimeDelta::hours(hours);
+    for format in ["ndjson", "csv"] {
+        let mock = start(config.clone()).await?;
+        let dir = tempfile::tempdir()?;
+        let export = |end: &str| {
+            command(&mock)
+                .line(&format!(
+                    "export --data-type emailSend --format {format} --lookback 1h --window 1d --max-window 1d \
+                     --requests-per-minute 6000 --end {end}"
+                ))
+                .into_dir(dir.path())
+        };
+        export("2024-01-02")
+            .with("--start")
+            .with("2024-01-01")
+            .run()
+            .await?
+            .code(0);
+        assert_eq!(windows_requested(&mock), [(t(0), t(24))], "{format}: the first run");
+        let dropped = iterable_export_mock::expected_count(&config, "emailSend", t(23), t(24))?;
+        assert_eq!(dropped, 120);
+        export("2024-01-02T06:00:00Z")
+            .run()
+            .await?
+            .code(0)
+            .stderr(contains(format!("({dropped} duplicates from the look-back dropped)")));
+        export("2024-01-02T12:00:00Z")
+            .run()
+            .await?
+            .code(0)
+            .stderr(contains(format!("({dropped} duplicates from the look-back dropped)")));
+        assert_eq!(
+            windows_requested(&mock),
+            [(t(0), t(24)), (t(23), t(30)), (t(29), t(36))],
+            "{format}: one request per run, from the remembered tail's start"
+        );
+        let output = dir.path().join(format!("emailSend.{format}"));
+        if format == "ndjson" {
+            assert_file_records(&output, &expected_body(&config, "emailSend", t(0), t(36)));
+        } else {
+            let lines = std::fs::read_to_string(&output)?.lines().count() as u64;
+            let want = iterable_export_mock::expected_count(&config, "emailSend", t(0), t(36))?;
+            assert_eq!(lines, want + 1, "{format}: a header and each record once");
+        }
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 //! - `user.rs`: [`User`], a record of the user table, declared by the same macro.
 
 pub(crate) mod de;
+pub(crate) mod placed;
 pub(crate) mod record;
 pub(crate) mod ser;
 mod table;
@@ -20,6 +21,7 @@ use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 
 use table::typed_record;
+pub use placed::time_field;
 pub use time::parse_iterable_time;
 pub use user::User;
 

@@ -122,6 +122,12 @@ impl std::fmt::Debug for RecordId {
 ///
 /// Windows start on whole seconds (Iterable's dates have second precision), so `remember_from`
 /// and the drop limit are truncated to whole seconds too.
+///
+/// Both decisions are taken per window: a window that starts at or after `remember_from` is
+/// remembered, one that starts before the drop limit is de-duplicated. Given the records' time
+/// field ([`with_time_field`](Self::with_time_field)), a window that spans one of those instants
+/// decides record by record, by the record's own time, so an incremental run need not cut its
+/// span there (one request instead of three).
 #[derive(Debug)]
 pub struct Dedup<S> {
     inner: S,
@@ -138,7 +144,41 @@ pub struct Dedup<S> {
     columns: Option<Vec<String>>,
     skipped: u64,
     drop_until: Option<DateTime<Utc>>,
-    dropping: bool,
+    dropping: By,
+    /// The records' time field, when they carry it.
+    time_field: Option<String>,
+    /// Its position in the current window's CSV columns.
+    time_column: Option<usize>,
+    collect: By,
+}
+
+/// How a window decides for its records: all, none, or each by its time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum By {
+    All,
+    None,
+    Time,
+}
+
+impl By {
+    /// For a window `[start, end)` and an instant that splits records into before and after:
+    /// the decision of the records at or after it when `after` (else of those before it).
+    fn window(window: &Window, at: DateTime<Utc>, after: bool, per_record: bool) -> By {
+        let (all_after, all_before) = (window.start >= at, window.end <= at);
+        match (all_after, all_before, after) {
+            (true, _, true) | (_, true, false) => By::All,
+            (true, _, false) | (_, true, true) => By::None,
+            _ if per_record => By::Time,
+            // Without the records' times, the window's start decides, as it always did.
+            (_, _, after) => {
+                if after {
+                    By::None
+                } else {
+                    By::All
+                }
+            }
+        }
+    }
 }
 
 impl<S: Sink> Dedup<S> {
@@ -159,8 +199,21 @@ impl<S: Sink> Dedup<S> {
             columns: None,
             skipped: 0,
             drop_until: None,
-            dropping: true,
+            dropping: By::All,
+            time_field: None,
+            time_column: None,
+            collect: By::None,
         }
+    }
+
+    /// The name of the field that places a record in time (see
+    /// [`time_field`](crate::time_field)): a window that spans `remember_from` or the drop limit
+    /// then remembers and de-duplicates record by record, by that field's value, instead of by
+    /// the window's start. A record without a readable time is remembered and de-duplicated
+    /// (remembering too much costs only memory; its identical twin would have the same time).
+    pub fn with_time_field(mut self, field: impl Into<String>) -> Self {
+        self.time_field = Some(field.into());
+        self
     }
 
     /// Drops seen records only in windows that start before `until` (the end of the previous
@@ -215,6 +268,24 @@ impl<S: Sink> Dedup<S> {
         self.inner
     }
 
+    /// The record's time, by [`with_time_field`](Self::with_time_field); `None` when it has none.
+    fn record_time(&self, record: &[u8]) -> Result<Option<DateTime<Utc>>> {
+        let Some(field) = self.time_field.as_deref() else {
+            return Ok(None);
+        };
+        if self.columns.is_none() {
+            return Ok(crate::event::placed::json_record_time(record, field));
+        }
+        let Some(column) = self.time_column else {
+            return Ok(None);
+        };
+        let fields = super::columns::parse_record(record)?;
+        Ok(fields
+            .get(column)
+            .and_then(|value| std::str::from_utf8(value).ok())
+            .and_then(crate::event::placed::text_time))
+    }
+
     fn give_back(&mut self) {
         for id in self.taken.drain(..) {
             *self.seen.entry(id).or_insert(0) += 1;
@@ -227,26 +298,53 @@ impl<S: Sink> Sink for Dedup<S> {
         self.pending.clear();
         self.give_back();
         self.columns = None;
-        self.collecting = self.remember_from.is_some_and(|from| window.start >= from);
-        self.dropping = self.drop_until.is_none_or(|until| window.start < until);
+        self.time_column = None;
+        let per_record = self.time_field.is_some();
+        self.collect = self
+            .remember_from
+            .map_or(By::None, |from| By::window(window, from, true, per_record));
+        self.dropping = self
+            .drop_until
+            .map_or(By::All, |until| By::window(window, until, false, per_record));
+        self.collecting = self.collect != By::None;
         self.inner.begin(window).await
     }
 
     async fn header(&mut self, header: &[u8]) -> Result<()> {
-        self.columns = Some(super::columns::parse_names(header)?);
+        let columns = super::columns::parse_names(header)?;
+        self.time_column = self
+            .time_field
+            .as_deref()
+            .and_then(|field| columns.iter().position(|c| c == field));
+        self.columns = Some(columns);
         self.inner.header(header).await
     }
 
     async fn record(&mut self, record: &[u8]) -> Result<()> {
-        let dropping = self.dropping && !self.seen.is_empty();
-        if !dropping && !self.collecting {
+        let mut dropping = self.dropping != By::None && !self.seen.is_empty();
+        let mut collecting = self.collecting;
+        if !dropping && !collecting {
             return self.inner.record(record).await;
+        }
+        if (dropping && self.dropping == By::Time) || (collecting && self.collect == By::Time) {
+            let time = self.record_time(record)?;
+            if let Some(time) = time {
+                if self.dropping == By::Time {
+                    dropping = self.drop_until.is_none_or(|until| time < until);
+                }
+                if self.collect == By::Time {
+                    collecting = self.remember_from.is_some_and(|from| time >= from);
+                }
+            }
+            if !dropping && !collecting {
+                return self.inner.record(record).await;
+            }
         }
         let id = match &self.columns {
             Some(columns) => RecordId::of_csv(columns, record)?,
             None => RecordId::of(record),
         };
-        if self.collecting {
+        if collecting {
             self.pending.push(id);
         }
         if dropping
@@ -361,6 +459,89 @@ mod tests {
         sink.record(b"x").await?;
         sink.commit(&w, 1).await?;
         assert_eq!(sink.remembered(), [RecordId::of(b"x")]);
+        Ok(())
+    }
+
+    /// With the records' time field, one window across the previous end and the new tail's start
+    /// de-duplicates only what lies before the previous end and remembers only what lies in the
+    /// tail, as three windows cut at those instants would (NDJSON and CSV alike).
+    #[tokio::test]
+    async fn a_window_across_both_instants_decides_record_by_record() -> Result<()> {
+        let t = |s: &str| {
+            crate::parse_iterable_time(s).ok_or_else(|| Error::io("time", std::io::Error::other(s.to_owned())))
+        };
+        let w = Window {
+            start: t("2024-01-01 00:00:00")?,
+            end: t("2024-01-01 03:00:00")?,
+        };
+        let line = |at: &str, v: u32| format!(r#"{{"createdAt":"2024-01-01 {at} +00:00","v":{v}}}"#).into_bytes();
+        // Seen by the previous run, which ended at 01:00.
+        let old = line("00:30:00", 1);
+        let twin_after = line("01:30:00", 1);
+        let seen = vec![RecordId::of(&old), RecordId::of(&twin_after)];
+        let mut sink = Dedup::new(
+            crate::WriterSink::new(Vec::new())?,
+            seen.clone(),
+            Some(t("2024-01-01 02:00:00")?),
+        )
+        .with_drop_until(Some(t("2024-01-01 01:00:00")?))
+        .with_time_field("createdAt");
+        sink.begin(&w).await?;
+        let records = [
+            old.clone(),
+            line("00:45:00", 2),
+            twin_after.clone(),
+            line("02:00:00", 3),
+            b"{\"v\":4}".to_vec(),
+        ];
+        for record in &records {
+            sink.record(record).await?;
+        }
+        sink.commit(&w, 4).await?;
+        assert_eq!(sink.skipped(), 1, "only the seen record before 01:00 is dropped");
+        assert_eq!(sink.remaining_seen(), [RecordId::of(&twin_after)]);
+        assert_eq!(
+            sink.remembered(),
+            [RecordId::of(&records[3]), RecordId::of(&records[4])],
+            "from 02:00 on, and the record without a time"
+        );
+        let mut want = Vec::new();
+        for record in &records[1..] {
+            want.extend_from_slice(record);
+            want.push(b'\n');
+        }
+        assert_eq!(sink.into_inner().finish().await?, want);
+
+        // CSV: the time column found by name in each window's header.
+        let mut csv = Dedup::new(
+            crate::WriterSink::new(Vec::new())?,
+            Vec::new(),
+            Some(t("2024-01-01 02:00:00")?),
+        )
+        .with_time_field("createdAt");
+        csv.begin(&w).await?;
+        csv.header(b"email,createdAt").await?;
+        csv.record(b"a@x.io,2024-01-01 01:59:59 +00:00").await?;
+        csv.record(b"b@x.io,\"2024-01-01 02:00:00 +00:00\"").await?;
+        csv.commit(&w, 2).await?;
+        let b = RecordId::of_csv(
+            &["email".into(), "createdAt".into()],
+            b"b@x.io,\"2024-01-01 02:00:00 +00:00\"",
+        )?;
+        assert_eq!(csv.remembered(), [b]);
+
+        // Without the time field, the window's start decides, as before: dropped, not remembered.
+        let mut plain = Dedup::new(
+            crate::WriterSink::new(Vec::new())?,
+            seen,
+            Some(t("2024-01-01 02:00:00")?),
+        )
+        .with_drop_until(Some(t("2024-01-01 01:00:00")?));
+        plain.begin(&w).await?;
+        plain.record(&twin_after).await?;
+        plain.record(&records[3]).await?;
+        plain.commit(&w, 1).await?;
+        assert_eq!((plain.skipped(), plain.remembered().len()), (1, 0));
         Ok(())
     }
 
