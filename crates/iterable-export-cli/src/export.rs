@@ -390,7 +390,13 @@ pub async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(String, ite
             };
             let finished = match result {
                 Ok(_) => finish(sink).await,
-                Err(err) => Err(err),
+                Err(err) => {
+                    // A staged Parquet directory goes; the earlier export stays as it was.
+                    if let Target::File(output) = sink.inner.into_inner() {
+                        output.abandon().await;
+                    }
+                    Err(err)
+                }
             };
             match &finished {
                 Ok(_) => bar.finish(),

@@ -2,18 +2,29 @@
 //! `convert` (an NDJSON file already on disk into the same layout).
 //!
 //! The state file records, for a Parquet export, the number of commits in `committed_len` (what
-//! [`ParquetSink::resume`] takes), and the data type's directory as its output.
+//! [`ParquetSink::resume`] takes), and the data type's directory as its output. Without a state file, an export
+//! is written in a staging directory and replaces the earlier one when complete, as `convert` does (`staging.rs`).
 
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use iterable_export::{DataType, FileSink, Sink, Window};
 #[cfg(feature = "parquet")]
-use iterable_export::{Error, ParquetCompression, ParquetOptions, ParquetSink, Partition};
+use iterable_export::{ParquetCompression, ParquetOptions, ParquetSink, Partition};
 
 use crate::args::{ExportArgs, FormatArg};
 use crate::export::Target;
 use crate::plan::{Opening, usage};
+
+#[cfg(feature = "parquet")]
+mod convert;
+#[cfg(feature = "parquet")]
+mod staging;
+
+#[cfg(feature = "parquet")]
+pub use self::convert::{ConvertArgs, convert};
+#[cfg(feature = "parquet")]
+use self::staging::Staging;
 
 /// `--partition` and `--compression` of `export --format parquet` and `convert`.
 #[derive(Debug, Clone, Args)]
@@ -125,15 +136,23 @@ fn check_dir(output: &Path) -> iterable_export::Result<()> {
 }
 
 /// Refuses to continue a Parquet export whose earlier files are gone: with `commits` > 0 in the state file, the
-/// directory `DIR/<dataType>` must exist and hold its `_lock` file.
-///
-/// Every [`ParquetSink`] creates the directory and `_lock` before its first commit, and nothing removes `_lock`,
-/// so a legitimate continuation always passes, even when every window so far had no records (such a window writes
-/// no Parquet file, which is why the check does not ask for `.parquet` files). A directory deleted (or replaced by
-/// an empty one) between runs fails it; carrying on would write `_SUCCESS` over the new windows' files alone.
+/// directory `DIR/<dataType>` must exist, and every file its first `commits` commits made (which its `_committed`
+/// lists, see [`ParquetSink::check_resume`]). Carrying on would write `_SUCCESS` over an export with a hole.
 fn check_committed(output: &Path, commits: u64) -> iterable_export::Result<()> {
-    if commits == 0 || output.join("_lock").is_file() {
+    if commits == 0 {
         return Ok(());
+    }
+    #[cfg(feature = "parquet")]
+    if output.is_dir() {
+        return ParquetSink::check_resume(output, commits).map_err(|err| match err {
+            iterable_export::Error::Io { context, source } if source.kind() == std::io::ErrorKind::NotFound => {
+                iterable_export::Error::Io {
+                    context: format!("{context} (to start over: delete the state file, or its entry)"),
+                    source,
+                }
+            }
+            other => other,
+        });
     }
     let what = if output.is_dir() {
         "no longer holds the files of"
@@ -172,11 +191,19 @@ pub(crate) fn open(args: &ExportArgs, data_type: DataType, opening: Opening) -> 
             Opening::Stdout => {
                 return Err(usage("--format parquet writes files: give --output DIR instead of -"));
             }
+            Opening::Create { .. } if args.state.is_none() => {
+                // Nothing to resume from: staged, and swapped in when complete (synced, as `convert`).
+                let staging = Staging::begin(dir, data_type)?;
+                let sink = ParquetSink::create(staging.dir(), data_type, args.parquet.options(true))?;
+                return Ok(Target::File(Output::Staged(sink, staging)));
+            }
             Opening::Create { sync, .. } => ParquetSink::create(dir, data_type, args.parquet.options(sync))?,
             Opening::Resume { len, .. } | Opening::Extend { len, .. } => {
                 ParquetSink::resume(dir, data_type, args.parquet.options(true), len)?
             }
         };
+        // The sink holds `DIR/<dataType>/_lock`: a staging directory of the data type is a dead run's.
+        staging::remove_stale(dir, data_type)?;
         Ok(Target::File(Output::Parquet(sink)))
     }
     #[cfg(not(feature = "parquet"))]
@@ -186,12 +213,16 @@ pub(crate) fn open(args: &ExportArgs, data_type: DataType, opening: Opening) -> 
     }
 }
 
-/// A file output: one file, or a Parquet directory.
+/// A file output: one file, or a Parquet directory (written in place, or staged).
 #[derive(Debug)]
 pub(crate) enum Output {
     File(FileSink),
     #[cfg(feature = "parquet")]
     Parquet(ParquetSink),
+    /// Written in a staging directory that replaces `DIR/<dataType>` when [`finish`](Output::finish)ed. (The sink
+    /// is dropped before the staging.)
+    #[cfg(feature = "parquet")]
+    Staged(ParquetSink, Staging),
 }
 
 impl From<FileSink> for Output {
@@ -206,7 +237,7 @@ impl Output {
         match self {
             Output::File(sink) => sink.committed_len(),
             #[cfg(feature = "parquet")]
-            Output::Parquet(sink) => sink.commits(),
+            Output::Parquet(sink) | Output::Staged(sink, _) => sink.commits(),
         }
     }
 
@@ -217,28 +248,47 @@ impl Output {
         match self {
             Output::File(sink) => sink.committed_len() - before,
             #[cfg(feature = "parquet")]
-            Output::Parquet(_) => received,
+            Output::Parquet(_) | Output::Staged(..) => received,
         }
     }
 
-    /// Publishes the output: renames the file, or writes `_SUCCESS`.
+    /// Publishes the output: renames the file, or writes `_SUCCESS` (and swaps a staged directory in).
     pub(crate) async fn finish(self) -> iterable_export::Result<PathBuf> {
         match self {
             Output::File(sink) => sink.finish().await,
             #[cfg(feature = "parquet")]
-            Output::Parquet(sink) => {
-                let mismatched = sink.mismatched();
-                let dir = sink.finish().await?;
-                if mismatched > 0 {
-                    tracing::warn!(
-                        "{}: {mismatched} values contradicted their column's type; kept with their JSON in _extra",
-                        dir.display()
-                    );
-                }
-                Ok(dir)
-            }
+            Output::Parquet(sink) => finish_parquet(sink, None).await,
+            #[cfg(feature = "parquet")]
+            Output::Staged(sink, staging) => finish_parquet(sink, Some(staging)).await,
         }
     }
+
+    /// Ends an output whose export failed: a staged directory is removed (once its writer has stopped), and the
+    /// earlier `DIR/<dataType>` stays as it was; other outputs keep what they committed.
+    pub(crate) async fn abandon(self) {
+        #[cfg(feature = "parquet")]
+        if let Output::Staged(sink, staging) = self {
+            sink.close().await;
+            drop(staging);
+        }
+    }
+}
+
+/// Writes `_SUCCESS`, swaps a staged directory in, and warns of values kept in `_extra`.
+#[cfg(feature = "parquet")]
+async fn finish_parquet(sink: ParquetSink, staging: Option<Staging>) -> iterable_export::Result<PathBuf> {
+    let mismatched = sink.mismatched();
+    let mut dir = sink.finish().await?;
+    if let Some(staging) = staging {
+        dir = staging.swap()?;
+    }
+    if mismatched > 0 {
+        tracing::warn!(
+            "{}: {mismatched} values contradicted their column's type; kept with their JSON in _extra",
+            dir.display()
+        );
+    }
+    Ok(dir)
 }
 
 impl Sink for Output {
@@ -246,237 +296,35 @@ impl Sink for Output {
         match self {
             Output::File(s) => s.begin(window).await,
             #[cfg(feature = "parquet")]
-            Output::Parquet(s) => s.begin(window).await,
+            Output::Parquet(s) | Output::Staged(s, _) => s.begin(window).await,
         }
     }
     async fn header(&mut self, header: &[u8]) -> iterable_export::Result<()> {
         match self {
             Output::File(s) => s.header(header).await,
             #[cfg(feature = "parquet")]
-            Output::Parquet(s) => s.header(header).await,
+            Output::Parquet(s) | Output::Staged(s, _) => s.header(header).await,
         }
     }
     async fn record(&mut self, record: &[u8]) -> iterable_export::Result<()> {
         match self {
             Output::File(s) => s.record(record).await,
             #[cfg(feature = "parquet")]
-            Output::Parquet(s) => s.record(record).await,
+            Output::Parquet(s) | Output::Staged(s, _) => s.record(record).await,
         }
     }
     async fn commit(&mut self, window: &Window, records: u64) -> iterable_export::Result<()> {
         match self {
             Output::File(s) => s.commit(window, records).await,
             #[cfg(feature = "parquet")]
-            Output::Parquet(s) => s.commit(window, records).await,
+            Output::Parquet(s) | Output::Staged(s, _) => s.commit(window, records).await,
         }
     }
     async fn abort(&mut self, window: &Window) -> iterable_export::Result<()> {
         match self {
             Output::File(s) => s.abort(window).await,
             #[cfg(feature = "parquet")]
-            Output::Parquet(s) => s.abort(window).await,
+            Output::Parquet(s) | Output::Staged(s, _) => s.abort(window).await,
         }
     }
-}
-
-/// `convert` options.
-#[cfg(feature = "parquet")]
-#[derive(Debug, Args)]
-pub struct ConvertArgs {
-    /// The data type of the records (its schema: `user` for users, any other for events). Example: --data-type
-    /// emailSend
-    #[arg(long = "data-type", value_parser = parse_data_type)]
-    pub data_type: DataType,
-
-    /// Output format (Parquet only). Example: --format parquet
-    #[arg(long, value_enum, default_value = "parquet")]
-    pub format: ConvertFormat,
-
-    /// The NDJSON file to convert (one record per line). Example: emailSend.ndjson
-    pub input: PathBuf,
-
-    /// Output directory: files go to `DIR/<dataType>/`, replacing what an earlier export or conversion left there
-    /// once the conversion is complete (a failed one leaves it unchanged). Example: --output ./lake
-    #[arg(long, short)]
-    pub output: PathBuf,
-
-    #[command(flatten)]
-    pub parquet: ParquetArgs,
-}
-
-/// `convert --format`.
-#[cfg(feature = "parquet")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ConvertFormat {
-    /// Apache Parquet.
-    Parquet,
-}
-
-#[cfg(feature = "parquet")]
-fn parse_data_type(s: &str) -> Result<DataType, String> {
-    s.parse()
-        .map_err(|_| format!("{s:?} is not a data type Iterable exports (for example emailSend, user)"))
-}
-
-/// Runs `convert`: the file as one window, written into a hidden staging directory `DIR/.convert-<dataType>-<pid>/`
-/// that replaces `DIR/<dataType>` only once the conversion is complete. A line that is not a record stops it, with
-/// its line number; the staging directory is removed then, and an earlier `DIR/<dataType>` is left as it was.
-#[cfg(feature = "parquet")]
-pub async fn convert(args: ConvertArgs, ui: &crate::ui::Ui) -> iterable_export::Result<()> {
-    let target = args.output.join(args.data_type.to_string());
-    // Fails fast when an export holds the directory this conversion would replace.
-    check_dir(&target)?;
-    let staging = args
-        .output
-        .join(format!(".convert-{}-{}", args.data_type, std::process::id()));
-    remove_dir_if_present(&staging)?;
-    let result = match convert_into(&args, &staging).await {
-        Ok(summary) => replace_dir(&staging.join(args.data_type.to_string()), &target).map(|()| summary),
-        Err(err) => Err(err),
-    };
-    // Best effort: the error (if any) that matters is the conversion's. An old directory that could not be put
-    // back (see `replace_dir`) is left where the error says.
-    if !staging.join(OLD).exists() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    ui.line(&result?);
-    Ok(())
-}
-
-/// Where [`replace_dir`] moves the old directory, inside the staging directory.
-#[cfg(feature = "parquet")]
-const OLD: &str = "old";
-
-/// Replaces `target` with the complete directory `new`: the old directory is first renamed aside (hidden), so a
-/// crash leaves either the old directory, or the new one, never a half-removed one under the visible name.
-#[cfg(feature = "parquet")]
-fn replace_dir(new: &Path, target: &Path) -> iterable_export::Result<()> {
-    let lock = target.join("_lock");
-    // Held while the old directory is moved: an export that started since the check above is not cut off.
-    let held = if lock.exists() {
-        Some(iterable_export::ExclusiveLock::acquire(&lock)?)
-    } else {
-        None
-    };
-    let aside = new.with_file_name(OLD);
-    let had_old = match std::fs::rename(target, &aside) {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => return Err(io_error(format!("cannot move {} aside", target.display()), e)),
-    };
-    if let Err(e) = std::fs::rename(new, target) {
-        let mut context = format!("cannot rename {} to {}", new.display(), target.display());
-        if had_old && std::fs::rename(&aside, target).is_err() {
-            context.push_str(&format!(
-                "; the earlier {} is now {}: move it back",
-                target.display(),
-                aside.display()
-            ));
-        }
-        return Err(io_error(context, e));
-    }
-    iterable_export::sync_parent_dir(target)?;
-    drop(held);
-    if had_old {
-        remove_dir_if_present(&aside)?;
-    }
-    Ok(())
-}
-
-#[cfg(feature = "parquet")]
-fn remove_dir_if_present(dir: &Path) -> iterable_export::Result<()> {
-    match std::fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(io_error(format!("cannot remove {}", dir.display()), e))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Converts `args.input` into `staging/<dataType>`, and returns the summary line. Each file is synced at the commit:
-/// the directory replaces an earlier one only with data on disk.
-#[cfg(feature = "parquet")]
-async fn convert_into(args: &ConvertArgs, staging: &Path) -> iterable_export::Result<String> {
-    use tokio::io::AsyncBufReadExt;
-
-    let started = std::time::Instant::now();
-    let file = tokio::fs::File::open(&args.input)
-        .await
-        .map_err(|e| io_error(format!("cannot open {}", args.input.display()), e))?;
-    let mut reader = tokio::io::BufReader::with_capacity(256 * 1024, file);
-    let mut sink = ParquetSink::create(staging, args.data_type, args.parquet.options(true))?;
-    let window = Window::ALL;
-    sink.begin(&window).await?;
-    let (mut line, mut number, mut records, mut bytes) = (Vec::new(), 0u64, 0u64, 0u64);
-    // Line numbers of the blank lines skipped, to name the line of a bad record.
-    let mut blank = Vec::new();
-    let result: iterable_export::Result<()> = async {
-        loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .await
-                .map_err(|e| io_error(format!("cannot read {}", args.input.display()), e))?;
-            if n == 0 {
-                break;
-            }
-            number += 1;
-            bytes += n as u64;
-            while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                line.pop();
-            }
-            if line.iter().all(u8::is_ascii_whitespace) {
-                blank.push(number);
-                continue;
-            }
-            sink.record(&line).await?;
-            records += 1;
-        }
-        sink.commit(&window, records).await
-    }
-    .await;
-    if let Err(err) = result {
-        let _ = sink.abort(&window).await;
-        return Err(match err {
-            Error::Decode {
-                line: record, message, ..
-            } => {
-                // The sink counts records; lines count the blank ones too.
-                let mut line = record;
-                for b in &blank {
-                    if *b <= line {
-                        line += 1;
-                    }
-                }
-                io_error(
-                    format!(
-                        "{} line {line} is not a record; nothing was written",
-                        args.input.display()
-                    ),
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, message),
-                )
-            }
-            other => other,
-        });
-    }
-    let mismatched = sink.mismatched();
-    sink.finish().await?;
-    let dir = args.output.join(args.data_type.to_string());
-    Ok(format!(
-        "{records} records ({}) converted in {:.1}s -> {}{}",
-        crate::ui::human_bytes(bytes),
-        started.elapsed().as_secs_f64(),
-        dir.display(),
-        if mismatched > 0 {
-            format!(" ({mismatched} values contradicted their column's type; kept in _extra)")
-        } else {
-            String::new()
-        }
-    ))
-}
-
-/// An I/O error naming the file.
-#[cfg(feature = "parquet")]
-fn io_error(context: String, e: std::io::Error) -> Error {
-    Error::Io { context, source: e }
 }

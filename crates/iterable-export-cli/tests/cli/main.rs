@@ -7,6 +7,7 @@ mod errors;
 mod export;
 mod jobs;
 mod parquet;
+mod parquet_staging;
 mod resume;
 mod singer;
 mod singer_catalog;

@@ -14,7 +14,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use crate::common::*;
 
 /// Two days from noon to noon in fixed 1-day windows: each window touches two UTC days.
-const EXPORT: &str = "export --data-type emailSend --format parquet --start 2024-01-01T12:00:00Z \
+pub(crate) const EXPORT: &str = "export --data-type emailSend --format parquet --start 2024-01-01T12:00:00Z \
                       --end 2024-01-03T12:00:00Z --window 1d --max-window 1d --requests-per-minute 6000";
 
 /// Visible files under `root` (not starting with `_` or `.`), relative paths, sorted.
@@ -102,7 +102,7 @@ pub(crate) fn expected_by_day(
     out
 }
 
-fn lake(dir: &Path) -> PathBuf {
+pub(crate) fn lake(dir: &Path) -> PathBuf {
     dir.join("emailSend")
 }
 
@@ -283,7 +283,7 @@ async fn convert_writes_the_same_layout_and_a_bad_line_leaves_nothing_visible() 
 }
 
 /// The names in `dir`, sorted.
-fn names(dir: &Path) -> Vec<String> {
+pub(crate) fn names(dir: &Path) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(dir)
         .expect("read_dir")
         .flatten()
@@ -294,7 +294,7 @@ fn names(dir: &Path) -> Vec<String> {
 }
 
 /// Every file under `root` (hidden ones too) with its bytes, by relative path.
-fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+pub(crate) fn tree(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut dirs = vec![root.to_owned()];
     while let Some(dir) = dirs.pop() {
@@ -337,6 +337,7 @@ async fn a_failed_convert_leaves_the_earlier_output_unchanged() -> TestResult {
             .collect::<Vec<_>>(),
         [
             "_SUCCESS",
+            "_committed",
             "_lock",
             "dt=2024-01-01/part-all.parquet",
             "dt=2024-01-02/part-all.parquet"

@@ -1,0 +1,172 @@
+//! Staging: a Parquet directory written whole beside `DIR/<dataType>` and swapped in once complete, for `convert`
+//! and for an `export --format parquet` without a state file (which, like a file export's `.part` file, leaves
+//! the earlier export readable and unchanged until the new one is complete, and unchanged if it fails).
+//!
+//! The run holds `DIR/<dataType>/_lock` from start to swap: no other run writes that data type meanwhile (an export
+//! with a state file holds the same lock), so a staging directory of that data type that is not the run's own was
+//! left by a run that died (a kill), and is removed.
+
+use std::path::{Path, PathBuf};
+
+use iterable_export::{DataType, Error, ExclusiveLock};
+
+/// The prefix of a data type's staging directories, `DIR/.staging-<dataType>-<pid>`.
+fn prefix(data_type: DataType) -> String {
+    format!(".staging-{data_type}-")
+}
+
+/// Where [`Staging::swap`] moves the old directory, inside the staging directory.
+const OLD: &str = "old";
+
+/// A data type's output being written into `DIR/.staging-<dataType>-<pid>/<dataType>`.
+#[derive(Debug)]
+pub(crate) struct Staging {
+    /// `DIR/<dataType>`.
+    target: PathBuf,
+    /// `DIR/.staging-<dataType>-<pid>`.
+    dir: PathBuf,
+    /// `DIR/<dataType>/_lock`, held.
+    lock: Option<ExclusiveLock>,
+    /// Whether `DIR/<dataType>` was created to hold the lock (removed again when the run fails).
+    created: bool,
+    /// Swapped in (or left for the person to move back): nothing to clean.
+    done: bool,
+}
+
+impl Staging {
+    /// Takes `DIR/<dataType>/_lock` (creating the directory if needed), removes staging directories that dead
+    /// runs left, and creates this run's, empty.
+    ///
+    /// # Errors
+    /// [`Error::Io`] with kind `WouldBlock` when another run holds `DIR/<dataType>`; [`Error::Io`] when a directory
+    /// cannot be created or removed.
+    pub(crate) fn begin(output: &Path, data_type: DataType) -> iterable_export::Result<Staging> {
+        let target = output.join(data_type.to_string());
+        let created = !target.exists();
+        std::fs::create_dir_all(&target).map_err(|e| io_error(format!("cannot create {}", target.display()), e))?;
+        let mut staging = Staging {
+            dir: output.join(format!("{}{}", prefix(data_type), std::process::id())),
+            target,
+            lock: None,
+            created,
+            done: false,
+        };
+        staging.lock = Some(ExclusiveLock::acquire(staging.target.join("_lock"))?);
+        remove_stale(output, data_type)?;
+        std::fs::create_dir(&staging.dir)
+            .map_err(|e| io_error(format!("cannot create {}", staging.dir.display()), e))?;
+        Ok(staging)
+    }
+
+    /// The directory to write `<dataType>/` into (as the `dir` of a [`ParquetSink`](iterable_export::ParquetSink)).
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Replaces `DIR/<dataType>` with the complete staged directory (its writer finished): the old directory is
+    /// first renamed aside, so a crash leaves either the old directory or the new one under the visible name, never
+    /// a half-removed one. Returns `DIR/<dataType>`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when a rename fails (the old directory is put back, or the error says where it is).
+    pub(crate) fn swap(mut self) -> iterable_export::Result<PathBuf> {
+        let new = self.dir.join(self.target.file_name().unwrap_or_default());
+        // The new directory's lock, held from before the swap until the staging directory is gone: another run
+        // taking the data type then finds no staging directory of this one.
+        let _new_lock = ExclusiveLock::acquire(new.join("_lock"))?;
+        let aside = self.dir.join(OLD);
+        let had_old = match std::fs::rename(&self.target, &aside) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(io_error(format!("cannot move {} aside", self.target.display()), e)),
+        };
+        if let Err(e) = std::fs::rename(&new, &self.target) {
+            let mut context = format!("cannot rename {} to {}", new.display(), self.target.display());
+            if had_old && std::fs::rename(&aside, &self.target).is_err() {
+                self.done = true;
+                context.push_str(&format!(
+                    "; the earlier {} is now {}: move it back",
+                    self.target.display(),
+                    aside.display()
+                ));
+            }
+            return Err(io_error(context, e));
+        }
+        self.done = true;
+        iterable_export::sync_parent_dir(&self.target)?;
+        // The old directory: the new one is in place, so a failure here is only disk space to reclaim.
+        if let Err(err) = remove_dir_if_present(&self.dir) {
+            tracing::warn!("{err}");
+        }
+        Ok(self.target.clone())
+    }
+}
+
+impl Drop for Staging {
+    /// A run that did not swap: its staging directory goes, and `DIR/<dataType>` if the run created it (holding
+    /// only `_lock`). Best effort: what remains is removed by the next run as a dead run's.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.created {
+            if self.lock.is_some() {
+                let _ = std::fs::remove_file(self.target.join("_lock"));
+            }
+            let _ = std::fs::remove_dir(&self.target);
+        }
+        drop(self.lock.take());
+    }
+}
+
+/// Removes the staging directories of `data_type` in `output`: the caller holds `DIR/<dataType>/_lock`, so no
+/// live run owns one. Says so on stderr, once, naming them.
+///
+/// # Errors
+/// [`Error::Io`] when `output` cannot be read or a directory cannot be removed.
+pub(crate) fn remove_stale(output: &Path, data_type: DataType) -> iterable_export::Result<()> {
+    let prefix = prefix(data_type);
+    let entries = match std::fs::read_dir(output) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(format!("cannot read {}", output.display()), e)),
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(format!("cannot read {}", output.display()), e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name
+            .strip_prefix(&prefix)
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+        if ours && entry.path().is_dir() {
+            remove_dir_if_present(&entry.path())?;
+            removed.push(name);
+        }
+    }
+    if !removed.is_empty() {
+        removed.sort();
+        tracing::warn!(
+            "removed what an interrupted run left in {}: {} (the staging director{} of {data_type}, whose run \
+             did not finish)",
+            output.display(),
+            removed.join(", "),
+            if removed.len() == 1 { "y" } else { "ies" }
+        );
+    }
+    Ok(())
+}
+
+fn remove_dir_if_present(dir: &Path) -> iterable_export::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(io_error(format!("cannot remove {}", dir.display()), e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// An I/O error naming the file.
+fn io_error(context: String, e: std::io::Error) -> Error {
+    Error::Io { context, source: e }
+}
