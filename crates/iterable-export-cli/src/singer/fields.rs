@@ -3,9 +3,11 @@
 //!
 //! A field is emitted when its breadcrumb (`["properties", "<field>"]`) says `selected: true`,
 //! or has no `selected` and `selected-by-default` is not `false` (the Singer SDK's reading).
-//! `automatic` fields — the key properties and the replication key — are always emitted. A
-//! deselected field is never emitted, whether the schema has it or not; fields the catalog says
-//! nothing about (unknown fields Iterable adds, which the permissive schema lets through) are
+//! `automatic` fields — the key properties and the replication key — are always emitted; this
+//! tap decides which fields are automatic (a catalog's `inclusion: automatic` on another field,
+//! as Meltano writes for fields it has no discovered metadata of, does not keep a field the
+//! catalog deselects). A deselected field is never emitted, whether the schema has it or not;
+//! fields the catalog says nothing about (unknown fields Iterable adds, which the permissive schema lets through) are
 //! kept. Nested fields (`["properties", "a", "properties", "b"]`) are deselected the same way.
 //!
 //! The records are filtered as bytes: the members kept are copied as received (every number's
@@ -291,9 +293,7 @@ pub(crate) fn deselected(stream: Stream, entry: &Value) -> Result<Deselected, St
                 _ => None,
             })
             .collect();
-        let is_automatic =
-            inclusion == Some("automatic") || path.as_deref().is_some_and(|p| p.len() == 1 && automatic(stream, p[0]));
-        if is_automatic {
+        if path.as_deref().is_some_and(|p| p.len() == 1 && automatic(stream, p[0])) {
             if !chosen {
                 let breadcrumb = Value::Array(breadcrumb.clone());
                 tracing::warn!(
@@ -381,6 +381,7 @@ mod tests {
             {"breadcrumb": ["properties", "createdAt"], "metadata": {"selected": false}},
             {"breadcrumb": ["properties", "messageId"], "metadata": {"selected": false, "inclusion": "available"}},
             {"breadcrumb": ["properties", "custom"], "metadata": {"inclusion": "automatic", "selected": false}},
+            {"breadcrumb": ["properties", "eventName"], "metadata": {"inclusion": "automatic", "selected": true}},
             {"breadcrumb": ["properties", "notInSchema"], "metadata": {"selected": false}},
             {"breadcrumb": ["properties", "gone"], "metadata": {"inclusion": "unsupported"}},
             {"breadcrumb": ["properties", "data", "properties", "secret"], "metadata": {"selected": false}},
@@ -391,16 +392,24 @@ mod tests {
         let deselected = deselected(SEND, &catalog).expect("a valid catalog");
         assert_eq!(
             deselected.names(),
-            ["campaignId", "templateId", "notInSchema", "gone", "data.secret", "x"]
+            [
+                "campaignId",
+                "templateId",
+                "custom",
+                "notInSchema",
+                "gone",
+                "data.secret",
+                "x"
+            ]
         );
         assert_eq!(
-            deselected.fields[5].1,
+            deselected.fields[6].1,
             Node::Drop,
             "a dropped field's fields go with it"
         );
         let mut inner = Deselected::default();
         inner.add(&["secret"]);
-        assert_eq!(deselected.fields[4].1, Node::Within(inner));
+        assert_eq!(deselected.fields[5].1, Node::Within(inner));
 
         let none = entry(json!([
             [["properties", "campaignId"], true],
