@@ -7,8 +7,9 @@
 //! tap decides which fields are automatic (a catalog's `inclusion: automatic` on another field,
 //! as Meltano writes for fields it has no discovered metadata of, does not keep a field the
 //! catalog deselects). A deselected field is never emitted, whether the schema has it or not;
-//! fields the catalog says nothing about (unknown fields Iterable adds, which the permissive schema lets through) are
-//! kept. Nested fields (`["properties", "a", "properties", "b"]`) are deselected the same way.
+//! fields the catalog says nothing about (unknown fields Iterable adds, which the permissive
+//! schema lets through) are kept. Nested fields (`["properties", "a", "properties", "b"]`) are
+//! deselected the same way.
 //!
 //! The records are filtered as bytes: the members kept are copied as received (every number's
 //! digits, every string's escapes), only the removed members and the separators around them

@@ -3,6 +3,7 @@
 //! logs to standard error.
 //!
 //! - `config.rs`: the config file; `catalog.rs`: streams, keys, schemas and selection;
+//! - `draft4.rs`: schemas made Draft 4 and permissive;
 //! - `fields.rs`: field selection (discovered metadata, deselected fields left out);
 //! - `state.rs`: bookmarks (and tap-iterable's, migrated) and what each sync exports;
 //! - `messages.rs`: the messages.
@@ -14,6 +15,7 @@
 
 mod catalog;
 mod config;
+mod draft4;
 mod fields;
 mod messages;
 mod state;
