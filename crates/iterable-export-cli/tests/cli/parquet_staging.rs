@@ -236,7 +236,7 @@ async fn continuing_an_export_whose_committed_file_is_gone_is_refused_and_writes
         .code(7);
     assert!(
         stderr(&output).contains(&format!(
-            "{}: 1 files of the {commits} commits to continue from are missing ({gone}); continuing would leave a hole in \
+            "{}: 1 file of the {commits} commits to continue from is missing ({gone}); continuing would leave a hole in \
              the export: restore what is missing, or start the export over from the beginning (to start over: \
              delete the state file, or its entry)",
             root.display()

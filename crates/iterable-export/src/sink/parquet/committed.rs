@@ -176,10 +176,11 @@ impl Log {
             if self.missing.len() > NAMED {
                 named.push_str(", …");
             }
+            let n = self.missing.len();
+            let (files, are) = if n == 1 { ("file", "is") } else { ("files", "are") };
             format!(
-                "{}: {} files of the {commits} commits to continue from are missing ({named})",
-                root.display(),
-                self.missing.len()
+                "{}: {n} {files} of the {commits} commits to continue from {are} missing ({named})",
+                root.display()
             )
         } else {
             return Ok(());

@@ -58,7 +58,7 @@ async fn a_resume_refuses_when_a_counted_commits_file_is_gone_and_changes_nothin
     std::fs::remove_file(root.join(THIRD)).map_err(io("remove"))?;
     let before = all_files(&root);
     let expected = format!(
-        "{}: 1 files of the 3 commits to continue from are missing ({THIRD}); continuing would leave a hole in the \
+        "{}: 1 file of the 3 commits to continue from is missing ({THIRD}); continuing would leave a hole in the \
          export: restore what is missing, or start the export over from the beginning",
         root.display()
     );
