@@ -12,6 +12,7 @@ mod decoders;
 mod encode;
 mod encoder_thread;
 mod files;
+mod row;
 mod schema;
 
 use std::path::{Path, PathBuf};

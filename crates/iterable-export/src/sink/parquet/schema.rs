@@ -27,12 +27,25 @@ pub(crate) struct Columns {
     pub(crate) columns: Vec<Column>,
     /// Column positions by wire name.
     pub(crate) by_name: HashMap<&'static str, usize, BuildHasherDefault<Fnv>>,
+    /// How many typed fields there are: their columns come first, in field order.
+    pub(crate) typed: usize,
+    /// The column of the field that places a record in time (its day partition).
+    pub(crate) time: usize,
+    /// What a record is, for the error of a line that is not one.
+    pub(crate) expecting: &'static str,
     pub(crate) schema: Arc<Schema>,
 }
 
 impl Columns {
     /// The columns of record type `R`: its typed fields in table order, then its other columns.
     pub(crate) fn of<R: Record>() -> Columns {
+        // The decoder keeps the typed fields seen in a line as a set of 64 bits.
+        const {
+            assert!(
+                <R::Field as Field>::ALL.len() <= 64,
+                "a record has at most 64 typed fields"
+            )
+        };
         let typed = <R::Field as Field>::INFO.iter().map(|f| Column {
             name: f.wire,
             kind: f.kind.into(),
@@ -48,6 +61,9 @@ impl Columns {
         Columns {
             columns,
             by_name,
+            typed: <R::Field as Field>::INFO.len(),
+            time: R::TIME.index(),
+            expecting: R::EXPECTING,
             schema: Arc::new(Schema::new(fields)),
         }
     }
