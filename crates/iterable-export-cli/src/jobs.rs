@@ -85,7 +85,13 @@ impl ViaJobs {
                         .update(move |entry| {
                             // A resumed job keeps its mark (and the last file already written).
                             if !entry.jobs.iter().any(|j| j.window == window && j.job_id == job_id) {
-                                entry.jobs.retain(|j| j.window != window);
+                                // The window's earlier job goes, and so do the jobs without files
+                                // of windows it overlaps (no longer planned: the library cancelled
+                                // them).
+                                entry.jobs.retain(|j| {
+                                    let overlaps = j.window.start < window.end && window.start < j.window.end;
+                                    j.window != window && !(overlaps && j.after_file.is_none())
+                                });
                                 entry.jobs.push(JobResume::new(window, job_id, None));
                             }
                         })

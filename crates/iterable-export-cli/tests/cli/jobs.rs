@@ -10,10 +10,10 @@ use crate::common::*;
 
 /// Two daily windows of emailSend, through jobs, fast limits (the mock's own are off).
 /// (No look-back: its tail would be a window of its own.)
-const SPAN: &str = "export --data-type emailSend --start 2024-01-01 --end 2024-01-03 --window 1d --via jobs \
+pub(crate) const SPAN: &str = "export --data-type emailSend --start 2024-01-01 --end 2024-01-03 --window 1d --via jobs \
                     --job-requests-per-second 1000 --lookback 0s";
 
-fn jobs_config(records_per_day: u64, file_bytes: u64, duration: Duration) -> MockConfig {
+pub(crate) fn jobs_config(records_per_day: u64, file_bytes: u64, duration: Duration) -> MockConfig {
     config(records_per_day).with_jobs(
         JobsConfig::default()
             .with_max_file_bytes(file_bytes)
@@ -30,7 +30,7 @@ fn expected(config: &MockConfig) -> Vec<u8> {
     out
 }
 
-fn output(dir: &Path) -> Result<Vec<u8>, BoxError> {
+pub(crate) fn output(dir: &Path) -> Result<Vec<u8>, BoxError> {
     Ok(std::fs::read(dir.join("emailSend.ndjson"))?)
 }
 
@@ -94,7 +94,7 @@ fn jobs_seen(mock: &MockServer) -> Vec<(i64, bool)> {
 }
 
 /// Waits (polling, in real time: the CLI is another process) until `done()`, or gives up.
-async fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> TestResult {
+pub(crate) async fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> TestResult {
     let give_up = std::time::Instant::now() + Duration::from_secs(60);
     while !done() {
         if std::time::Instant::now() > give_up {

@@ -6,6 +6,7 @@ mod edges;
 mod errors;
 mod export;
 mod jobs;
+mod jobs_resume;
 mod parquet;
 mod parquet_staging;
 mod resume;

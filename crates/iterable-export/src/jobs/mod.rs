@@ -28,6 +28,9 @@ use crate::{Client, DataType, Export, Format, RateLimit, Result};
 /// organization.
 pub(crate) const DEFAULT_JOBS_RATE_LIMIT: RateLimit = RateLimit::new(1, Duration::from_secs(1));
 
+/// Iterable's limit on cancelling jobs: 1 request per second per project.
+const CANCEL_RATE_LIMIT: RateLimit = RateLimit::new(1, Duration::from_secs(1));
+
 /// Iterable runs at most 4 jobs per organization at once.
 pub(crate) const DEFAULT_MAX_RUNNING_JOBS: usize = 4;
 
@@ -53,8 +56,10 @@ impl Default for Polling {
 /// What every clone of a client shares for export jobs.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// Start and files requests.
+    /// Start, files and cancel requests.
     pub(crate) limiter: Arc<Limiter>,
+    /// Cancel requests besides: Iterable's own limit for them.
+    pub(crate) cancels: Arc<Limiter>,
     /// One permit per job that may run at once.
     pub(crate) slots: Arc<tokio::sync::Semaphore>,
     /// Downloads of file URLs: no API key.
@@ -75,6 +80,7 @@ impl Shared {
     pub(crate) fn new(limit: RateLimit, max_running: usize, polling: Polling, downloads: reqwest::Client) -> Self {
         Shared {
             limiter: Limiter::new(limit),
+            cancels: Limiter::new(CANCEL_RATE_LIMIT),
             slots: Arc::new(tokio::sync::Semaphore::new(max_running.max(1))),
             downloads,
             active: Mutex::new(BTreeSet::new()),
@@ -247,14 +253,16 @@ impl Client {
     }
 
     /// Cancels job `job_id` (`DELETE /export/{jobId}`), retrying transient failures. Cancels
-    /// wait for the same limiter as starts and listings (Iterable allows 1 cancel per second
-    /// per project), so a 429 holds them all back instead of being retried at once.
+    /// wait for the same limiter as starts and listings, so a 429 holds them all back instead
+    /// of being retried at once, and besides for Iterable's own limit on cancels (1 per second
+    /// per project).
     ///
     /// # Errors
     /// The API's error (404 for an unknown job, 400 for a job that already ended).
     pub async fn cancel_job(&self, job_id: i64) -> Result<()> {
         let result = self
             .with_retries(crate::client::Throttle::JobsLimit, || async {
+                self.jobs_shared().cancels.acquire().await;
                 let sent = self.generated().cancel_export().job_id(job_id).send().await;
                 match sent {
                     Ok(_) => Ok(()),

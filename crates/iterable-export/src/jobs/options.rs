@@ -117,7 +117,8 @@ impl JobOptions {
 
     /// Continues a job for its window instead of starting a new one (may be given for several
     /// windows). A job that cannot be listed any more is replaced by a new one, unless some of
-    /// its files were already made permanent (then the export fails naming the job).
+    /// its files were already made permanent (then the export fails naming the job). A job
+    /// without such files whose window the export no longer plans, but overlaps, is cancelled.
     pub fn with_resume(mut self, resume: JobResume) -> Self {
         self.resume.push(resume);
         self

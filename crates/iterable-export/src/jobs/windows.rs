@@ -111,6 +111,10 @@ impl ExportJobRequest {
     /// halves, each run as a job; a job that fails is started again up to `jobs.job_retries`
     /// times. When the export stops with an error, the jobs it started ahead are cancelled.
     ///
+    /// Jobs of `jobs.resume` are continued for their windows; one without delivered files whose
+    /// window overlaps these windows without being one of them is cancelled first (its window is
+    /// exported by new jobs).
+    ///
     /// # Errors
     /// [`Error::WindowFailed`] naming the window whose job kept failing, could not be split
     /// further, or failed with an error retrying cannot fix; errors of the sink.
@@ -123,7 +127,9 @@ impl ExportJobRequest {
     ) -> Result<WindowedSummary> {
         self.validate()?;
         let format = options.format;
-        let mut queue: VecDeque<Window> = fit_resumed(windows.into_iter().collect(), &jobs.resume)?.into();
+        let planned = fit_resumed(windows.into_iter().collect(), &jobs.resume)?;
+        self.cancel_stale(&planned, &jobs.resume).await;
+        let mut queue: VecDeque<Window> = planned.into();
         let mut started: VecDeque<(Window, Starting)> = VecDeque::new();
         let mut failures: HashMap<Window, u32> = HashMap::new();
         let mut resume = jobs.resume.clone();
@@ -223,6 +229,34 @@ impl ExportJobRequest {
             self.cancel_ahead(&mut started, &mut queue).await;
         }
         result
+    }
+
+    /// Cancels the jobs of `resume` points without delivered files whose windows overlap the
+    /// `planned` windows without being one of them (the export now runs other windows there,
+    /// for example with another window size): nothing would ever read their files, yet they
+    /// would keep running at Iterable. A job that already ended is left as it is.
+    async fn cancel_stale(&self, planned: &[Window], resume: &[JobResume]) {
+        let client = self.client();
+        for mark in resume {
+            let w = mark.window;
+            let superseded = !planned.contains(&w) && planned.iter().any(|x| x.start < w.end && w.start < x.end);
+            if mark.after_file.is_some() || !superseded {
+                continue;
+            }
+            match client.cancel_job(mark.job_id).await {
+                Ok(()) => {
+                    tracing::info!(job_id = mark.job_id, window = %w, "cancelled the remembered job of a window no longer planned");
+                    super::JobCounters::add(&client.jobs_shared().counters.stale_cancelled, 1);
+                }
+                // Refused: it already ended (400) or is gone (404).
+                Err(err) if matches!(err.status(), Some(400 | 404)) => {
+                    tracing::debug!(job_id = mark.job_id, error = %err, "the remembered job of a window no longer planned already ended");
+                }
+                Err(err) => {
+                    tracing::warn!(job_id = mark.job_id, window = %w, error = %err, "could not cancel the remembered job of a window no longer planned");
+                }
+            }
+        }
     }
 
     /// One of the client's job slots, once free.

@@ -152,3 +152,38 @@ async fn cancels_are_held_to_the_jobs_limit() -> TestResult {
     assert_eq!(ids, [100, 101, 102]);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_remembered_job_without_files_whose_window_is_no_longer_planned_is_cancelled() -> TestResult {
+    let fake = jobs_server::start(Script::default()).await?;
+    let client = crate::jobs::client(&fake.base_url)?;
+    let day_0 = iterable_export::Window {
+        start: day(0),
+        end: day(1),
+    };
+    let outside = iterable_export::Window {
+        start: day(5),
+        end: day(6),
+    };
+    // Job 7 exported day 0 in one window, job 8 a day this export does not cover; this export
+    // plans half days.
+    let jobs = JobOptions::default()
+        .with_resume(iterable_export::JobResume::new(day_0, 7, None))
+        .with_resume(iterable_export::JobResume::new(outside, 8, None));
+    let half_day = Duration::from_secs(12 * 3600);
+    let halves = iterable_export::WindowOptions::default()
+        .with_size(half_day)
+        .with_max_size(half_day);
+    let mut sink = MemSink::new();
+    let summary = client
+        .export_job(DataType::EmailSend)
+        .between(day(0), day(1))
+        .export_windows(halves, jobs, &mut sink)
+        .await?;
+    assert_eq!((summary.windows, summary.records), (2, 50));
+    let seen = fake.seen();
+    assert_eq!(seen.deletes, [7], "only the superseded job is cancelled");
+    assert_eq!(seen.starts.len(), 2);
+    assert_eq!(client.job_stats().stale_cancelled, 1);
+    Ok(())
+}
