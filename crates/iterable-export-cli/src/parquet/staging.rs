@@ -35,13 +35,17 @@ pub(crate) struct Staging {
 
 impl Staging {
     /// Takes `DIR/<dataType>/_lock` (creating the directory if needed), removes staging directories that dead
-    /// runs left, and creates this run's, empty.
+    /// runs left, and creates this run's, empty. A run killed between the two renames of its swap left no
+    /// `DIR/<dataType>` and its complete new directory staged: that one is put in place first.
     ///
     /// # Errors
     /// [`Error::Io`] with kind `WouldBlock` when another run holds `DIR/<dataType>`; [`Error::Io`] when a directory
     /// cannot be created or removed.
     pub(crate) fn begin(output: &Path, data_type: DataType) -> iterable_export::Result<Staging> {
         let target = output.join(data_type.to_string());
+        if !target.exists() {
+            recover_swap(output, data_type, &target)?;
+        }
         let created = !target.exists();
         std::fs::create_dir_all(&target).map_err(|e| io_error(format!("cannot create {}", target.display()), e))?;
         let mut staging = Staging {
@@ -64,8 +68,9 @@ impl Staging {
     }
 
     /// Replaces `DIR/<dataType>` with the complete staged directory (its writer finished): the old directory is
-    /// first renamed aside, so a crash leaves either the old directory or the new one under the visible name, never
-    /// a half-removed one. Returns `DIR/<dataType>`.
+    /// first renamed aside, so a crash leaves the old directory or the new one under the visible name, never a
+    /// half-removed one, or, between the two renames, the new one complete where the next run puts it in place.
+    /// Returns `DIR/<dataType>`.
     ///
     /// # Errors
     /// [`Error::Io`] when a rename fails (the old directory is put back, or the error says where it is).
@@ -120,32 +125,67 @@ impl Drop for Staging {
     }
 }
 
+/// The staging directories of `data_type` in `output`.
+fn staging_dirs(output: &Path, data_type: DataType) -> iterable_export::Result<Vec<PathBuf>> {
+    let prefix = prefix(data_type);
+    let entries = match std::fs::read_dir(output) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(format!("cannot read {}", output.display()), e)),
+    };
+    let mut dirs = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(format!("cannot read {}", output.display()), e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let matches = name
+            .strip_prefix(&prefix)
+            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+        if matches && entry.path().is_dir() {
+            dirs.push(entry.path());
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// With `target` missing: a staged directory that is complete (`_SUCCESS`) and whose run is dead (its `_lock` is
+/// free; a live run holds it through its swap) was being swapped in when its run was killed: it is renamed to
+/// `target`.
+fn recover_swap(output: &Path, data_type: DataType, target: &Path) -> iterable_export::Result<()> {
+    for dir in staging_dirs(output, data_type)? {
+        let new = dir.join(data_type.to_string());
+        if !new.join("_SUCCESS").is_file() {
+            continue;
+        }
+        let Ok(lock) = ExclusiveLock::acquire(new.join("_lock")) else {
+            continue;
+        };
+        std::fs::rename(&new, target)
+            .map_err(|e| io_error(format!("cannot rename {} to {}", new.display(), target.display()), e))?;
+        iterable_export::sync_parent_dir(target)?;
+        drop(lock);
+        tracing::warn!(
+            "{} was missing: a run was stopped while putting it in place; its complete export, {}, is back there",
+            target.display(),
+            new.display()
+        );
+        return Ok(());
+    }
+    Ok(())
+}
+
 /// Removes the staging directories of `data_type` in `output`: the caller holds `DIR/<dataType>/_lock`, so no
 /// live run owns one. Says so on stderr, once, naming them.
 ///
 /// # Errors
 /// [`Error::Io`] when `output` cannot be read or a directory cannot be removed.
 pub(crate) fn remove_stale(output: &Path, data_type: DataType) -> iterable_export::Result<()> {
-    let prefix = prefix(data_type);
-    let entries = match std::fs::read_dir(output) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_error(format!("cannot read {}", output.display()), e)),
-    };
     let mut removed = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| io_error(format!("cannot read {}", output.display()), e))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = name
-            .strip_prefix(&prefix)
-            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
-        if ours && entry.path().is_dir() {
-            remove_dir_if_present(&entry.path())?;
-            removed.push(name);
-        }
+    for dir in staging_dirs(output, data_type)? {
+        remove_dir_if_present(&dir)?;
+        removed.push(dir.file_name().unwrap_or_default().to_string_lossy().into_owned());
     }
     if !removed.is_empty() {
-        removed.sort();
         tracing::warn!(
             "removed what an interrupted run left in {}: {} (the staging director{} of {data_type}, whose run \
              did not finish)",

@@ -249,3 +249,52 @@ async fn continuing_an_export_whose_committed_file_is_gone_is_refused_and_writes
     assert_eq!(mock.requests().len(), requests, "no request was sent");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_swap_killed_between_its_renames_is_completed_by_the_next_run() -> TestResult {
+    let config = config(500);
+    let work = tempfile::tempdir()?;
+    let convert = |input: &Path, out: &Path| {
+        bare_command()
+            .line("convert --data-type emailSend")
+            .with(input)
+            .with("-o")
+            .with(out)
+            .assert()
+    };
+    let (earlier, newer) = (work.path().join("earlier.ndjson"), work.path().join("newer.ndjson"));
+    std::fs::write(
+        &earlier,
+        expected_body(&config, "emailSend", day_at(0, 0), day_at(1, 0)),
+    )?;
+    std::fs::write(&newer, expected_body(&config, "emailSend", day_at(1, 0), day_at(2, 0)))?;
+    convert(&earlier, &work.path().join("a")).code(0);
+    convert(&newer, &work.path().join("b")).code(0);
+    let complete = tree(&work.path().join("b/emailSend"));
+    // As a run killed between its renames leaves it: the old directory aside, the new one complete, no
+    // `DIR/emailSend`.
+    let dir = work.path().join("lake");
+    let staging = dir.join(".staging-emailSend-4000000009");
+    std::fs::create_dir_all(&staging)?;
+    std::fs::rename(work.path().join("a/emailSend"), staging.join("old"))?;
+    std::fs::rename(work.path().join("b/emailSend"), staging.join("emailSend"))?;
+
+    // The next run puts the complete one in place before anything else: its own failure leaves that one.
+    let bad = work.path().join("bad.ndjson");
+    std::fs::write(&bad, "{oops\n")?;
+    let failed = convert(&bad, &dir).code(7);
+    let text = stderr(&failed);
+    assert_eq!(
+        text.matches("a run was stopped while putting it in place").count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(text.matches(STALE).count(), 1, "{text}");
+    assert_eq!(tree(&lake(&dir)), complete);
+    assert_eq!(names(&dir), ["emailSend"]);
+    assert_eq!(
+        rows_by_day(&lake(&dir)),
+        expected_by_day(&config, day_at(1, 0), day_at(2, 0))
+    );
+    Ok(())
+}
