@@ -70,11 +70,7 @@ impl Stream {
     /// The time field that windows the data type: `profileUpdatedAt` for the user table,
     /// `createdAt` for events.
     pub(crate) fn replication_key(self) -> &'static str {
-        if self.data_type == DataType::User {
-            "profileUpdatedAt"
-        } else {
-            "createdAt"
-        }
+        iterable_export::time_field(self.data_type)
     }
 
     /// The record's identity: `messageId` for sends, `id` (the order id) for purchases, `email`

@@ -164,7 +164,8 @@ async fn run_pass(
     let mut sink = Bookmarking {
         inner: Dedup::new(records, pass.seen, Some(pass.tail_from))
             .with_drop_until(pass.seen_until)
-            .with_remembered(pass.remembered),
+            .with_remembered(pass.remembered)
+            .with_time_field(iterable_export::time_field(stream.data_type)),
         state,
         name: name.to_owned(),
         bookmark: pass.bookmark,

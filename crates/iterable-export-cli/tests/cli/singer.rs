@@ -202,8 +202,9 @@ async fn incremental_and_resumed_syncs_give_every_record_once() -> TestResult {
     all.extend_from_slice(&second);
     assert_served(&all, "email_send", &config, "emailSend", 2);
 
-    // The third sync, killed while its third request's body is held: the windows before it
-    // were emitted with their STATE, the one in flight was not.
+    // The third sync, killed while its second request's body is held (its windows: the
+    // look-back and a day, a day, the last 20 minutes): the window before it was emitted with
+    // its STATE, the one in flight was not.
     mock.clear_requests();
     mock.inject(Fault::Stall {
         after_bytes: 50_000,
@@ -224,7 +225,7 @@ async fn incremental_and_resumed_syncs_give_every_record_once() -> TestResult {
         .stdout(std::fs::File::create(&partial)?)
         .stderr(std::process::Stdio::null())
         .spawn()?;
-    kill_when_held(&mock, &mut child, 3, 50_000).await?;
+    kill_when_held(&mock, &mut child, 2, 50_000).await?;
     mock.clear_faults();
     let third = std::fs::read(&partial)?;
     let state = save_last_state(&third, dir.path())?;
