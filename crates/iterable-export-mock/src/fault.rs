@@ -179,7 +179,8 @@ impl FromStr for Fault {
 /// every job stay queued.
 ///
 /// The text form (`--job-fault`): `fail:JOB:AFTER_FILES`, `restart:JOB:AFTER_FILES:PAUSE`,
-/// `cap:JOB:BYTES`, `cut:JOB:FILE:BYTES`, `expired:JOB:LISTINGS`, `files-500:JOB:CALL`.
+/// `cap:JOB:BYTES`, `cut:JOB:FILE:BYTES`, `expired:JOB:LISTINGS`, `files-500:JOB:CALL`,
+/// `start-500:JOB`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobFault {
     /// The job becomes `failed` once `after_files` files have appeared (at the end if it has
@@ -237,6 +238,12 @@ pub enum JobFault {
         /// The request that fails (1 = the first).
         call: u32,
     },
+    /// The `POST /export/start` that creates the job answers 500 `GenericError` ("Please try
+    /// again later"): the job is created and runs, but the client is not told its id.
+    StartError {
+        /// The job (n-th started, 0: every job).
+        job: u32,
+    },
 }
 
 impl JobFault {
@@ -248,7 +255,8 @@ impl JobFault {
             | JobFault::Cap { job, .. }
             | JobFault::CutFile { job, .. }
             | JobFault::ExpiredUrls { job, .. }
-            | JobFault::FilesError { job, .. } => *job,
+            | JobFault::FilesError { job, .. }
+            | JobFault::StartError { job } => *job,
         }
     }
 }
@@ -266,6 +274,7 @@ impl fmt::Display for JobFault {
             JobFault::CutFile { job, file, after_bytes } => write!(f, "cut:{job}:{file}:{after_bytes}"),
             JobFault::ExpiredUrls { job, listings } => write!(f, "expired:{job}:{listings}"),
             JobFault::FilesError { job, call } => write!(f, "files-500:{job}:{call}"),
+            JobFault::StartError { job } => write!(f, "start-500:{job}"),
         }
     }
 }
@@ -276,7 +285,7 @@ impl FromStr for JobFault {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || {
             MockError::InvalidParam(format!(
-                "invalid job fault {s:?} (forms: fail:JOB:AFTER_FILES, restart:JOB:AFTER_FILES:PAUSE, cap:JOB:BYTES, cut:JOB:FILE:BYTES, expired:JOB:LISTINGS, files-500:JOB:CALL; JOB 0 = every job)"
+                "invalid job fault {s:?} (forms: fail:JOB:AFTER_FILES, restart:JOB:AFTER_FILES:PAUSE, cap:JOB:BYTES, cut:JOB:FILE:BYTES, expired:JOB:LISTINGS, files-500:JOB:CALL, start-500:JOB; JOB 0 = every job)"
             ))
         };
         let parts: Vec<&str> = s.split(':').map(str::trim).collect();
@@ -309,6 +318,7 @@ impl FromStr for JobFault {
                 job: n32(job)?,
                 call: n32(call)?,
             },
+            ["start-500", job] => JobFault::StartError { job: n32(job)? },
             _ => return Err(bad()),
         })
     }
@@ -327,6 +337,7 @@ mod tests {
             "cut:1:4:100",
             "expired:3:2",
             "files-500:1:2",
+            "start-500:1",
         ] {
             let f: JobFault = s.parse()?;
             assert_eq!(f.to_string(), s);

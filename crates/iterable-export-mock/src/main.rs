@@ -53,7 +53,8 @@ Job fault forms (--job-fault, repeatable; JOB = the n-th job started, 0 = every 
   cap:JOB:BYTES          the job's size cap (exportTruncated: true beyond it)
   cut:JOB:FILE:BYTES     the first download of file FILE (1-based) stops after BYTES bytes
   expired:JOB:N          the first N file listings of the job hand out expired URLs
-  files-500:JOB:CALL     the CALL-th files request of the job answers 500";
+  files-500:JOB:CALL     the CALL-th files request of the job answers 500
+  start-500:JOB          the start creating the job answers 500 (the job runs)";
 
 /// A local server that behaves like Iterable's Export API (data.json, data.csv, userEvents,
 /// experiments/metrics) with deterministic synthetic data, rate limiting and fault injection.

@@ -77,6 +77,8 @@ pub struct JobCounters {
     pub rate_limited: u64,
     /// 500s sent by [`JobFault::FilesError`](crate::JobFault::FilesError).
     pub files_errors: u64,
+    /// Jobs created whose start answered 500 ([`JobFault::StartError`](crate::JobFault::StartError)).
+    pub start_errors: u64,
     /// Requests the file host received.
     pub downloads: u64,
     /// Downloads that sent a whole file.

@@ -48,6 +48,8 @@ pub(crate) struct JobFaults {
     /// `(after_files, pause)`, in the order injected.
     restarts: Vec<(u32, Duration)>,
     cap: Option<u64>,
+    /// Its start answers 500 ([`JobFault::StartError`]).
+    start_error: bool,
 }
 
 /// One file of a job.
@@ -130,6 +132,11 @@ impl Job {
 
     fn files_ready(&self) -> usize {
         lock(&self.data).files.len()
+    }
+
+    /// Whether its start answers 500 ([`JobFault::StartError`]).
+    pub(crate) fn start_fails(&self) -> bool {
+        self.faults.start_error
     }
 
     /// The job's size cap.
@@ -262,6 +269,7 @@ impl Jobs {
                     JobFault::CutFile { file, after_bytes, .. } => data.cuts.push((file, after_bytes)),
                     JobFault::ExpiredUrls { listings, .. } => data.expired_listings += listings,
                     JobFault::FilesError { call, .. } => data.failing_calls.push(call),
+                    JobFault::StartError { .. } => faults.start_error = true,
                 }
             }
             queue.retain(|f| f.job() != n);

@@ -8,7 +8,9 @@ use futures::StreamExt;
 use iterable_export_mock::{JobFault, JobState, MockServer};
 use serde_json::json;
 
-use crate::job_support::{END, S, all_files, config, download, files, ready, run_to_end, start, state, tick, until};
+use crate::job_support::{
+    END, S, all_files, config, download, files, ready, run_to_end, start, start_raw, state, tick, until,
+};
 use crate::{R, client, hold_clock};
 
 const NDJSON: &str = "application/x-json-stream";
@@ -209,5 +211,35 @@ async fn expired_urls_until_listed_again() -> R {
         [JobFault::ExpiredUrls { job: 0, listings: 1 }]
     );
     assert_eq!(mock.job_counters().expired, 2);
+    Ok(())
+}
+
+/// Proves: `StartError { job: 1 }` creates the first job, which runs and is listed by
+/// `GET /export/jobs`, but its start answers Iterable's 500 GenericError without the id; the
+/// next start answers 200 with the second job's id.
+#[tokio::test(start_paused = true)]
+async fn a_start_error_creates_the_job_but_answers_500() -> R {
+    let _clock = hold_clock();
+    let mock = MockServer::start(config()).await?;
+    mock.inject_job_fault(JobFault::StartError { job: 1 });
+    let body = json!({"dataTypeName": "emailSend", "outputFormat": NDJSON, "startDateTime": S, "endDateTime": END});
+    assert_eq!(
+        start_raw(&mock, &body.to_string()).await?,
+        (
+            500,
+            json!({"msg": "Something went wrong. Please try again later.", "code": "GenericError", "params": {}})
+        )
+    );
+    let (status, _, list) = crate::get_all(&mock, "/export/jobs").await?;
+    assert_eq!(status, 200);
+    let list: serde_json::Value = serde_json::from_slice(&list)?;
+    assert_eq!(list["jobs"][0]["id"], 1_000_001);
+    assert_eq!(list["jobs"][0]["dataTypeName"], "emailSend");
+    let orphan = mock.job(1_000_001).ok_or("the job the failed start created")?;
+    assert!(!orphan.state.is_final(), "{:?}", orphan.state);
+    assert_eq!(start(&mock, "emailSend", NDJSON).await?, 1_000_002);
+    let c = mock.job_counters();
+    assert_eq!((c.start_errors, c.starts), (1, 1));
+    assert_eq!(mock.pending_job_faults(), []);
     Ok(())
 }

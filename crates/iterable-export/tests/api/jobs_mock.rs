@@ -37,6 +37,17 @@ fn daily() -> WindowOptions {
     WindowOptions::default().with_size(Duration::from_secs(86_400))
 }
 
+/// Exports day 0 of emailSend through jobs, in daily windows.
+async fn export_day_0(client: &Client) -> iterable_export::Result<(iterable_export::WindowedSummary, MemSink)> {
+    let mut sink = MemSink::new();
+    let summary = client
+        .export_job(DataType::EmailSend)
+        .between(day(0), day(1))
+        .export_windows(daily(), JobOptions::default(), &mut sink)
+        .await?;
+    Ok((summary, sink))
+}
+
 #[tokio::test]
 async fn a_capped_job_is_split_and_a_restarted_job_is_followed_to_the_exact_records() -> TestResult {
     let config = jobs_config(200, 5_000);
@@ -50,12 +61,7 @@ async fn a_capped_job_is_split_and_a_restarted_job_is_followed_to_the_exact_reco
         pause: Duration::from_millis(20),
     });
     let client = client(&mock, 1_000)?;
-    let mut sink = MemSink::new();
-    let summary = client
-        .export_job(DataType::EmailSend)
-        .between(day(0), day(1))
-        .export_windows(daily(), JobOptions::default(), &mut sink)
-        .await?;
+    let (summary, sink) = export_day_0(&client).await?;
     let noon = day(0) + chrono::Duration::hours(12);
     let mut expected = expected_body(&config, "emailSend", day(0), noon);
     expected.extend(expected_body(&config, "emailSend", noon, day(1)));
@@ -152,5 +158,29 @@ async fn csv_jobs_hand_each_files_header_to_the_sink_and_every_row_once() -> Tes
     .collect();
     assert_eq!(sink.committed(), rows.as_slice());
     assert_eq!(summary.records, expected.records() as u64);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_job_a_start_answered_500_created_is_found_in_the_job_list_and_cancelled() -> TestResult {
+    let config = jobs_config(100, 4_000);
+    let mock = start(config.clone()).await?;
+    mock.inject_job_fault(JobFault::StartError { job: 1 });
+    let client = client(&mock, 1_000)?;
+    let (summary, sink) = export_day_0(&client).await?;
+    assert_eq!(
+        sink.committed(),
+        expected_body(&config, "emailSend", day(0), day(1)).as_slice()
+    );
+    assert_eq!(summary.windows, 1);
+    let jobs: Vec<(i64, bool)> = mock.jobs().iter().map(|j| (j.id, j.cancel_requested)).collect();
+    assert_eq!(jobs, [(1_000_001, true), (1_000_002, false)]);
+    let counters = mock.job_counters();
+    assert_eq!((counters.start_errors, counters.starts, counters.cancels), (1, 1, 1));
+    assert!(
+        mock.file_host_hits().iter().all(|hit| !hit.path.contains("/1000001/")),
+        "the orphan's files were downloaded"
+    );
+    assert_eq!(client.job_stats().orphans_cancelled, 1);
     Ok(())
 }

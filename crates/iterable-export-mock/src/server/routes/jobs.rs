@@ -87,6 +87,10 @@ pub(in crate::server) fn handle(
         JobRoute::Start => match start_spec(config, body) {
             Ok(spec) => {
                 let job = jobs.create(spec, config);
+                if job.start_fails() {
+                    jobs.count(|c| c.start_errors += 1);
+                    return Small::generic_error();
+                }
                 jobs.count(|c| c.starts += 1);
                 json_response(&json!({ "jobId": job.id }))
             }
