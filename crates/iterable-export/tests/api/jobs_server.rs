@@ -142,6 +142,8 @@ struct State {
     expired_once: Vec<(i64, usize)>,
     broken_served: usize,
     cut_once: Vec<(i64, usize)>,
+    /// How many downloads the file host saw, for tests that wait for them.
+    downloads_seen: tokio::sync::watch::Sender<usize>,
 }
 
 /// The running fake.
@@ -155,6 +157,13 @@ pub struct Fake {
 impl Fake {
     pub fn seen(&self) -> Seen {
         self.state.lock().expect("fake state").seen.clone()
+    }
+
+    /// Waits until the file host saw at least `n` downloads (no clock: a test that would wait
+    /// for ever is stopped by its hang guard).
+    pub async fn downloads_reached(&self, n: usize) {
+        let mut seen = self.state.lock().expect("fake state").downloads_seen.subscribe();
+        let _ = seen.wait_for(|d| *d >= n).await;
     }
 
     /// Lets the held starts ([`Script::start_held`]) answer.
