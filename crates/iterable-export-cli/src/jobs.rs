@@ -171,6 +171,12 @@ pub(crate) async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(Stri
             stats.downloads_retried,
             stats.urls_refreshed
         ));
+        if stats.orphans_cancelled + stats.stale_cancelled > 0 {
+            ui.line(&format!(
+                "jobs cancelled: {} created by a start that failed, {} remembered for windows no longer planned",
+                stats.orphans_cancelled, stats.stale_cancelled
+            ));
+        }
     }
     results
 }

@@ -6,7 +6,7 @@ mod edges;
 mod errors;
 mod export;
 mod jobs;
-mod jobs_resume;
+mod jobs_left_running;
 mod parquet;
 mod parquet_staging;
 mod resume;

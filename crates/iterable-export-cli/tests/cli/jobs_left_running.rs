@@ -1,4 +1,5 @@
-//! `export --via jobs` continuing from a state whose jobs no longer fit the plan.
+//! `export --via jobs` and the jobs that would be left running at Iterable: those a state
+//! remembers for windows no longer planned, and the job a start that answered 500 created.
 
 use std::time::Duration;
 
@@ -43,13 +44,17 @@ async fn remembered_jobs_without_files_whose_windows_are_no_longer_planned_are_c
 
     // Half-day windows: the day windows of the remembered jobs (no file of theirs in the
     // output) are no longer planned. Their jobs are cancelled, each half gets a job.
-    command(&mock)
+    let assert = command(&mock)
         .line(&SPAN.replace("--window 1d", "--window 12h"))
         .into_dir(dir.path())
-        .with("--quiet")
         .run()
-        .await?
-        .success();
+        .await?;
+    let err = stderr(&assert);
+    assert.success();
+    assert!(
+        err.contains("jobs cancelled: 0 created by a start that failed, 2 remembered for windows no longer planned"),
+        "{err}"
+    );
     let cancelled: Vec<(i64, bool)> = mock.jobs().iter().map(|job| (job.id, job.cancel_requested)).collect();
     assert_eq!(
         cancelled,
@@ -72,5 +77,28 @@ async fn remembered_jobs_without_files_whose_windows_are_no_longer_planned_are_c
     let state = read_state(&state_path)?;
     assert_eq!(state["exports"]["emailSend.ndjson"]["done"], true);
     assert!(state["exports"]["emailSend.ndjson"].get("jobs").is_none(), "{state}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_job_a_start_answered_500_created_is_cancelled_and_the_output_is_exact() -> TestResult {
+    let config = jobs_config(100, 4_000, Duration::from_millis(20));
+    let mock = start(config.clone()).await?;
+    mock.inject_job_fault(JobFault::StartError { job: 1 });
+    let dir = tempfile::tempdir()?;
+    let assert = command(&mock).line(SPAN).into_dir(dir.path()).run().await?;
+    let err = stderr(&assert);
+    assert.success();
+    assert!(
+        err.contains("jobs cancelled: 1 created by a start that failed, 0 remembered for windows no longer planned"),
+        "{err}"
+    );
+    let cancelled: Vec<(i64, bool)> = mock.jobs().iter().map(|job| (job.id, job.cancel_requested)).collect();
+    assert_eq!(cancelled, [(1_000_001, true), (1_000_002, false), (1_000_003, false)]);
+    let counters = mock.job_counters();
+    assert_eq!((counters.start_errors, counters.starts, counters.cancels), (1, 2, 1));
+    let mut want = expected_body(&config, "emailSend", day(0), day(1));
+    want.extend(expected_body(&config, "emailSend", day(1), day(2)));
+    assert_eq!(output(dir.path())?, want);
     Ok(())
 }
