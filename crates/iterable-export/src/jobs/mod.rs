@@ -374,6 +374,13 @@ impl ExportJobRequest {
     /// ([`ClientBuilder::max_running_jobs`](crate::ClientBuilder::max_running_jobs)); the slot is
     /// held until the job is seen completed, failed or cancelled, or the [`ExportJob`] dropped.
     ///
+    /// Starts of a client run one at a time. A start that fails without saying whether Iterable
+    /// created the job (a 5xx, a timeout, a connection lost) looks for that job in
+    /// `GET /export/jobs` (a job of the data type, enqueued or running, that appeared since a
+    /// list taken before the start) and cancels it before it is tried again, so no job runs
+    /// unknown beside the next one ([`JobStats::orphans_cancelled`]). Cancelled rather than
+    /// adopted: the list does not say a job's window, format or fields.
+    ///
     /// # Errors
     /// Validation errors before sending (a job needs dates, or none for all of time; a
     /// predefined range other than that is refused); the API's error.
