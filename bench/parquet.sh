@@ -175,6 +175,18 @@ lines = ["| what | input MB | wall s | CPU s | MB/s (wall) | peak RSS MiB | outp
 for r in rows:
     rate = f"{float(r['input_mb']) / max(float(r['wall_s']), 1e-9):.0f}"
     lines.append(f"| {r['what']} | {r['input_mb']} | {r['wall_s']} | {r['cpu_s']} | {rate} | {r['rss_mib']} | {r['output_mb']} | {r['rows']} |")
+# The issue's targets, from this run: convert's throughput against DuckDB's (>= 1), its file size against DuckDB's
+# (<= 1.1), and the Parquet export's speed against the NDJSON export's (>= 0.5).
+by = lambda prefix: next((r for r in rows if r["what"].startswith(prefix)), None)
+ours, duck = by("iterable-export convert (zstd)"), by("DuckDB")
+nd, pq = by("iterable-export export (NDJSON)"), by("iterable-export export --format parquet")
+ratio = lambda a, b, key: float(a[key]) / max(float(b[key]), 1e-9)
+lines.append("")
+if ours and duck:
+    lines.append(f"convert vs DuckDB: throughput {ratio(duck, ours, 'wall_s'):.2f} x, CPU {ratio(ours, duck, 'cpu_s'):.2f} x, "
+                 f"file size {ratio(ours, duck, 'output_mb'):.2f} x")
+if nd and pq:
+    lines.append(f"export --format parquet vs NDJSON: speed {ratio(nd, pq, 'wall_s'):.2f} x, CPU {ratio(pq, nd, 'cpu_s'):.2f} x")
 open(sys.argv[2], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

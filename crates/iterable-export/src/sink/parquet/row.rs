@@ -48,6 +48,9 @@ pub(crate) struct Row<'c> {
     seen: u64,
     /// The first pass met a typed field twice (see [`Row::decode`]).
     repeated: bool,
+    /// The name and column (`None`: no column) of each field position of the last line: lines of one export
+    /// have their fields in the same order, so that a name is compared once, not hashed and looked up.
+    last_names: Vec<(String, Option<usize>)>,
 }
 
 /// What is wrong with a line that is not one JSON object.
@@ -62,7 +65,27 @@ impl<'c> Row<'c> {
             mismatched: 0,
             seen: 0,
             repeated: false,
+            last_names: Vec::new(),
         }
+    }
+
+    /// The column of the field at `position` of a line (`None`: it has none).
+    #[inline]
+    fn column_of(&mut self, columns: &Columns, position: usize, name: &str) -> Option<usize> {
+        if let Some((last, column)) = self.last_names.get(position)
+            && last == name
+        {
+            return *column;
+        }
+        let column = columns.by_name.get(name).copied();
+        if position == self.last_names.len() {
+            self.last_names.push((name.to_owned(), column));
+        } else if let Some(last) = self.last_names.get_mut(position) {
+            last.0.clear();
+            last.0.push_str(name);
+            last.1 = column;
+        }
+        column
     }
 
     /// Decodes a line into the row (replacing the previous line's).
@@ -113,7 +136,7 @@ impl<'c> Row<'c> {
     /// Puts a field's value into column `i`, or its JSON `text` into `_extra` (a value that does not fit, a column
     /// already filled by a repeated name, a time whose text the column does not rebuild).
     fn put(&mut self, i: usize, kind: ColumnKind, name: &Name<'_>, text: &'c str) {
-        if self.cells[i] != Cell::Null {
+        if !matches!(self.cells[i], Cell::Null) {
             self.put_extra(name, text);
             return;
         }
@@ -219,8 +242,11 @@ impl<'c> Visitor<'c> for Fields<'_, 'c> {
 
     fn visit_map<A: MapAccess<'c>>(self, mut map: A) -> Result<(), A::Error> {
         let Fields { row, columns, mut skip } = self;
+        let mut position = 0;
         while let Some(name) = map.next_key_seed(NameSeed)? {
-            let Some(&i) = columns.by_name.get(name.as_str()) else {
+            let column = row.column_of(columns, position, name.as_str());
+            position += 1;
+            let Some(i) = column else {
                 let raw: &'c RawValue = map.next_value()?;
                 row.put_extra(&name, raw.get());
                 continue;

@@ -154,3 +154,52 @@ fn a_panic_found_by_try_take_fails_the_generation_too() -> Result<()> {
     assert_eq!(records(decoders.take()?), None);
     Ok(())
 }
+
+/// Columns empty in some rows: their `NULL`s are appended in runs, before the next value and at the end of the
+/// chunk; an encoder kept for the next chunk starts that chunk clean.
+#[test]
+fn columns_get_their_nulls_in_the_rows_that_lack_a_value() -> Result<()> {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+
+    let columns = Arc::new(Columns::of::<Event>());
+    let mut encoders = BTreeMap::new();
+    let t = r#""createdAt":"2024-01-01 10:00:00 +00:00""#;
+    let chunks = [
+        format!(
+            "{{{t}}}\n{{{t},\"campaignId\":5}}\n{{{t}}}\n{{{t}}}\n{{{t},\"campaignId\":6,\"city\":\"P\"}}\n{{{t}}}"
+        ),
+        format!("{{{t},\"city\":\"Q\"}}\n{{{t},\"campaignId\":7}}"),
+    ];
+    let mut got = Vec::new();
+    for chunk in &chunks {
+        let decoded = decode_chunk(chunk.as_bytes(), &mut encoders, &columns, Partition::Day)?
+            .map_err(|(_, m)| Error::InvalidRequest(m))?;
+        assert_eq!(decoded.parts.len(), 1);
+        let batch = &decoded.parts[0].1;
+        let campaign = batch.column_by_name("campaignId").expect("campaignId");
+        let campaign: Vec<Option<i64>> = campaign.as_primitive::<Int64Type>().iter().collect();
+        let city: Vec<Option<String>> = batch
+            .column_by_name("city")
+            .expect("city")
+            .as_string::<i32>()
+            .iter()
+            .map(|c| c.map(str::to_owned))
+            .collect();
+        let extra = batch.column_by_name(super::super::schema::EXTRA).expect("_extra");
+        assert_eq!(extra.null_count(), batch.num_rows());
+        got.push((campaign, city));
+    }
+    assert_eq!(
+        got,
+        [
+            (
+                vec![None, Some(5), None, None, Some(6), None],
+                vec![None, None, None, None, Some("P".to_owned()), None]
+            ),
+            (vec![None, Some(7)], vec![Some("Q".to_owned()), None]),
+        ]
+    );
+    Ok(())
+}

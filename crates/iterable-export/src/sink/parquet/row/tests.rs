@@ -15,19 +15,23 @@ struct Decoded<'c> {
 fn decode_as<'c>(columns: &Columns, line: &'c str) -> Result<Decoded<'c>, LineError> {
     let mut row = Row::new(columns);
     row.decode(columns, line.as_bytes())?;
-    let cells = columns
+    Ok(Decoded {
+        cells: filled(columns, &row),
+        extra: row.extra.clone(),
+        day: row.day,
+        mismatched: row.mismatched,
+    })
+}
+
+/// The row's non-`NULL` cells, by column name.
+fn filled<'c>(columns: &Columns, row: &Row<'c>) -> Vec<(&'static str, Cell<'c>)> {
+    columns
         .columns
         .iter()
         .zip(&row.cells)
         .filter(|(_, cell)| **cell != Cell::Null)
         .map(|(column, cell)| (column.name, cell.clone()))
-        .collect();
-    Ok(Decoded {
-        cells,
-        extra: row.extra.clone(),
-        day: row.day,
-        mismatched: row.mismatched,
-    })
+        .collect()
 }
 
 fn decode(line: &str) -> Decoded<'_> {
@@ -214,4 +218,41 @@ fn each_line_starts_a_clean_row() {
     assert_eq!(filled, [&s("m")]);
     assert_eq!((row.extra.as_str(), row.day), ("", None));
     assert_eq!(row.mismatched, 1, "counted over the rows");
+}
+
+/// Names are compared with the last line's at the same position before they are looked up: lines whose fields
+/// come in another order, or other fields, still get each value in its own column.
+#[test]
+fn field_order_may_change_from_line_to_line() {
+    let columns = Columns::of::<Event>();
+    let lines = [
+        r#"{"email":"a","campaignId":1,"x":"1","city":"P"}"#,
+        r#"{"email":"b","campaignId":2,"x":"2","city":"Q"}"#,
+        r#"{"campaignId":3,"email":"c","city":"R","x":"3","y":4}"#,
+        r#"{"x":"4","email":"d"}"#,
+    ];
+    let mut row = Row::new(&columns);
+    let mut rows = Vec::new();
+    for line in lines {
+        row.decode(&columns, line.as_bytes()).expect("an object");
+        rows.push((filled(&columns, &row), row.extra.clone()));
+    }
+    assert_eq!(
+        rows,
+        [
+            (
+                vec![("email", s("a")), ("campaignId", Cell::Int(1)), ("city", s("P"))],
+                r#"{"x":"1"}"#.to_owned()
+            ),
+            (
+                vec![("email", s("b")), ("campaignId", Cell::Int(2)), ("city", s("Q"))],
+                r#"{"x":"2"}"#.to_owned()
+            ),
+            (
+                vec![("email", s("c")), ("campaignId", Cell::Int(3)), ("city", s("R"))],
+                r#"{"x":"3","y":4}"#.to_owned()
+            ),
+            (vec![("email", s("d"))], r#"{"x":"4"}"#.to_owned()),
+        ]
+    );
 }
