@@ -1,12 +1,16 @@
 //! Asynchronous export jobs (`POST /export/start` and friends): [`ExportJobRequest`] starts a
 //! job, [`ExportJob`] lists its files as they appear, `download.rs` fetches a file from its
 //! pre-signed URL without the API key, and `windows.rs` feeds whole windows through the same
-//! [`Sink`](crate::Sink) machinery as `data.json` exports.
+//! [`Sink`](crate::Sink) machinery as `data.json` exports (`starting.rs` starts a window's job in
+//! a task of its own, `resume.rs` fits the windows around resumed jobs). `orphans.rs` finds and
+//! cancels the job a failed start may have created.
 
 mod download;
 mod job;
 mod options;
 mod orphans;
+mod resume;
+mod starting;
 mod state;
 mod windows;
 

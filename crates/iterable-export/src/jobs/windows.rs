@@ -3,68 +3,19 @@
 //! exactly-once guarantees of `data.json` exports hold unchanged.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use chrono::SubsecRound;
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::download::{Spooled, download};
+use super::resume::fit_resumed;
+use super::starting::{Starting, join};
 use super::{ExportJob, ExportJobRequest, JobState};
 use crate::{CsvRecords, Error, Format, Lines, Result, Sink, Window, WindowOptions, WindowedSummary, plan_windows};
 
-use super::options::{JobOptions, JobResume};
-
-/// A job being started in a task of its own. Dropped before its request is sent, the task is
-/// aborted; after, it finishes in the background and cancels the job it got
-/// ([`Client::settle_abandoned_starts`](crate::Client::settle_abandoned_starts)): aborted mid
-/// request, it would leave a job at Iterable nobody knows of.
-struct Starting {
-    /// `None` once joined.
-    task: Option<tokio::task::JoinHandle<Result<ExportJob>>>,
-    /// Set once the task holds a job slot and sends `POST /export/start`: before, aborting it
-    /// leaves nothing behind at Iterable.
-    sending: Arc<AtomicBool>,
-    client: crate::Client,
-}
-
-impl Starting {
-    fn is_finished(&self) -> bool {
-        self.task.as_ref().is_none_or(tokio::task::JoinHandle::is_finished)
-    }
-}
-
-impl Drop for Starting {
-    fn drop(&mut self) {
-        let Some(task) = self.task.take() else {
-            return;
-        };
-        let runtime = tokio::runtime::Handle::try_current();
-        let (true, Ok(runtime)) = (self.sending.load(Ordering::SeqCst), runtime) else {
-            task.abort();
-            return;
-        };
-        let cleanup = runtime.spawn(async move {
-            let Ok(Ok(mut job)) = task.await else {
-                return None;
-            };
-            match job.cancel().await {
-                Ok(()) => {
-                    tracing::info!(job_id = job.id(), "cancelled the job of an abandoned start");
-                    Some(job.id())
-                }
-                Err(err) => {
-                    tracing::warn!(job_id = job.id(), error = %err, "could not cancel the job of an abandoned start");
-                    None
-                }
-            }
-        });
-        let mut abandoned = self.client.jobs_shared().abandoned();
-        abandoned.retain(|t| !t.is_finished());
-        abandoned.push(cleanup);
-    }
-}
+use super::options::JobOptions;
 
 /// How one window's attempt ended, when it did not commit.
 enum Outcome {
@@ -231,74 +182,9 @@ impl ExportJobRequest {
         result
     }
 
-    /// Cancels the jobs of `resume` points without delivered files whose windows overlap the
-    /// `planned` windows without being one of them (the export now runs other windows there,
-    /// for example with another window size): nothing would ever read their files, yet they
-    /// would keep running at Iterable. A job that already ended is left as it is.
-    async fn cancel_stale(&self, planned: &[Window], resume: &[JobResume]) {
-        let client = self.client();
-        for mark in resume {
-            let w = mark.window;
-            let superseded = !planned.contains(&w) && planned.iter().any(|x| x.start < w.end && w.start < x.end);
-            if mark.after_file.is_some() || !superseded {
-                continue;
-            }
-            match client.cancel_job(mark.job_id).await {
-                Ok(()) => {
-                    tracing::info!(job_id = mark.job_id, window = %w, "cancelled the remembered job of a window no longer planned");
-                    super::JobCounters::add(&client.jobs_shared().counters.stale_cancelled, 1);
-                }
-                // Refused: it already ended (400) or is gone (404).
-                Err(err) if matches!(err.status(), Some(400 | 404)) => {
-                    tracing::debug!(job_id = mark.job_id, error = %err, "the remembered job of a window no longer planned already ended");
-                }
-                Err(err) => {
-                    tracing::warn!(job_id = mark.job_id, window = %w, error = %err, "could not cancel the remembered job of a window no longer planned");
-                }
-            }
-        }
-    }
-
     /// One of the client's job slots, once free.
     async fn slot(&self) -> Option<OwnedSemaphorePermit> {
         self.client().jobs_shared().slots.clone().acquire_owned().await.ok()
-    }
-
-    /// Starts (or resumes) `window`'s job in a task of its own, with `permit` as its job slot
-    /// (`None`: the task waits for one).
-    fn spawn_start(
-        &self,
-        window: Window,
-        format: Format,
-        resume: Option<JobResume>,
-        jobs: &JobOptions,
-        permit: Option<OwnedSemaphorePermit>,
-    ) -> Starting {
-        let request = self.for_window(&window);
-        let observer = jobs.observer.clone();
-        let sending = Arc::new(AtomicBool::new(false));
-        let flag = sending.clone();
-        let task = tokio::spawn(async move {
-            let job = match resume {
-                Some(point) => {
-                    let mut job = request.resume_with(point.job_id, format, permit).await?;
-                    if let Some(file) = point.after_file {
-                        job.skip_through(file);
-                    }
-                    job
-                }
-                None => request.start_with(format, Some(&flag), permit).await?,
-            };
-            if let Some(observe) = observer {
-                observe(&window, job.id());
-            }
-            Ok(job)
-        });
-        Starting {
-            task: Some(task),
-            sending,
-            client: self.client().clone(),
-        }
     }
 
     /// Before a window's job is started again: when every job slot of the client is taken, the
@@ -447,23 +333,6 @@ impl ExportJobRequest {
     }
 }
 
-async fn join(starting: Starting) -> Result<ExportJob> {
-    let mut starting = starting;
-    // Dropped while waiting here (the export is dropped), `starting` still holds the task.
-    let joined = match starting.task.as_mut() {
-        Some(handle) => handle.await,
-        None => return Err(Error::InvalidRequest("an export job start was joined twice".into())),
-    };
-    starting.task = None;
-    match joined {
-        Ok(result) => result,
-        Err(err) => Err(Error::Io {
-            context: "starting an export job failed".into(),
-            source: std::io::Error::other(err.to_string()),
-        }),
-    }
-}
-
 /// Hands one complete file's records to the sink; returns how many.
 async fn deliver<S: Sink>(
     file: &Spooled,
@@ -502,62 +371,6 @@ async fn deliver<S: Sink>(
         }));
     }
     Ok(records)
-}
-
-/// `windows` fitted around the windows of the `resume` points whose files are partly in the
-/// sink already: such a window must run as it is, its job continuing after its last delivered
-/// file, whatever windows this run planned (another window size); a planned window running
-/// across its edge would deliver those files again.
-///
-/// # Errors
-/// [`Error::InvalidRequest`] when the windows cover only part of such a window.
-fn fit_resumed(windows: Vec<Window>, resume: &[JobResume]) -> Result<Vec<Window>> {
-    let mut windows = windows;
-    for mark in resume {
-        let (w, Some(after)) = (mark.window, mark.after_file.as_deref()) else {
-            continue;
-        };
-        let overlaps = |x: &Window| x.start < w.end && w.start < x.end;
-        if windows.contains(&w) || !windows.iter().any(overlaps) {
-            continue;
-        }
-        let covered: i64 = windows
-            .iter()
-            .filter(|x| overlaps(x))
-            .map(|x| (x.end.min(w.end) - x.start.max(w.start)).num_seconds())
-            .sum();
-        if covered != (w.end - w.start).num_seconds() {
-            return Err(Error::InvalidRequest(format!(
-                "export job {} of window {w} already delivered its files up to {after}, but this export covers \
-                 only part of that window: export the whole window (the same dates) to continue the job",
-                mark.job_id
-            )));
-        }
-        let mut fitted = Vec::with_capacity(windows.len() + 2);
-        for x in windows {
-            if !overlaps(&x) {
-                fitted.push(x);
-                continue;
-            }
-            if x.start < w.start {
-                fitted.push(Window {
-                    start: x.start,
-                    end: w.start,
-                });
-            }
-            if !fitted.contains(&w) {
-                fitted.push(w);
-            }
-            if x.end > w.end {
-                fitted.push(Window {
-                    start: w.end,
-                    end: x.end,
-                });
-            }
-        }
-        windows = fitted;
-    }
-    Ok(windows)
 }
 
 fn window_failed(request: &ExportJobRequest, window: &Window, attempts: u32, err: Error) -> Error {
