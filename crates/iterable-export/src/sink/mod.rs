@@ -11,16 +11,18 @@ mod file;
 mod offload;
 #[cfg(feature = "parquet")]
 mod parquet;
+mod record_id;
 mod writer;
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub use self::dedup::{Dedup, RecordId};
+pub use self::dedup::Dedup;
 pub use self::file::FileSink;
 #[cfg(feature = "parquet")]
 pub use self::parquet::{EXTRA_COLUMN, ParquetCompression, ParquetOptions, ParquetSink, Partition};
+pub use self::record_id::RecordId;
 pub use self::writer::WriterSink;
 use crate::{Error, Result};
 
