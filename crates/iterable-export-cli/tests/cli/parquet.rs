@@ -282,6 +282,16 @@ async fn convert_writes_the_same_layout_and_a_bad_line_leaves_nothing_visible() 
     Ok(())
 }
 
+/// `convert --data-type emailSend INPUT -o OUT`, run to its end.
+pub(crate) fn convert_file(input: &Path, out: &Path) -> assert_cmd::assert::Assert {
+    bare_command()
+        .line("convert --data-type emailSend")
+        .with(input)
+        .with("-o")
+        .with(out)
+        .assert()
+}
+
 /// The names in `dir`, sorted.
 pub(crate) fn names(dir: &Path) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(dir)
@@ -319,14 +329,7 @@ async fn a_failed_convert_leaves_the_earlier_output_unchanged() -> TestResult {
     let mut body = expected_body(&config, "emailSend", day_at(0, 12), day_at(1, 12));
     std::fs::write(&input, &body)?;
     let out = dir.path().join("lake");
-    let convert = || {
-        bare_command()
-            .line("convert --data-type emailSend")
-            .with(&input)
-            .with("-o")
-            .with(&out)
-            .assert()
-    };
+    let convert = || convert_file(&input, &out);
     convert().code(0).stderr(contains("500 records"));
     let root = lake(&out);
     let before = tree(&root);
@@ -399,5 +402,62 @@ async fn continuing_after_the_directory_was_deleted_is_refused_and_writes_nothin
     assert!(!root.exists(), "nothing was written");
     assert_eq!(std::fs::read(dir.path().join("state.json"))?, state);
     assert_eq!(mock.requests().len(), requests, "no request was sent");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn convert_stops_at_a_line_longer_than_an_export_reads_and_counts_blank_lines() -> TestResult {
+    const MAX: usize = iterable_export::DEFAULT_MAX_LINE_LENGTH;
+    assert_eq!(MAX, 16 * 1024 * 1024);
+    // A record of exactly `len` bytes.
+    let record = |day: u32, len: usize| {
+        let head = format!("{{\"createdAt\":\"2024-01-0{day} 00:00:00 +00:00\",\"messageId\":\"");
+        let mut line = head.into_bytes();
+        line.resize(len - 2, b'a');
+        line.extend_from_slice(b"\"}");
+        line
+    };
+    let dir = tempfile::tempdir()?;
+    let input = dir.path().join("emailSend.ndjson");
+    let out = dir.path().join("lake");
+    let convert = || convert_file(&input, &out);
+
+    // Blank lines are counted, and a line of exactly the maximum is a record.
+    let mut body = [
+        record(5, 100),
+        b"\n\n \t\r\n".to_vec(),
+        record(6, MAX),
+        b"\r\n".to_vec(),
+    ]
+    .concat();
+    std::fs::write(&input, &body)?;
+    let text = stderr(&convert().code(0));
+    assert_eq!(body.len(), 16_777_324);
+    assert!(text.contains("2 records (16.8 MB) converted"), "{text}");
+    assert!(text.contains("lake/emailSend (2 blank lines skipped)"), "{text}");
+    let root = lake(&out);
+    assert_eq!(
+        visible(&root),
+        ["dt=2024-01-05/part-all.parquet", "dt=2024-01-06/part-all.parquet"]
+    );
+    let before = tree(&root);
+
+    // One byte more on line 5: the conversion stops there, and the earlier output stays as it was.
+    body.extend_from_slice(&record(7, MAX + 1));
+    body.extend_from_slice(b"\n");
+    body.extend_from_slice(&record(8, 100));
+    std::fs::write(&input, &body)?;
+    let failed = convert().code(7);
+    assert!(
+        stderr(&failed).contains(&format!(
+            "{} line 5 is longer than 16777216 bytes (16 MiB), the longest record an export reads; nothing was \
+             written",
+            input.display()
+        )),
+        "{}",
+        stderr(&failed)
+    );
+    assert_eq!(tree(&root), before);
+    assert_eq!(names(&out), ["emailSend"]);
     Ok(())
 }

@@ -9,7 +9,7 @@ use chrono::{TimeZone, Utc};
 use iterable_export_mock::{Fault, MockServer};
 
 use crate::common::*;
-use crate::parquet::{EXPORT, expected_by_day, lake, names, rows_by_day, tree, visible};
+use crate::parquet::{EXPORT, convert_file, expected_by_day, lake, names, rows_by_day, tree, visible};
 
 /// The beginning of the stale-staging warning.
 const STALE: &str = "removed what an interrupted run left in";
@@ -254,14 +254,7 @@ async fn continuing_an_export_whose_committed_file_is_gone_is_refused_and_writes
 async fn a_swap_killed_between_its_renames_is_completed_by_the_next_run() -> TestResult {
     let config = config(500);
     let work = tempfile::tempdir()?;
-    let convert = |input: &Path, out: &Path| {
-        bare_command()
-            .line("convert --data-type emailSend")
-            .with(input)
-            .with("-o")
-            .with(out)
-            .assert()
-    };
+    let convert = convert_file;
     let (earlier, newer) = (work.path().join("earlier.ndjson"), work.path().join("newer.ndjson"));
     std::fs::write(
         &earlier,
