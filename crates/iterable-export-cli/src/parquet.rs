@@ -112,9 +112,12 @@ impl FormatArg {
     }
 
     /// Checks, without changing anything, that the output of an unfinished export (`resume`) or of a finished one
-    /// (an incremental run) can be continued.
+    /// (an incremental run) can be continued. For a Parquet directory missing because a run was killed while
+    /// swapping a staged one in, that one is first put in place, as every run writing the directory does.
     pub(crate) fn check_continue(self, output: &Path, committed_len: u64, resume: bool) -> iterable_export::Result<()> {
         if self.is_parquet() {
+            #[cfg(feature = "parquet")]
+            staging::recover(output)?;
             check_committed(output, committed_len)?;
             return check_dir(output);
         }
@@ -187,6 +190,9 @@ pub(crate) fn open(args: &ExportArgs, data_type: DataType, opening: Opening) -> 
     #[cfg(feature = "parquet")]
     {
         let dir = &args.output;
+        // With a state file, a directory a killed swap left staged is put in place first: it is complete, not a
+        // dead run's staging to remove (without one, `Staging::begin` does it).
+        let recover = || staging::recover(&dir.join(data_type.to_string()));
         let sink = match opening {
             Opening::Stdout => {
                 return Err(usage("--format parquet writes files: give --output DIR instead of -"));
@@ -197,8 +203,12 @@ pub(crate) fn open(args: &ExportArgs, data_type: DataType, opening: Opening) -> 
                 let sink = ParquetSink::create(staging.dir(), data_type, args.parquet.options(true))?;
                 return Ok(Target::File(Output::Staged(sink, staging)));
             }
-            Opening::Create { sync, .. } => ParquetSink::create(dir, data_type, args.parquet.options(sync))?,
+            Opening::Create { sync, .. } => {
+                recover()?;
+                ParquetSink::create(dir, data_type, args.parquet.options(sync))?
+            }
             Opening::Resume { len, .. } | Opening::Extend { len, .. } => {
+                recover()?;
                 ParquetSink::resume(dir, data_type, args.parquet.options(true), len)?
             }
         };

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use iterable_export::{DataType, Error, ExclusiveLock};
 
-/// The prefix of a data type's staging directories, `DIR/.staging-<dataType>-<pid>`.
-fn prefix(data_type: DataType) -> String {
-    format!(".staging-{data_type}-")
+/// The prefix of a data type's staging directories, `DIR/.staging-<dataType>-<pid>` (`name` is the data type's).
+fn prefix(name: &str) -> String {
+    format!(".staging-{name}-")
 }
 
 /// Where [`Staging::swap`] moves the old directory, inside the staging directory.
@@ -43,13 +43,11 @@ impl Staging {
     /// cannot be created or removed.
     pub(crate) fn begin(output: &Path, data_type: DataType) -> iterable_export::Result<Staging> {
         let target = output.join(data_type.to_string());
-        if !target.exists() {
-            recover_swap(output, data_type, &target)?;
-        }
+        recover(&target)?;
         let created = !target.exists();
         std::fs::create_dir_all(&target).map_err(|e| io_error(format!("cannot create {}", target.display()), e))?;
         let mut staging = Staging {
-            dir: output.join(format!("{}{}", prefix(data_type), std::process::id())),
+            dir: output.join(format!("{}{}", prefix(&data_type.to_string()), std::process::id())),
             target,
             lock: None,
             created,
@@ -125,9 +123,9 @@ impl Drop for Staging {
     }
 }
 
-/// The staging directories of `data_type` in `output`.
-fn staging_dirs(output: &Path, data_type: DataType) -> iterable_export::Result<Vec<PathBuf>> {
-    let prefix = prefix(data_type);
+/// The staging directories of the data type named `name` in `output`.
+fn staging_dirs(output: &Path, name: &str) -> iterable_export::Result<Vec<PathBuf>> {
+    let prefix = prefix(name);
     let entries = match std::fs::read_dir(output) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -148,12 +146,28 @@ fn staging_dirs(output: &Path, data_type: DataType) -> iterable_export::Result<V
     Ok(dirs)
 }
 
+/// Completes the swap of a run killed between its two renames, which left no `DIR/<dataType>` (`target`) and its
+/// complete new directory staged: that one is put in place (see [`recover_swap`]). Every run writing `target` does
+/// this first, with a state file or without, so that no run removes that directory as a dead run's staging.
+///
+/// # Errors
+/// [`Error::Io`] when `DIR` cannot be read, or the directory cannot be renamed or synced.
+pub(crate) fn recover(target: &Path) -> iterable_export::Result<()> {
+    if target.exists() {
+        return Ok(());
+    }
+    let (Some(output), Some(name)) = (target.parent(), target.file_name().and_then(|n| n.to_str())) else {
+        return Ok(());
+    };
+    recover_swap(output, name, target)
+}
+
 /// With `target` missing: a staged directory that is complete (`_SUCCESS`) and whose run is dead (its `_lock` is
 /// free; a live run holds it through its swap) was being swapped in when its run was killed: it is renamed to
 /// `target`.
-fn recover_swap(output: &Path, data_type: DataType, target: &Path) -> iterable_export::Result<()> {
-    for dir in staging_dirs(output, data_type)? {
-        let new = dir.join(data_type.to_string());
+fn recover_swap(output: &Path, name: &str, target: &Path) -> iterable_export::Result<()> {
+    for dir in staging_dirs(output, name)? {
+        let new = dir.join(name);
         if !new.join("_SUCCESS").is_file() {
             continue;
         }
@@ -181,7 +195,7 @@ fn recover_swap(output: &Path, data_type: DataType, target: &Path) -> iterable_e
 /// [`Error::Io`] when `output` cannot be read or a directory cannot be removed.
 pub(crate) fn remove_stale(output: &Path, data_type: DataType) -> iterable_export::Result<()> {
     let mut removed = Vec::new();
-    for dir in staging_dirs(output, data_type)? {
+    for dir in staging_dirs(output, &data_type.to_string())? {
         remove_dir_if_present(&dir)?;
         removed.push(dir.file_name().unwrap_or_default().to_string_lossy().into_owned());
     }

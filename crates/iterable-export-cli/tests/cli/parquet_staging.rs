@@ -250,44 +250,109 @@ async fn continuing_an_export_whose_committed_file_is_gone_is_refused_and_writes
     Ok(())
 }
 
+/// The warning of a run that put back a directory a killed swap left staged.
+const RECOVERED: &str = "a run was stopped while putting it in place";
+
+/// Lays out in `dir` what a run killed between the renames of its swap leaves: no `dir/emailSend`, and in
+/// `dir/.staging-emailSend-<pid>` the earlier export (day 0) aside as `old` and the new one (day 1) complete. Returns
+/// the new one's files.
+fn killed_swap(config: &iterable_export_mock::MockConfig, work: &Path, dir: &Path, pid: u32) -> Result<Tree, BoxError> {
+    let (earlier, newer) = (work.join("earlier.ndjson"), work.join("newer.ndjson"));
+    std::fs::write(&earlier, expected_body(config, "emailSend", day_at(0, 0), day_at(1, 0)))?;
+    std::fs::write(&newer, expected_body(config, "emailSend", day_at(1, 0), day_at(2, 0)))?;
+    convert_file(&earlier, &work.join("a")).code(0);
+    convert_file(&newer, &work.join("b")).code(0);
+    let complete = tree(&work.join("b/emailSend"));
+    let staging = dir.join(format!(".staging-emailSend-{pid}"));
+    std::fs::create_dir_all(&staging)?;
+    std::fs::rename(work.join("a/emailSend"), staging.join("old"))?;
+    std::fs::rename(work.join("b/emailSend"), staging.join("emailSend"))?;
+    Ok(complete)
+}
+
+type Tree = std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>;
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_swap_killed_between_its_renames_is_completed_by_the_next_run() -> TestResult {
     let config = config(500);
     let work = tempfile::tempdir()?;
-    let convert = convert_file;
-    let (earlier, newer) = (work.path().join("earlier.ndjson"), work.path().join("newer.ndjson"));
-    std::fs::write(
-        &earlier,
-        expected_body(&config, "emailSend", day_at(0, 0), day_at(1, 0)),
-    )?;
-    std::fs::write(&newer, expected_body(&config, "emailSend", day_at(1, 0), day_at(2, 0)))?;
-    convert(&earlier, &work.path().join("a")).code(0);
-    convert(&newer, &work.path().join("b")).code(0);
-    let complete = tree(&work.path().join("b/emailSend"));
-    // As a run killed between its renames leaves it: the old directory aside, the new one complete, no
-    // `DIR/emailSend`.
     let dir = work.path().join("lake");
-    let staging = dir.join(".staging-emailSend-4000000009");
-    std::fs::create_dir_all(&staging)?;
-    std::fs::rename(work.path().join("a/emailSend"), staging.join("old"))?;
-    std::fs::rename(work.path().join("b/emailSend"), staging.join("emailSend"))?;
+    let complete = killed_swap(&config, work.path(), &dir, 4000000009)?;
 
     // The next run puts the complete one in place before anything else: its own failure leaves that one.
     let bad = work.path().join("bad.ndjson");
     std::fs::write(&bad, "{oops\n")?;
-    let failed = convert(&bad, &dir).code(7);
+    let failed = convert_file(&bad, &dir).code(7);
     let text = stderr(&failed);
-    assert_eq!(
-        text.matches("a run was stopped while putting it in place").count(),
-        1,
-        "{text}"
-    );
+    assert_eq!(text.matches(RECOVERED).count(), 1, "{text}");
     assert_eq!(text.matches(STALE).count(), 1, "{text}");
     assert_eq!(tree(&lake(&dir)), complete);
     assert_eq!(names(&dir), ["emailSend"]);
     assert_eq!(
         rows_by_day(&lake(&dir)),
         expected_by_day(&config, day_at(1, 0), day_at(2, 0))
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_with_state_completes_a_killed_swap_before_writing() -> TestResult {
+    let config = config(500);
+    let mock = start(config.clone()).await?;
+    let work = tempfile::tempdir()?;
+    let dir = work.path().join("lake");
+    let state = work.path().join("state.json");
+    let with_state = |line: &str| {
+        command(&mock)
+            .line(line)
+            .with("-o")
+            .with(&dir)
+            .with("--state")
+            .with(&state)
+    };
+
+    // A new export with a state file: the complete directory is put back first (and then replaced, as a new
+    // export with a state file replaces its directory), not removed as a dead run's staging.
+    killed_swap(&config, work.path(), &dir, 4000000009)?;
+    let text = stderr(&with_state(EXPORT).run().await?.code(0));
+    assert_eq!(text.matches(RECOVERED).count(), 1, "{text}");
+    assert!(
+        text.contains(&format!(
+            "{}/emailSend was missing: a run was stopped while putting it in place; its complete export, \
+             {}/.staging-emailSend-4000000009/emailSend, is back there",
+            dir.display(),
+            dir.display()
+        )),
+        "{text}"
+    );
+    // What remains of the staging directory, the earlier export moved aside, is removed once.
+    assert!(
+        text.contains(&format!(
+            "{STALE} {}: .staging-emailSend-4000000009 (the staging directory of emailSend",
+            dir.display()
+        )),
+        "{text}"
+    );
+    assert_eq!(text.matches(STALE).count(), 1, "{text}");
+    assert_eq!(names(&dir), ["emailSend"]);
+    assert_eq!(
+        rows_by_day(&lake(&dir)),
+        expected_by_day(&config, day_at(0, 12), day_at(2, 12))
+    );
+
+    // Continuing it: the directory its state file describes, found staged complete, is put back before the
+    // check that its commits are there, and the incremental run carries on from it.
+    let staging = dir.join(".staging-emailSend-4000000010");
+    std::fs::create_dir(&staging)?;
+    std::fs::rename(lake(&dir), staging.join("emailSend"))?;
+    let next = "export --data-type emailSend --format parquet --end 2024-01-04T12:00:00Z --window 1d \
+                --max-window 1d --requests-per-minute 6000";
+    let text = stderr(&with_state(next).run().await?.code(0));
+    assert_eq!(text.matches(RECOVERED).count(), 1, "{text}");
+    assert_eq!(names(&dir), ["emailSend"], "the emptied staging directory is removed");
+    assert_eq!(
+        rows_by_day(&lake(&dir)),
+        expected_by_day(&config, day_at(0, 12), day_at(3, 12))
     );
     Ok(())
 }
