@@ -71,8 +71,15 @@ impl Staging {
     /// Returns `DIR/<dataType>`.
     ///
     /// # Errors
-    /// [`Error::Io`] when a rename fails (the old directory is put back, or the error says where it is).
-    pub(crate) fn swap(mut self) -> iterable_export::Result<PathBuf> {
+    /// [`Error::Io`] when a rename fails (the old directory is put back, or the error says where it is); when the
+    /// directory cannot be synced after the swap, [`Error::Io`] saying that the new directory is complete and in
+    /// place, only not confirmed on disk (the old one is then left aside, for the next run to remove).
+    pub(crate) fn swap(self) -> iterable_export::Result<PathBuf> {
+        self.swap_with(iterable_export::sync_parent_dir)
+    }
+
+    /// [`swap`](Self::swap), syncing the directory with `sync`.
+    fn swap_with(mut self, sync: fn(&Path) -> iterable_export::Result<()>) -> iterable_export::Result<PathBuf> {
         let new = self.dir.join(self.target.file_name().unwrap_or_default());
         // The new directory's lock, held from before the swap until the staging directory is gone: another run
         // taking the data type then finds no staging directory of this one.
@@ -96,7 +103,7 @@ impl Staging {
             return Err(io_error(context, e));
         }
         self.done = true;
-        iterable_export::sync_parent_dir(&self.target)?;
+        confirm_durable(&self.target, had_old.then_some(aside.as_path()), sync)?;
         // The old directory: the new one is in place, so a failure here is only disk space to reclaim.
         if let Err(err) = remove_dir_if_present(&self.dir) {
             tracing::warn!("{err}");
@@ -176,7 +183,7 @@ fn recover_swap(output: &Path, name: &str, target: &Path) -> iterable_export::Re
         };
         std::fs::rename(&new, target)
             .map_err(|e| io_error(format!("cannot rename {} to {}", new.display(), target.display()), e))?;
-        iterable_export::sync_parent_dir(target)?;
+        confirm_durable(target, None, iterable_export::sync_parent_dir)?;
         drop(lock);
         tracing::warn!(
             "{} was missing: a run was stopped while putting it in place; its complete export, {}, is back there",
@@ -186,6 +193,30 @@ fn recover_swap(output: &Path, name: &str, target: &Path) -> iterable_export::Re
         return Ok(());
     }
     Ok(())
+}
+
+/// Syncs the directory holding `target`, just renamed into place, with `sync`. Its failure does not undo the swap:
+/// readers already see the complete new `target`; what is unconfirmed is that the rename would survive a crash of
+/// the machine, and the error says so (and where the earlier directory, `aside`, was left).
+fn confirm_durable(
+    target: &Path,
+    aside: Option<&Path>,
+    sync: fn(&Path) -> iterable_export::Result<()>,
+) -> iterable_export::Result<()> {
+    sync(target).map_err(|err| match err {
+        Error::Io { context, source } => io_error(
+            format!(
+                "{} is complete and in place, but whether it would survive a crash of the machine could not be \
+                 confirmed ({context}){}; check the disk, and run again if in doubt",
+                target.display(),
+                aside
+                    .map(|old| format!("; the earlier one is left in {} until the next run", old.display()))
+                    .unwrap_or_default()
+            ),
+            source,
+        ),
+        other => other,
+    })
 }
 
 /// Removes the staging directories of `data_type` in `output`: the caller holds `DIR/<dataType>/_lock`, so no
@@ -223,4 +254,62 @@ fn remove_dir_if_present(dir: &Path) -> iterable_export::Result<()> {
 /// An I/O error naming the file.
 fn io_error(context: String, e: std::io::Error) -> Error {
     Error::Io { context, source: e }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut out: Vec<String> = std::fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_sync_failing_after_the_swap_says_the_new_directory_is_complete_and_in_place() {
+        let output = tempfile::tempdir().expect("tempdir");
+        let target = output.path().join("emailSend");
+        std::fs::create_dir(&target).expect("mkdir");
+        std::fs::write(target.join("part-all.parquet"), "earlier").expect("write");
+        let staging = Staging::begin(output.path(), DataType::EmailSend).expect("begin");
+        let dir = staging.dir().to_owned();
+        std::fs::create_dir(dir.join("emailSend")).expect("mkdir");
+        std::fs::write(dir.join("emailSend/part-all.parquet"), "new").expect("write");
+        std::fs::write(dir.join("emailSend/_SUCCESS"), "").expect("write");
+
+        let err = staging
+            .swap_with(|_| {
+                Err(Error::Io {
+                    context: "cannot sync the directory X".into(),
+                    source: std::io::Error::other("disk gone"),
+                })
+            })
+            .expect_err("the sync failed");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} is complete and in place, but whether it would survive a crash of the machine could not be \
+                 confirmed (cannot sync the directory X); the earlier one is left in {} until the next run; check \
+                 the disk, and run again if in doubt: disk gone",
+                target.display(),
+                dir.join(OLD).display()
+            )
+        );
+        // The swap stands: the new directory in place, the earlier one aside.
+        assert_eq!(
+            std::fs::read_to_string(target.join("part-all.parquet")).expect("read"),
+            "new"
+        );
+        assert_eq!(names(&target), ["_SUCCESS", "_lock", "part-all.parquet"]);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("old/part-all.parquet")).expect("read"),
+            "earlier"
+        );
+        assert_eq!(names(&dir), [OLD]);
+    }
 }
