@@ -230,6 +230,8 @@ pub struct JobInfo {
     pub file_listings: u64,
     /// Downloads of its files that ended with the whole file sent.
     pub complete_downloads: u64,
+    /// Those of them that ended while the job was enqueued or running.
+    pub downloads_while_running: u64,
 }
 
 /// The export jobs, seen from a test.

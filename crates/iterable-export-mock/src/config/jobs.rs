@@ -54,6 +54,10 @@ pub struct JobsConfig {
     pub rate_limit: RateLimit,
     /// The limit of `DELETE /export/{jobId}` (default 1 request per second).
     pub cancel_rate_limit: RateLimit,
+    /// A job whose files have all appeared stays `running` until the file host completed as
+    /// many downloads of its files as it has files (default false): a client that downloads only
+    /// once a job completed never sees it complete.
+    pub running_until_downloaded: bool,
 }
 
 impl Default for JobsConfig {
@@ -69,6 +73,7 @@ impl Default for JobsConfig {
             files_per_page: 10,
             rate_limit: RateLimit::new(1, Duration::from_secs(1)),
             cancel_rate_limit: RateLimit::new(1, Duration::from_secs(1)),
+            running_until_downloaded: false,
         }
     }
 }
@@ -125,6 +130,12 @@ impl JobsConfig {
     /// Sets [`JobsConfig::rate_limit`].
     pub fn with_rate_limit(mut self, limit: RateLimit) -> Self {
         self.rate_limit = limit;
+        self
+    }
+
+    /// Sets [`JobsConfig::running_until_downloaded`].
+    pub fn with_running_until_downloaded(mut self, hold: bool) -> Self {
+        self.running_until_downloaded = hold;
         self
     }
 

@@ -148,7 +148,13 @@ impl Download {
             .with_declared_len(file.piece.bytes)
             .on_finish(move |complete| {
                 if complete {
-                    lock(&job.data).complete_downloads += 1;
+                    let mut d = lock(&job.data);
+                    d.complete_downloads += 1;
+                    if matches!(d.state, crate::JobState::Enqueued | crate::JobState::Running) {
+                        d.downloads_while_running += 1;
+                    }
+                    drop(d);
+                    job.downloaded.send_modify(|n| *n += 1);
                 }
                 jobs.jobs.count(|c| {
                     if complete {

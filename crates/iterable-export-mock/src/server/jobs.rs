@@ -73,6 +73,7 @@ pub(crate) struct JobData {
     /// Requests to the files endpoint so far (the call numbers of [`JobFault::FilesError`]).
     pub(crate) file_listings: u64,
     pub(crate) complete_downloads: u64,
+    pub(crate) downloads_while_running: u64,
     /// Listings still to hand out expired URLs ([`JobFault::ExpiredUrls`]).
     pub(crate) expired_listings: u32,
     /// Calls of the files endpoint that answer 500 ([`JobFault::FilesError`]).
@@ -102,6 +103,8 @@ pub(crate) struct Job {
     faults: JobFaults,
     clock: Clock,
     cancel: watch::Sender<bool>,
+    /// Complete downloads of its files so far ([`JobsConfig::running_until_downloaded`](crate::JobsConfig)).
+    pub(crate) downloaded: watch::Sender<u64>,
     pub(crate) data: Mutex<JobData>,
 }
 
@@ -119,6 +122,7 @@ impl Job {
             restarts: d.restarts,
             file_listings: d.file_listings,
             complete_downloads: d.complete_downloads,
+            downloads_while_running: d.downloads_while_running,
         }
     }
 
@@ -254,6 +258,7 @@ impl Jobs {
             restarts: 0,
             file_listings: 0,
             complete_downloads: 0,
+            downloads_while_running: 0,
             expired_listings: 0,
             failing_calls: Vec::new(),
             cuts: Vec::new(),
@@ -281,6 +286,7 @@ impl Jobs {
             faults,
             clock: self.clock(config),
             cancel: watch::Sender::new(false),
+            downloaded: watch::Sender::new(0),
             data: Mutex::new(data),
         });
         reg.jobs.insert(job.id, job.clone());
@@ -383,6 +389,10 @@ async fn progress(job: &Job, slots: &Arc<Semaphore>, permit: &mut Option<OwnedSe
                 tokio::time::sleep(pause).await;
             }
             None => {
+                if cfg.running_until_downloaded {
+                    let files = job.files_ready() as u64;
+                    let _ = job.downloaded.subscribe().wait_for(|n| *n >= files).await;
+                }
                 tokio::time::sleep(cfg.job_duration.saturating_sub(ran)).await;
                 return JobState::Completed;
             }

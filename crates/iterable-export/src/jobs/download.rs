@@ -30,6 +30,8 @@ pub(crate) struct Spooled {
     pub(crate) path: tempfile::TempPath,
     pub(crate) bytes: u64,
     pub(crate) records: u64,
+    /// Its place among the window's spool files (`spool.rs`), given back when it is dropped.
+    pub(crate) room: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Spooled {
@@ -213,5 +215,6 @@ async fn attempt(client: &Client, file: &JobFile, format: Format, dir: &Path) ->
         path,
         bytes,
         records,
+        room: None,
     })
 }

@@ -1,6 +1,8 @@
 //! Asynchronous export jobs (`POST /export/start` and friends): [`ExportJobRequest`] starts a
 //! job, [`ExportJob`] lists its files as they appear, `download.rs` fetches a file from its
-//! pre-signed URL without the API key, and `windows.rs` feeds whole windows through the same
+//! pre-signed URL without the API key, `spool.rs` downloads a window's files while its job runs
+//! and hands them on in name order once it completed, and `windows.rs` feeds whole windows
+//! through the same
 //! [`Sink`](crate::Sink) machinery as `data.json` exports (`starting.rs` starts a window's job in
 //! a task of its own, `resume.rs` fits the windows around resumed jobs). `orphans.rs` finds and
 //! cancels the job a failed start may have created.
@@ -10,6 +12,7 @@ mod job;
 mod options;
 mod orphans;
 mod resume;
+mod spool;
 mod starting;
 mod state;
 mod windows;
@@ -116,6 +119,7 @@ pub(crate) struct JobCounters {
     pub(crate) files_downloaded: AtomicU64,
     pub(crate) bytes_downloaded: AtomicU64,
     pub(crate) downloads_retried: AtomicU64,
+    pub(crate) files_discarded: AtomicU64,
     pub(crate) urls_refreshed: AtomicU64,
     pub(crate) orphans_cancelled: AtomicU64,
     pub(crate) stale_cancelled: AtomicU64,
@@ -173,6 +177,9 @@ pub struct JobStats {
     pub bytes_downloaded: u64,
     /// Downloads started again (a cut body, a transient error).
     pub downloads_retried: u64,
+    /// Files downloaded (or downloading) while their job ran, deleted undelivered because the
+    /// job then reported `exportTruncated` or failed.
+    pub files_discarded: u64,
     /// Expired URLs replaced by listing their page again.
     pub urls_refreshed: u64,
     /// Jobs found at Iterable after a start failed in a way that does not say whether the job
@@ -225,6 +232,7 @@ impl Client {
             files_downloaded: get(&c.files_downloaded),
             bytes_downloaded: get(&c.bytes_downloaded),
             downloads_retried: get(&c.downloads_retried),
+            files_discarded: get(&c.files_discarded),
             urls_refreshed: get(&c.urls_refreshed),
             orphans_cancelled: get(&c.orphans_cancelled),
             stale_cancelled: get(&c.stale_cancelled),

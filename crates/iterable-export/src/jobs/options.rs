@@ -35,9 +35,9 @@ impl JobResume {
 }
 
 /// How a windowed export runs its jobs. Start from [`JobOptions::default`] (4 parallel
-/// downloads; 3 jobs started ahead, so with the current one Iterable's 4 at once; 3 retries of
-/// a failed job; spool files in the system's temporary directory) and adjust with the `with_*`
-/// methods.
+/// downloads; at most 32 spool files on disk; 3 jobs started ahead, so with the current one
+/// Iterable's 4 at once; 3 retries of a failed job; spool files in the system's temporary
+/// directory) and adjust with the `with_*` methods.
 ///
 /// ```
 /// use iterable_export::JobOptions;
@@ -51,6 +51,13 @@ pub struct JobOptions {
     /// Files downloaded at once (0 acts as 1). Memory is bounded by the downloads in flight:
     /// each file goes to a temporary file, and only complete files are read back.
     pub downloads: usize,
+    /// Files of the window being exported on disk at once, at most (0 acts as 1): downloading,
+    /// downloaded and waiting (files download as soon as they are listed, while the job still
+    /// runs, but reach the sink only once it completed), or being delivered. Iterable's files
+    /// hold at most 10 MB, so the default 32 bounds the spool at about 320 MB. Fewer than
+    /// `downloads + 2` limits the parallel downloads; a full spool holds the next downloads
+    /// back until the job completed and its first files were delivered.
+    pub spool_files: usize,
     /// Jobs of later windows started while a window downloads, so that Iterable prepares them
     /// meanwhile (bounded by the client's job slots).
     pub lookahead: usize,
@@ -68,6 +75,7 @@ impl fmt::Debug for JobOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JobOptions")
             .field("downloads", &self.downloads)
+            .field("spool_files", &self.spool_files)
             .field("lookahead", &self.lookahead)
             .field("job_retries", &self.job_retries)
             .field("spool_dir", &self.spool_dir)
@@ -81,6 +89,7 @@ impl Default for JobOptions {
     fn default() -> Self {
         JobOptions {
             downloads: 4,
+            spool_files: 32,
             lookahead: 3,
             job_retries: 3,
             spool_dir: None,
@@ -94,6 +103,12 @@ impl JobOptions {
     /// Sets how many files download at once.
     pub fn with_downloads(mut self, downloads: usize) -> Self {
         self.downloads = downloads;
+        self
+    }
+
+    /// Sets how many job files may be on disk at once ([`spool_files`](Self::spool_files)).
+    pub fn with_spool_files(mut self, files: usize) -> Self {
+        self.spool_files = files;
         self
     }
 

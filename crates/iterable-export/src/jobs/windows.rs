@@ -6,11 +6,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 
 use chrono::SubsecRound;
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::download::{Spooled, download};
+use super::download::Spooled;
 use super::resume::fit_resumed;
+use super::spool::Spool;
 use super::starting::{Starting, join};
 use super::{ExportJob, ExportJobRequest, JobState};
 use crate::{CsvRecords, Error, Format, Lines, Result, Sink, Window, WindowOptions, WindowedSummary, plan_windows};
@@ -53,10 +54,12 @@ impl ExportJobRequest {
 
     /// Exports the given windows, in order, into `sink`, one export job each: the job is
     /// started (at most [`max_running_jobs`](crate::ClientBuilder::max_running_jobs) at once,
-    /// `jobs.lookahead` windows ahead when a job slot is free, slots taken in window order), its files listed once it completed, downloaded
-    /// `jobs.downloads` at a time into temporary files, and each complete file's records handed
-    /// to the sink; the window is committed when every file was delivered, aborted otherwise —
-    /// so every record reaches the sink once, as with [`Export::export_plan`](crate::Export::export_plan).
+    /// `jobs.lookahead` windows ahead when a job slot is free, slots taken in window order), its
+    /// files downloaded as soon as they are listed, while the job runs (`jobs.downloads` at a
+    /// time, at most `jobs.spool_files` on disk), and once the job completed each complete
+    /// file's records handed to the sink in name order; the window is committed when every file
+    /// was delivered, aborted otherwise — so every record reaches the sink once, as with
+    /// [`Export::export_plan`](crate::Export::export_plan).
     ///
     /// A job that reports `exportTruncated` (Iterable's 100 GB cap) has its window split in two
     /// halves, each run as a job; a job that fails is started again up to `jobs.job_retries`
@@ -214,7 +217,8 @@ impl ExportJobRequest {
         }
     }
 
-    /// One attempt at `window` with `job`: wait for it, list its files, download and deliver.
+    /// One attempt at `window` with `job`: list its files while it runs, downloading each as it
+    /// is listed (`spool.rs`), and deliver them in name order once it completed untruncated.
     async fn run_window<S: Sink>(
         &self,
         mut job: ExportJob,
@@ -223,48 +227,30 @@ impl ExportJobRequest {
         jobs: &JobOptions,
         sink: &mut S,
     ) -> std::result::Result<(u64, u64), Outcome> {
-        let mut files = Vec::new();
+        let job_id = job.id();
+        let dir = jobs.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let client = self.client();
+        let mut spool = Spool::new(client, job_id, format, &dir, jobs.downloads, jobs.spool_files);
         loop {
-            match job.next_file().await {
-                Ok(Some(file)) => files.push(file),
+            let listed = spool.while_listing(job.next_file()).await;
+            if job.truncated() {
+                // Its files are never delivered: the window is split (or the export fails).
+                spool.discard();
+            }
+            match listed {
+                Ok(Some(file)) => spool.add(file),
                 Ok(None) => break,
-                Err(err) if job.resumed_after().is_some() => {
-                    let message = format!(
-                        "it cannot be continued after its file {} ({err}); the output already holds the records \
-                         up to that file, so a new job for the window would repeat them: remove the output and the \
-                         state file to start over",
-                        job.resumed_after().unwrap_or_default()
-                    );
-                    return Err(Outcome::Fatal(Error::Job {
-                        job_id: job.id(),
-                        message,
-                    }));
+                Err(err) => {
+                    spool.discard();
+                    return Err(listing_failed(&mut job, err).await);
                 }
-                // Failed, or a resumed job that was cancelled or is gone: start a new one.
-                Err(err)
-                    if matches!(
-                        job.state(),
-                        Some(JobState::Failed | JobState::Cancelled | JobState::Cancelling)
-                    ) || err.status() == Some(404) =>
-                {
-                    return Err(Outcome::Failed(err));
-                }
-                // The job may be fine (its listing kept failing): cancel it before another one
-                // is started for the window, or it would hold one of Iterable's job slots.
-                Err(err) if err.is_transient() => {
-                    if let Err(cancel) = job.cancel().await {
-                        tracing::warn!(job_id = job.id(), error = %cancel, "could not cancel the job given up");
-                    }
-                    return Err(Outcome::Failed(err));
-                }
-                Err(err) => return Err(Outcome::Fatal(err)),
             }
         }
         if job.truncated() {
             if let Some(after) = job.resumed_after() {
                 // Its files up to `after` are permanent: the halves would deliver them again.
                 return Err(Outcome::Fatal(Error::Job {
-                    job_id: job.id(),
+                    job_id,
                     message: format!(
                         "it now reports exportTruncated (Iterable's 100 GB cap), but the output already holds \
                          its files up to {after}, so splitting the window would repeat them: remove the output \
@@ -272,34 +258,17 @@ impl ExportJobRequest {
                     ),
                 }));
             }
-            return Err(Outcome::Truncated(job.id()));
+            return Err(Outcome::Truncated(job_id));
         }
-        let job_id = job.id();
         drop(job);
         // In name order, the order `startAfter` pages in: a file made permanent
         // ([`Sink::job_file_done`]) then means every file before it is too, which is what a
-        // resumed run listing after it assumes.
-        files.sort_by(|a, b| a.name.cmp(&b.name));
-        let dir = jobs.spool_dir.clone().unwrap_or_else(std::env::temp_dir);
-        let client = self.client();
-        let downloads = jobs.downloads.max(1);
-        // Downloads go on while a complete file is handed to the sink: they run in a future of
-        // their own, polled alongside the delivery, and pass complete files through a channel
-        // of one. At most `downloads` files download, one waits and one is delivered: that
-        // many spool files at a time. When the delivery stops, dropping the downloads removes
-        // their spool files.
+        // resumed run listing after it assumes. The spool goes on downloading while a complete
+        // file is handed to the sink: it runs in a future of its own, polled alongside the
+        // delivery, and passes complete files through a channel of one. When the delivery
+        // stops, dropping the spool removes its files.
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Spooled>>(1);
-        let downloading = async move {
-            let mut spooled = futures::stream::iter(files)
-                .map(|file| download(client, job_id, file, format, &dir))
-                .buffered(downloads);
-            while let Some(file) = spooled.next().await {
-                let failed = file.is_err();
-                if tx.send(file).await.is_err() || failed {
-                    break;
-                }
-            }
-        };
+        let feeding = spool.feed(tx);
         sink.begin(window).await.map_err(Outcome::Sink)?;
         let (mut records, mut bytes) = (0u64, 0u64);
         let delivering = async {
@@ -315,10 +284,10 @@ impl ExportJobRequest {
             Ok(())
         };
         let delivered = {
-            let (downloading, delivering) = (std::pin::pin!(downloading), std::pin::pin!(delivering));
-            match futures::future::select(downloading, delivering).await {
+            let (feeding, delivering) = (std::pin::pin!(feeding), std::pin::pin!(delivering));
+            match futures::future::select(feeding, delivering).await {
                 futures::future::Either::Left(((), delivering)) => delivering.await,
-                futures::future::Either::Right((delivered, _downloading)) => delivered,
+                futures::future::Either::Right((delivered, _feeding)) => delivered,
             }
         };
         if let Err(outcome) = delivered {
@@ -331,6 +300,39 @@ impl ExportJobRequest {
         }
         Ok((records, bytes))
     }
+}
+
+/// What a listing error means for the window: a resumed job that cannot go on ends the export
+/// (its first files are in the output); a failed, cancelled or vanished job is replaced; a job
+/// whose listing kept failing is cancelled, then replaced.
+async fn listing_failed(job: &mut ExportJob, err: Error) -> Outcome {
+    if let Some(after) = job.resumed_after() {
+        let message = format!(
+            "it cannot be continued after its file {after} ({err}); the output already holds the records \
+             up to that file, so a new job for the window would repeat them: remove the output and the \
+             state file to start over"
+        );
+        return Outcome::Fatal(Error::Job {
+            job_id: job.id(),
+            message,
+        });
+    }
+    if matches!(
+        job.state(),
+        Some(JobState::Failed | JobState::Cancelled | JobState::Cancelling)
+    ) || err.status() == Some(404)
+    {
+        return Outcome::Failed(err);
+    }
+    if err.is_transient() {
+        // The job may be fine (its listing kept failing): cancel it before another one is
+        // started for the window, or it would hold one of Iterable's job slots.
+        if let Err(cancel) = job.cancel().await {
+            tracing::warn!(job_id = job.id(), error = %cancel, "could not cancel the job given up");
+        }
+        return Outcome::Failed(err);
+    }
+    Outcome::Fatal(err)
 }
 
 /// Hands one complete file's records to the sink; returns how many.

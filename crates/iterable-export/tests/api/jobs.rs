@@ -139,20 +139,43 @@ async fn expired_urls_are_refreshed_and_cut_files_downloaded_again() -> TestResu
     Ok(())
 }
 
+/// How many downloads of each job's files the fake saw, by job id.
+pub(crate) fn downloads_by_job(seen: &jobs_server::Seen) -> Vec<(i64, usize)> {
+    let mut by_job: Vec<(i64, usize)> = Vec::new();
+    for (job, _) in &seen.downloads {
+        match by_job.iter_mut().find(|(j, _)| j == job) {
+            Some((_, n)) => *n += 1,
+            None => by_job.push((*job, 1)),
+        }
+    }
+    by_job.sort_unstable();
+    by_job
+}
+
 #[tokio::test]
-async fn a_failed_job_is_started_again() -> TestResult {
+async fn a_failed_job_is_started_again_and_its_early_downloads_are_discarded() -> TestResult {
+    // Each job runs until its 7 files were downloaded: the failed jobs' files download while
+    // they run, and are deleted undelivered when they fail.
     let script = Script {
         fail_first_jobs: 2,
+        running_until_downloads: Some(usize::MAX),
         ..Script::default()
     };
-    let (fake, _, sink, summary) = export_one_day(&script, JobOptions::default()).await?;
+    let spool = tempfile::tempdir()?;
+    let jobs = JobOptions::default().with_spool_dir(spool.path());
+    let (fake, client, sink, summary) = export_one_day(&script, jobs).await?;
     let summary = summary?;
     assert_eq!(sink.committed(), expected(&script, &[iterable_time(0)]).as_slice());
     assert_eq!((summary.records, summary.retries), (25, 2));
     let seen = fake.seen();
     assert_eq!(seen.starts.len(), 3);
-    // Only the third job's files were downloaded.
-    assert_eq!(seen.downloads.iter().filter(|(job, _)| *job != 102).count(), 0);
+    assert_eq!(downloads_by_job(&seen), [(100, 7), (101, 7), (102, 7)]);
+    assert_eq!(seen.downloads_while_running, 21);
+    assert_eq!(client.job_stats().files_discarded, 14);
+    // Only the third job's window began: nothing of the failed jobs reached the sink.
+    let events = snapshot(&sink.events());
+    assert_eq!((events.begins.len(), events.commits, events.aborts), (1, 1, 0));
+    assert_eq!(std::fs::read_dir(spool.path())?.count(), 0);
     Ok(())
 }
 
@@ -160,6 +183,7 @@ async fn a_failed_job_is_started_again() -> TestResult {
 async fn a_job_that_keeps_failing_fails_the_export_naming_its_window_and_cancels_the_job_started_ahead() -> TestResult {
     let script = Script {
         fail_first_jobs: 100,
+        running_until_downloads: Some(usize::MAX),
         ..Script::default()
     };
     let fake = jobs_server::start(script).await?;
@@ -202,7 +226,9 @@ async fn a_job_that_keeps_failing_fails_the_export_naming_its_window_and_cancels
     let seen = fake.seen();
     let day0 = (iterable_time(0), iterable_time(1));
     assert_eq!(seen.starts.iter().filter(|s| **s == day0).count(), 4);
-    assert!(seen.downloads.is_empty());
+    // The day-0 jobs' files downloaded while they ran, then were discarded.
+    assert_eq!(downloads_by_job(&seen), [(100, 7), (102, 7), (103, 7), (104, 7)]);
+    assert_eq!(client.job_stats().files_discarded, 28);
     // The job started ahead for the second day ran on meanwhile, and was cancelled at the end.
     let day1_jobs: Vec<usize> = (0..seen.starts.len())
         .filter(|i| seen.starts[*i].0 == iterable_time(1))
@@ -213,12 +239,17 @@ async fn a_job_that_keeps_failing_fails_the_export_naming_its_window_and_cancels
 }
 
 #[tokio::test]
-async fn a_truncated_job_has_its_window_split_and_the_halves_run() -> TestResult {
+async fn a_truncated_job_has_its_window_split_and_its_early_downloads_are_never_delivered() -> TestResult {
+    // Each job runs until its 7 files were downloaded: the truncated job's files download while
+    // it runs; it then completes with exportTruncated.
     let script = Script {
         truncate_longer_than: Some(43_200),
+        running_until_downloads: Some(usize::MAX),
         ..Script::default()
     };
-    let (fake, _, sink, summary) = export_one_day(&script, JobOptions::default()).await?;
+    let spool = tempfile::tempdir()?;
+    let jobs = JobOptions::default().with_spool_dir(spool.path());
+    let (fake, client, sink, summary) = export_one_day(&script, jobs).await?;
     let summary = summary?;
     let noon = (day(0) + chrono::Duration::hours(12))
         .format("%Y-%m-%d %H:%M:%S")
@@ -239,9 +270,18 @@ async fn a_truncated_job_has_its_window_split_and_the_halves_run() -> TestResult
             (noon, iterable_time(1))
         ]
     );
-    // The truncated job's files were never downloaded.
-    assert!(seen.downloads.iter().all(|(job, _)| *job != 100));
-    assert_eq!(seen.downloads.len(), 14);
+    // The truncated job's 7 files were downloaded while it ran, and deleted undelivered: its
+    // window never began; the halves' windows did, once each.
+    assert_eq!(downloads_by_job(&seen), [(100, 7), (101, 7), (102, 7)]);
+    assert_eq!(seen.downloads_while_running, 21);
+    assert_eq!(client.job_stats().files_discarded, 7);
+    let events = snapshot(&sink.events());
+    assert_eq!(
+        (events.begins.len(), events.commits, events.aborts, events.records),
+        (2, 2, 0, 50)
+    );
+    assert_eq!(std::fs::read_dir(spool.path())?.count(), 0);
+    assert_eq!(seen.keys_at_file_host, 0);
     Ok(())
 }
 

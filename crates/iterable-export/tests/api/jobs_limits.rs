@@ -257,7 +257,9 @@ async fn downloads_go_on_while_a_file_is_handed_to_a_slow_sink() -> TestResult {
     };
     // Two downloads at once: while file 0 is delivered, the next files download.
     let request = client.export_job(DataType::EmailSend).between(day(0), day(1));
-    let export = request.export_windows(daily(), JobOptions::default().with_downloads(2), &mut sink);
+    // Room for 4 spool files: file 0 being delivered, one waiting, two downloading.
+    let options = JobOptions::default().with_downloads(2).with_spool_files(4);
+    let export = request.export_windows(daily(), options, &mut sink);
     // A hang guard, not a timing assertion: stalled downloads would keep the sink waiting.
     tokio::time::timeout(Duration::from_secs(60), export)
         .await

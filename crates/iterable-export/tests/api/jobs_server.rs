@@ -39,6 +39,10 @@ pub struct Script {
     pub files_500_first: usize,
     /// Files are listed from this listing of a job on (1-based; 0 or 1: from the first).
     pub files_from_listing: usize,
+    /// After `states_before_done`, a job reports `running` until the file host saw this many
+    /// downloads of its files (at most its file count), then its final state: a client that
+    /// downloads only once a job completed never sees it complete.
+    pub running_until_downloads: Option<usize>,
     /// The first `.1` downloads of file `.0` (of every job) answer 500.
     pub broken_file: Option<(usize, usize)>,
     /// A state the job reports instead of `completed`.
@@ -81,6 +85,7 @@ impl Default for Script {
             cut_files: Vec::new(),
             files_500_first: 0,
             files_from_listing: 2,
+            running_until_downloads: None,
             broken_file: None,
             final_state_override: None,
             reverse_pages: false,
@@ -111,6 +116,8 @@ pub struct Seen {
     pub deletes: Vec<i64>,
     /// `(job, file index)` of every download attempt.
     pub downloads: Vec<(i64, usize)>,
+    /// Download attempts of a job that no listing had yet reported completed or failed.
+    pub downloads_while_running: usize,
     /// `Api-Key` headers that reached the file host.
     pub keys_at_file_host: usize,
     /// `Api-Key` headers missing at the API host.
@@ -379,6 +386,7 @@ fn route(s: &mut State, script: &Script, request: &Request, path: &str, files_ur
                 "{\"code\":\"GenericError\",\"msg\":\"boom\"}".into(),
             );
         }
+        let downloads_of_job = s.seen.downloads.iter().filter(|(job, _)| *job == id).count();
         let Some(job) = s.jobs.get_mut(&id) else {
             return (
                 "404 Not Found",
@@ -388,6 +396,11 @@ fn route(s: &mut State, script: &Script, request: &Request, path: &str, files_ur
         job.listings += 1;
         let state = if job.listings <= script.states_before_done.len() {
             script.states_before_done[job.listings - 1]
+        } else if script
+            .running_until_downloads
+            .is_some_and(|n| downloads_of_job < n.min(file_count(script)))
+        {
+            "running"
         } else if job.failed {
             "failed"
         } else {

@@ -113,6 +113,9 @@ pub(super) async fn serve_file(mut socket: TcpStream, state: &Mutex<State>, scri
             s.seen.keys_at_file_host += 1;
         }
         s.seen.downloads.push((id, index));
+        if s.jobs.get(&id).is_some_and(|job| !job.ended) {
+            s.seen.downloads_while_running += 1;
+        }
         s.downloads_seen.send_replace(s.seen.downloads.len());
         match s.jobs.get(&id).map(|j| j.window_start.clone()) {
             None => Reply::Missing,

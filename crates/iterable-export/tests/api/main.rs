@@ -10,5 +10,6 @@ mod jobs_limits;
 mod jobs_listing;
 mod jobs_mock;
 mod jobs_orphans;
+mod jobs_early;
 mod jobs_server;
 mod resilience;
