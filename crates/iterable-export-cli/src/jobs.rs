@@ -67,9 +67,13 @@ impl ViaJobs {
                 "--via jobs exports dates: give --start/--end (or --state), not --range",
             ));
         }
-        // Downloaded files wait in the system's temporary directory (at most --downloads + 2
-        // files of at most 10 MB at a time), where a killed run leaves nothing in the output.
-        let mut jobs = JobOptions::default().with_downloads(self.downloads);
+        // Files download while their job runs and wait in the system's temporary directory until
+        // it completed (the library's default: at most 32 files of at most 10 MB, ≈ 320 MB, or
+        // --downloads + 2 if more), where a killed run leaves nothing in the output.
+        let spool_files = JobOptions::default().spool_files.max(self.downloads + 2);
+        let mut jobs = JobOptions::default()
+            .with_downloads(self.downloads)
+            .with_spool_files(spool_files);
         for mark in self.marks {
             jobs = jobs.with_resume(mark);
         }
@@ -171,6 +175,13 @@ pub(crate) async fn run(client: &Client, args: ExportArgs, ui: &Ui) -> Vec<(Stri
             stats.downloads_retried,
             stats.urls_refreshed
         ));
+        if stats.files_discarded > 0 {
+            ui.line(&format!(
+                "job files discarded undelivered: {} downloaded while their job ran, which then failed or reported \
+                 exportTruncated",
+                stats.files_discarded
+            ));
+        }
         if stats.orphans_cancelled + stats.stale_cancelled > 0 {
             ui.line(&format!(
                 "jobs cancelled: {} created by a start that failed, {} remembered for windows no longer planned",

@@ -6,6 +6,7 @@ mod edges;
 mod errors;
 mod export;
 mod jobs;
+mod jobs_early;
 mod jobs_left_running;
 mod parquet;
 mod parquet_staging;

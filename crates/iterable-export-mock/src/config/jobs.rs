@@ -56,7 +56,8 @@ pub struct JobsConfig {
     pub cancel_rate_limit: RateLimit,
     /// A job whose files have all appeared stays `running` until the file host completed as
     /// many downloads of its files as it has files (default false): a client that downloads only
-    /// once a job completed never sees it complete.
+    /// once a job completed never sees it complete. A job over its cap reports
+    /// `exportTruncated` only then.
     pub running_until_downloaded: bool,
 }
 

@@ -371,7 +371,8 @@ async fn progress(job: &Job, slots: &Arc<Semaphore>, permit: &mut Option<OwnedSe
                 }
                 None => {
                     exhausted = true;
-                    if split.truncated() {
+                    // Held until its files were downloaded: the cap shows only afterwards.
+                    if split.truncated() && !cfg.running_until_downloaded {
                         lock(&job.data).truncated = true;
                     }
                 }
@@ -392,6 +393,9 @@ async fn progress(job: &Job, slots: &Arc<Semaphore>, permit: &mut Option<OwnedSe
                 if cfg.running_until_downloaded {
                     let files = job.files_ready() as u64;
                     let _ = job.downloaded.subscribe().wait_for(|n| *n >= files).await;
+                    if split.truncated() {
+                        lock(&job.data).truncated = true;
+                    }
                 }
                 tokio::time::sleep(cfg.job_duration.saturating_sub(ran)).await;
                 return JobState::Completed;
