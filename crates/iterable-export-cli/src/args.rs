@@ -215,6 +215,13 @@ pub struct ExportArgs {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
     pub downloads: u16,
 
+    /// With --via jobs: job files on disk at once, at most (each up to 10 MB at Iterable, in the
+    /// system's temporary directory): files download as soon as Iterable lists them, while the
+    /// job still runs, and reach the output once it completed; at least --downloads + 2 are
+    /// used. Example: --spool-files 128
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub spool_files: u32,
+
     /// With --via jobs: requests per second for starting jobs and listing their files
     /// (Iterable allows 1 per second per organization, shared by every tool). Example:
     /// --job-requests-per-second 1

@@ -103,6 +103,7 @@ pub async fn run(args: DemoArgs, global: &Global, ui: &Ui) -> Result<(), Error> 
             lookback: Duration::from_secs(300),
             via: crate::jobs::Via::DataJson,
             downloads: 4,
+            spool_files: 32,
             job_requests_per_second: 1,
         };
         let results = export::run(&client, export_args, ui).await;

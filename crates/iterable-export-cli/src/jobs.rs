@@ -37,6 +37,7 @@ pub(crate) struct ViaJobs {
     marks: Vec<JobResume>,
     options: WindowOptions,
     downloads: usize,
+    spool_files: usize,
     checkpoint: Option<(Arc<Checkpoints>, String)>,
 }
 
@@ -55,6 +56,7 @@ impl ViaJobs {
             // Fixed windows of --window: a job's window does not grow.
             options: options.with_max_size(args.window),
             downloads: usize::from(args.downloads),
+            spool_files: usize::try_from(args.spool_files).unwrap_or(usize::MAX),
             checkpoint: shared.map(|shared| (shared, job.key.clone())),
         })
     }
@@ -68,9 +70,9 @@ impl ViaJobs {
             ));
         }
         // Files download while their job runs and wait in the system's temporary directory until
-        // it completed (the library's default: at most 32 files of at most 10 MB, ≈ 320 MB, or
-        // --downloads + 2 if more), where a killed run leaves nothing in the output.
-        let spool_files = JobOptions::default().spool_files.max(self.downloads + 2);
+        // it completed (at most --spool-files, 32 by default, or --downloads + 2 if more, files
+        // of at most 10 MB: ≈ 320 MB by default), where a killed run leaves nothing in the output.
+        let spool_files = self.spool_files.max(self.downloads + 2);
         let mut jobs = JobOptions::default()
             .with_downloads(self.downloads)
             .with_spool_files(spool_files);

@@ -89,6 +89,7 @@ pub(super) async fn run(
         lookback: Duration::from_secs(300),
         via: crate::jobs::Via::Jobs,
         downloads: DOWNLOADS,
+        spool_files: 32,
         job_requests_per_second: DEMO_JOB_REQUESTS_PER_SECOND,
     };
     let mut results = crate::jobs::run(client, args, ui).await;
