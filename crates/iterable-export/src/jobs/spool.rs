@@ -194,7 +194,8 @@ impl<'a> Spool<'a> {
     /// When the file to hand on next waits for room that only later files hold, the latest
     /// downloaded file gives its room up (and waits to be downloaded again).
     fn make_room(&mut self) {
-        if self.spare.is_some() || self.room.available_permits() > 0 {
+        // Not while every download slot is busy: the next file could not start anyway.
+        if self.spare.is_some() || self.room.available_permits() > 0 || self.in_flight.len() >= self.downloads {
             return;
         }
         let latest = self
