@@ -10,8 +10,9 @@
 #   bench/parquet.sh                         # 2,000,000 records (about 1.17 GB of NDJSON)
 #   bench/parquet.sh --records-per-day N --small-mb M --out DIR
 #
-# Prints a Markdown table (also in $OUT/table.md). Needs cargo, curl, python3 (venv),
-# /usr/bin/time; installs bench/parquet-requirements.txt into target/parquet-bench-venv/.
+# Prints a Markdown table and the issue's ratios (convert vs DuckDB, export Parquet vs NDJSON), also in
+# $OUT/table.md. Needs cargo, curl, python3 (venv), /usr/bin/time; installs bench/parquet-requirements.txt
+# into target/parquet-bench-venv/.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,7 +27,7 @@ while [[ $# -gt 0 ]]; do
         --records-per-day) RPD="$2"; shift 2 ;;
         --small-mb) SMALL_MB="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "parquet.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
