@@ -19,8 +19,9 @@ TAP="$CLI"
 
 start_mock plain
 PLAIN_URL="$MOCK_URL"
-# Every body of 50 kB or more stalls for a minute: the third sync is killed in such a stall.
-start_mock stalling --fault stall:50000:60s:1000
+# Every body of 50 kB or more stalls for 5 s: the third sync's first window (the re-read look-back
+# and a day, one request) completes after its stall, and the sync is killed in its second window's.
+start_mock stalling --fault stall:50000:5s:1000
 STALLING_URL="$MOCK_URL"
 
 OUT="$WORK/out"
@@ -60,7 +61,7 @@ config "$PLAIN_URL" 2024-01-03T00:00:00Z
 sync second --state "$WORK/first.state"
 
 # The third sync runs against the stalling mock and is killed (SIGKILL) in the stall of its
-# second window, after the first (the re-read look-back, under 50 kB) was emitted with its STATE.
+# second window, after the first was emitted with its STATE.
 config "$STALLING_URL" 2024-01-05T00:00:00Z
 mkfifo "$WORK/pipe"
 "$VENV/bin/target-jsonl" --config "$WORK/target.json" <"$WORK/pipe" >"$WORK/third.state" 2>"$WORK/third.target.err" &
@@ -68,13 +69,13 @@ TARGET_PID=$!
 "$TAP" singer --config "$WORK/config.json" --catalog "$WORK/catalog.json" --state "$WORK/second.state" \
     >"$WORK/pipe" 2>"$WORK/third.tap.err" &
 TAP_PID=$!
-for _ in $(seq 300); do
+for _ in $(seq 600); do
     grep -q 'email_send: window .* done' "$WORK/third.tap.err" && break
     kill -0 "$TAP_PID" 2>/dev/null || { cat "$WORK/third.tap.err" >&2; die "the third sync ended before it was killed"; }
     sleep 0.1
 done
 grep -q 'email_send: window .* done' "$WORK/third.tap.err" || die "the third sync never completed a window"
-sleep 1 # the next window is now held in its one-minute stall
+sleep 1 # the next window is now held in its 5-second stall
 kill -KILL "$TAP_PID"
 wait "$TAP_PID" 2>/dev/null || true
 wait "$TARGET_PID" || die "the target failed after the tap was killed: $(cat "$WORK/third.target.err")"
