@@ -20,8 +20,8 @@ use std::borrow::Cow;
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 
-use table::typed_record;
 pub use placed::time_field;
+use table::typed_record;
 pub use time::parse_iterable_time;
 pub use user::User;
 
