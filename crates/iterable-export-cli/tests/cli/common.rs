@@ -134,3 +134,52 @@ pub fn read_state(path: &Path) -> Result<serde_json::Value, BoxError> {
     let text = std::fs::read_to_string(path)?;
     serde_json::from_str(&text).map_err(|e| format!("{} does not parse: {e}\n{text}", path.display()).into())
 }
+
+/// Waits until `done()` holds, polling every 2 ms. The CLI runs as another process, which tokio's
+/// paused clock cannot drive: the loop waits on what the test asserts on (mock counters, the state
+/// file), and the 60 s limit only turns a hang into a failure, never a bound the test relies on.
+pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> TestResult {
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !done() {
+        if std::time::Instant::now() > give_up {
+            return Err(format!("gave up waiting for {what}").into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    Ok(())
+}
+
+/// Waits until request number `from` (1-based) or a later one is held mid-body by a stall after
+/// `held_at` body bytes. Fails if `child` ends first.
+pub async fn wait_held(mock: &MockServer, child: &mut std::process::Child, from: usize, held_at: u64) -> TestResult {
+    let mut ended = None;
+    wait_until(&format!("request {from} held after {held_at} bytes"), || {
+        let held = mock
+            .requests()
+            .iter()
+            .skip(from - 1)
+            .any(|r| r.bytes_sent == held_at && !r.completed);
+        if !held && let Ok(Some(status)) = child.try_wait() {
+            ended = Some(status);
+        }
+        held || ended.is_some()
+    })
+    .await?;
+    match ended {
+        Some(status) => Err(format!("the run ended ({status}) before request {from} was held").into()),
+        None => Ok(()),
+    }
+}
+
+/// [`wait_held`], then kills the child (SIGKILL) and waits for it.
+pub async fn kill_when_held(
+    mock: &MockServer,
+    child: &mut std::process::Child,
+    from: usize,
+    held_at: u64,
+) -> TestResult {
+    wait_held(mock, child, from, held_at).await?;
+    child.kill()?;
+    child.wait()?;
+    Ok(())
+}

@@ -93,18 +93,6 @@ fn jobs_seen(mock: &MockServer) -> Vec<(i64, bool)> {
     jobs
 }
 
-/// Waits (polling, in real time: the CLI is another process) until `done()`, or gives up.
-pub(crate) async fn wait_until(what: &str, mut done: impl FnMut() -> bool) -> TestResult {
-    let give_up = std::time::Instant::now() + Duration::from_secs(60);
-    while !done() {
-        if std::time::Instant::now() > give_up {
-            return Err(format!("gave up waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    Ok(())
-}
-
 /// Runs [`SPAN`] into `dir` with one download at a time and kills it once the state says some
 /// of the first job's files are in the output; returns that job and its last file there.
 async fn kill_mid_first_job(mock: &MockServer, dir: &Path) -> Result<(i64, String), BoxError> {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use iterable_export_mock::JobFault;
 
 use crate::common::*;
-use crate::jobs::{SPAN, jobs_config, output, wait_until};
+use crate::jobs::{SPAN, jobs_config, output};
 
 #[tokio::test]
 async fn remembered_jobs_without_files_whose_windows_are_no_longer_planned_are_cancelled() -> TestResult {

@@ -173,7 +173,7 @@ async fn a_killed_parquet_export_leaves_no_visible_partial_file_and_resumes_exac
         .stdout(std::process::Stdio::null())
         .spawn()?;
     // Killed in the middle of the second window's body.
-    crate::resume::kill_when_held(&mock, &mut child, 2, 100_000).await?;
+    kill_when_held(&mock, &mut child, 2, 100_000).await?;
     mock.clear_faults();
     let root = lake(dir.path());
     let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("state.json"))?)?;

@@ -14,26 +14,6 @@ use crate::parquet::{EXPORT, convert_file, expected_by_day, lake, names, rows_by
 /// The beginning of the stale-staging warning.
 const STALE: &str = "removed what an interrupted run left in";
 
-/// Waits until the mock holds request `n` (1-based) after `held_at` body bytes, the child still running.
-async fn wait_held(mock: &MockServer, child: &mut std::process::Child, n: usize, held_at: u64) -> TestResult {
-    // The CLI is another process: the loop polls the mock's log; the limit only turns a hang into a failure.
-    let give_up = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let requests = mock.requests();
-        if requests
-            .get(n - 1)
-            .is_some_and(|r| r.bytes_sent == held_at && !r.completed)
-        {
-            return Ok(());
-        }
-        if let Some(status) = child.try_wait()? {
-            return Err(format!("the run ended ({status}) before request {n} was held").into());
-        }
-        assert!(std::time::Instant::now() < give_up, "request {n} was never held");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
 /// An export without a state file into `dir` (no `--state`).
 fn export_without_state(mock: &MockServer, dir: &Path, line: &str) -> Command {
     command(mock).line(line).with("-o").with(dir)

@@ -11,36 +11,6 @@ use crate::common::*;
 const EXPORT: &str = "export --data-type emailSend --start 2024-01-01 --end 2024-01-03 --window 6h --max-window 6h \
                       --requests-per-minute 6000";
 
-/// Waits until request number `from` (1-based) or a later one is held mid-body by a stall, then
-/// kills the child (SIGKILL) and waits for it. Fails if the export ends first.
-pub async fn kill_when_held(
-    mock: &iterable_export_mock::MockServer,
-    child: &mut std::process::Child,
-    from: usize,
-    held_at: u64,
-) -> TestResult {
-    // The CLI is another process, so tokio's paused clock cannot drive it: the loop polls the mock's
-    // counters (what it asserts on), and this generous limit only turns a hang into a failure.
-    let give_up = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let held = mock
-            .requests()
-            .iter()
-            .skip(from - 1)
-            .any(|r| r.bytes_sent == held_at && !r.completed);
-        if held {
-            child.kill()?; // SIGKILL
-            child.wait()?;
-            return Ok(());
-        }
-        if let Some(status) = child.try_wait()? {
-            return Err(format!("the export ended ({status}) before request {from} was held").into());
-        }
-        assert!(std::time::Instant::now() < give_up, "request {from} was never held");
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-}
-
 /// Proves: an export killed (SIGKILL) in the middle of a window, at several points, and rerun
 /// with the same arguments ends with exactly the served records, and the rerun requests exactly
 /// the windows its checkpoint does not hold: the kill costs the one window in flight, no more.

@@ -9,7 +9,6 @@ use iterable_export_mock::{Fault, MockConfig, MockServer};
 use serde_json::{Value, json};
 
 use crate::common::*;
-use crate::resume::kill_when_held;
 
 /// A config file for the mock: `extra` is merged into it.
 pub(crate) fn write_config(dir: &Path, mock: &MockServer, extra: Value) -> Result<std::path::PathBuf, BoxError> {
