@@ -19,6 +19,7 @@ mod draft4;
 mod fields;
 mod messages;
 mod state;
+mod types;
 
 use std::path::PathBuf;
 
