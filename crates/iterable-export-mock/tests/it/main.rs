@@ -8,6 +8,7 @@ mod faults;
 mod job_faults;
 mod job_support;
 mod jobs;
+mod jobs_control;
 mod observe;
 mod rate_limit;
 
