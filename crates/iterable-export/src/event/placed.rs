@@ -1,7 +1,6 @@
 //! Where a raw record lies in time: its data type's time field, read from its bytes without
 //! decoding the rest of it (for de-duplicating a look-back record by record).
 
-use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
@@ -68,14 +67,37 @@ impl<'de> Visitor<'de> for FindTime<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = None;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if found.is_none() && key == self.field {
+        while let Some(is_field) = map.next_key_seed(KeyIs(self.field))? {
+            if found.is_none() && is_field {
                 found = map.next_value::<TimeValue>()?.0;
             } else {
                 map.next_value::<IgnoredAny>()?;
             }
         }
         Ok(found)
+    }
+}
+
+/// Whether a key is the field's name, compared where serde_json holds it (no copy per key).
+struct KeyIs<'f>(&'f str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
+        Ok(v == self.0)
     }
 }
 
